@@ -1,0 +1,79 @@
+// Command shardline runs and operates a Shardline cluster: `shardline up`
+// starts the embedded one-machine cluster; the other subcommands talk to its
+// admin API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand. It only wires flags to a component's Run.
+type command struct {
+	name  string
+	usage string
+	run   func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"up", "start the embedded cluster (etcd, PostgreSQL shards, manager, router)", runUp},
+		{"status", "show shards, members and the router's map revision", runStatus},
+		{"tenant", "create, show and list tenants", runTenant},
+		{"schema", "apply a SQL file to every shard primary", runSchema},
+		{"bench", "compare pgbench through the router with the shard directly", runBench},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cliEnv{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	os.Exit(dispatch(ctx, env, os.Args[1:]))
+}
+
+// dispatch runs the subcommand named by args[0] and returns the exit code.
+func dispatch(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(env.Stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		if err == nil {
+			return 0
+		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintf(env.Stderr, "shardline %s: %s\n", c.name, ee.msg)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(env.Stderr, "shardline %s: %v\n", c.name, err)
+		return 1
+	}
+	fmt.Fprintf(env.Stderr, "shardline: unknown command %q; run 'shardline help' for the list\n", args[0])
+	return 2
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: shardline COMMAND [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'shardline COMMAND -h' for a command's flags.")
+}

@@ -1,0 +1,47 @@
+package shardline
+
+import (
+	"fmt"
+	"slices"
+)
+
+// ShardID names a shard, for example "s1".
+type ShardID string
+
+// ValidateShardID reports whether s is a usable shard id: 1 to 63 bytes of
+// lower-case letters, digits, '-' and '_'. The error wraps ErrInvalidShard.
+func ValidateShardID(s string) error {
+	if s == "" || len(s) > 63 {
+		return fmt.Errorf("%w: %q must be 1 to 63 bytes", ErrInvalidShard, s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("%w: %q may hold only a-z, 0-9, '-' and '_'", ErrInvalidShard, s)
+		}
+	}
+	return nil
+}
+
+// Member is one PostgreSQL server of a shard.
+type Member struct {
+	// Name identifies the member within its shard, for example "s1-p".
+	Name string `json:"name"`
+	// DSN is a libpq/pgx connection string that reaches the member.
+	DSN string `json:"dsn"`
+}
+
+// Shard is a primary and its streaming replicas.
+type Shard struct {
+	ID       ShardID  `json:"id"`
+	Primary  Member   `json:"primary"`
+	Replicas []Member `json:"replicas"`
+	// Epoch increases whenever the primary changes.
+	Epoch int64 `json:"epoch"`
+}
+
+// Clone returns a deep copy.
+func (s Shard) Clone() Shard {
+	s.Replicas = slices.Clone(s.Replicas)
+	return s
+}
