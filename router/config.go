@@ -1,0 +1,70 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardline/shardline"
+)
+
+// PlacementSource gives the router the placement map it routes by. The
+// router reads it on every transaction, so Current must be cheap and must
+// return an immutable map (an etcd watcher that swaps a pointer).
+type PlacementSource interface {
+	Current() *shardline.Placement
+}
+
+// Config configures a Router.
+type Config struct {
+	// Placement is where tenants live. Required.
+	Placement PlacementSource
+	// Database is the one database name clients may ask for ("app").
+	Database string
+	// PoolSize is the most server connections per shard (default 20).
+	PoolSize int
+	// WaitTimeout bounds waiting for a free server connection and for a
+	// connection to be made (default 10 s).
+	WaitTimeout time.Duration
+	// StatementCacheSize bounds the parse cache for statements without a
+	// tenant (default 10000).
+	StatementCacheSize int
+	Logger             *slog.Logger
+	// Registerer receives the router's metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() {
+	if c.Database == "" {
+		c.Database = "app"
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = 20
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = 10 * time.Second
+	}
+	if c.StatementCacheSize == 0 {
+		c.StatementCacheSize = 10000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	if c.Placement == nil {
+		return errors.New("router: Config.Placement is required")
+	}
+	if c.PoolSize < 1 || c.PoolSize > 10000 {
+		return fmt.Errorf("router: PoolSize %d out of range 1..10000", c.PoolSize)
+	}
+	if c.WaitTimeout < 0 {
+		return fmt.Errorf("router: WaitTimeout %s is negative", c.WaitTimeout)
+	}
+	return nil
+}

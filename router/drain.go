@@ -1,0 +1,230 @@
+package router
+
+import (
+	"log/slog"
+)
+
+// drain delivers the responses of every queued entry to the client, in
+// order: the router's own responses as they come up, the server's as they
+// arrive. It returns when the queue is empty.
+func (s *session) drain() error {
+	for len(s.queue) > 0 {
+		p := &s.queue[0]
+		if p.synth != nil || p.syncRFQ {
+			if p.synth != nil {
+				s.out.Write(p.synth)
+			}
+			if p.syncRFQ {
+				s.out.Write(readyForQuery(s.status()))
+			}
+			s.pop()
+			continue
+		}
+		if s.be == nil {
+			s.queue = s.queue[:0]
+			return &Error{Code: codeInternal, Fatal: true, Message: "router: response expected without a server connection"}
+		}
+		if s.be.in.buffered() == 0 {
+			if err := s.flushAll(); err != nil {
+				return err
+			}
+		}
+		typ, body, err := s.be.in.next()
+		if err != nil {
+			return s.serverGone(err)
+		}
+		if err := s.onServerMessage(typ, body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) pop() {
+	copy(s.queue, s.queue[1:])
+	s.queue[len(s.queue)-1] = pending{}
+	s.queue = s.queue[:len(s.queue)-1]
+}
+
+// onServerMessage handles one server message for the head of the queue.
+func (s *session) onServerMessage(typ byte, body []byte) error {
+	p := &s.queue[0]
+	forward := !p.swallow
+	switch typ {
+	case 'E':
+		if p.internal {
+			s.log.Warn("session setup statement failed on the server", "shard", s.be.pool.shard, "error", errorMessage(body))
+		} else {
+			writeMsg(s.out, typ, body)
+		}
+		if p.kind == 'Q' {
+			s.errSeen = true
+			return nil
+		}
+		s.afterExtendedError()
+		return nil
+	case 'Z':
+		if len(body) != 1 {
+			return s.serverGone(errProtocol)
+		}
+		status := body[0]
+		s.beStatus = status
+		if forward {
+			writeMsg(s.out, typ, body)
+		}
+		s.pop()
+		s.onReady(status)
+		return nil
+	case 'N', 'A':
+		if !p.internal {
+			writeMsg(s.out, typ, body)
+		}
+		return nil
+	case 'C':
+		if forward {
+			s.lastTag = string(trimNul(body))
+			if p.set != nil {
+				s.pendingSets = append(s.pendingSets, *p.set)
+			}
+			writeMsg(s.out, typ, body)
+		}
+		if p.kind == 'E' {
+			s.pop()
+		}
+		return nil
+	case 'I', 's':
+		if forward {
+			writeMsg(s.out, typ, body)
+		}
+		if p.kind == 'E' {
+			s.pop()
+		}
+		return nil
+	case 'G':
+		if forward {
+			writeMsg(s.out, typ, body)
+		}
+		return s.copyIn(p.kind == 'E')
+	case '1', '2', '3':
+		if forward {
+			writeMsg(s.out, typ, body)
+		}
+		s.pop()
+		return nil
+	case 'T', 'n':
+		if forward {
+			writeMsg(s.out, typ, body)
+		}
+		if p.kind == 'D' {
+			s.pop()
+		}
+		return nil
+	}
+	if forward {
+		writeMsg(s.out, typ, body)
+	}
+	return nil
+}
+
+// afterExtendedError mirrors the server, which skips everything up to the
+// next Sync after an error: the entries up to the Sync get no response.
+func (s *session) afterExtendedError() {
+	for len(s.queue) > 0 && s.queue[0].kind != 'S' {
+		p := s.queue[0]
+		if p.kind == 'P' && p.server != "" && p.synth == nil {
+			delete(s.be.prepared, p.server)
+			if p.client != "" {
+				delete(s.stmts, p.client)
+			}
+		}
+		s.pop()
+	}
+	if len(s.queue) == 0 {
+		s.skipToSync = true
+	}
+}
+
+// onReady runs when the server reports ReadyForQuery: settings made by a
+// committed transaction become the session's, and the server connection goes
+// back to its pool once the session is idle with nothing in flight.
+func (s *session) onReady(status byte) {
+	switch status {
+	case 'I':
+		if !s.errSeen && s.lastTag != "ROLLBACK" {
+			if len(s.pendingSets) > 0 {
+				s.applySettings()
+				if s.be != nil {
+					s.be.applied = "\x00changed" // replay from scratch next time
+				}
+			}
+		} else {
+			s.pendingSets = s.pendingSets[:0]
+		}
+		s.errSeen = false
+		s.lastTag = ""
+		if len(s.queue) == 0 && !s.skipToSync {
+			s.endTransaction(false)
+		}
+	case 'E':
+		s.errSeen = true
+	}
+}
+
+// copyIn relays COPY FROM STDIN data from the client until CopyDone or
+// CopyFail. In the extended protocol the server ignores a Sync that the
+// client sent before the copy started, so its queue entry goes too.
+func (s *session) copyIn(extended bool) error {
+	if extended {
+		for i := range s.queue {
+			if s.queue[i].kind == 'S' && s.queue[i].synth == nil && !s.queue[i].syncRFQ {
+				s.queue = append(s.queue[:i], s.queue[i+1:]...)
+				break
+			}
+		}
+	}
+	if err := s.flushAll(); err != nil {
+		return err
+	}
+	for {
+		typ, body, err := s.in.next()
+		if err != nil {
+			s.be.broken = true
+			return err
+		}
+		switch typ {
+		case 'd':
+			writeMsg(s.be.out, typ, body)
+		case 'c', 'f':
+			writeMsg(s.be.out, typ, body)
+			if err := s.be.out.Flush(); err != nil {
+				return s.serverGone(err)
+			}
+			return nil
+		case 'H', 'S':
+			// Ignored by the server during COPY; nothing to answer.
+			writeMsg(s.be.out, typ, body)
+		case 'X':
+			s.be.broken = true
+			return errClientTerminated
+		default:
+			s.be.broken = true
+			return &Error{Code: codeProtocolViolation, Fatal: true, Message: "unexpected message " + strconvQuote(typ) + " during COPY from stdin"}
+		}
+	}
+}
+
+// errorMessage extracts the M field of an ErrorResponse body, for logs.
+func errorMessage(body []byte) slog.Value {
+	for len(body) > 1 {
+		f := body[0]
+		v, rest, ok := cstring(body[1:])
+		if !ok {
+			break
+		}
+		if f == 'M' {
+			return slog.StringValue(v)
+		}
+		body = rest
+	}
+	return slog.StringValue("?")
+}

@@ -1,0 +1,83 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+var errProtocol = errors.New("router: protocol violation")
+
+// SQLSTATEs the router itself reports. Each kind of problem has its own.
+const (
+	codeProtocolViolation   = "08P01"
+	codeConnectionFailure   = "08006"
+	codeFeatureNotSupported = "0A000"
+	codeInvalidParameter    = "22023"
+	codeActiveTransaction   = "25001"
+	codeInvalidCatalog      = "3D000"
+	codeNoTenant            = "55000"
+	codeTooManyConnections  = "53300"
+	codeCannotConnectNow    = "57P03"
+	codeAdminShutdown       = "57P01"
+	codeInternal            = "XX000"
+)
+
+// Error is an error the router reports to a client as an ErrorResponse.
+type Error struct {
+	Code    string // SQLSTATE
+	Message string
+	Hint    string
+	Fatal   bool // the session ends after it
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s (%s): %v", e.Message, e.Code, e.Err)
+	}
+	return fmt.Sprintf("%s (%s)", e.Message, e.Code)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// SQLState returns the SQLSTATE.
+func (e *Error) SQLState() string { return e.Code }
+
+// errorResponse encodes e. This is the one place router errors become
+// protocol messages.
+func errorResponse(e *Error) []byte {
+	sev := "ERROR"
+	if e.Fatal {
+		sev = "FATAL"
+	}
+	msg := &pgproto3.ErrorResponse{
+		Severity:            sev,
+		SeverityUnlocalized: sev,
+		Code:                e.Code,
+		Message:             e.Message,
+		Hint:                e.Hint,
+	}
+	b, err := msg.Encode(nil)
+	if err != nil { // only for absurd sizes; fall back to a fixed message
+		b, _ = (&pgproto3.ErrorResponse{Severity: sev, Code: codeInternal, Message: "router: error too large to encode"}).Encode(nil)
+	}
+	return b
+}
+
+// asRouterError turns any error into an *Error for the client.
+func asRouterError(err error) *Error {
+	var re *Error
+	if errors.As(err, &re) {
+		return re
+	}
+	return &Error{Code: codeInternal, Message: "router: " + err.Error(), Err: err}
+}
+
+const tenantHint = "Set a tenant in one of three ways: a comment /* tenant='acme' */ in the statement, " +
+	"SET shardline.tenant = 'acme' for the session, or the startup option options='-c shardline.tenant=acme'."
+
+// errClientTerminated ends a session whose client sent Terminate at a point
+// where the router had to stop at once (during COPY).
+var errClientTerminated = errors.New("router: client terminated")

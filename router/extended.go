@@ -1,0 +1,295 @@
+package router
+
+import (
+	"encoding/hex"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// This file handles the extended query protocol: Parse, Bind, Describe,
+// Execute, Close, Sync and Flush.
+
+// serverStmtName names a statement on the servers after its text and
+// parameter types, so equal statements of different sessions share it.
+func serverStmtName(query, types []byte) string {
+	d := xxhash.New()
+	_, _ = d.Write(query)
+	_, _ = d.Write([]byte{0})
+	_, _ = d.Write(types)
+	var sum [8]byte
+	return "sl_" + hex.EncodeToString(d.Sum(sum[:0]))
+}
+
+// extError queues a router error in the extended protocol: the server-like
+// behaviour is to skip messages until Sync.
+func (s *session) extError(err error) error {
+	if err := s.routerError(err); err != nil {
+		return err
+	}
+	s.skipToSync = true
+	return nil
+}
+
+func (s *session) handleParse(body []byte) error {
+	if s.skipToSync {
+		return nil
+	}
+	if s.txFailed {
+		return s.extError(failedTxErr())
+	}
+	name, rest, ok := cstring(body)
+	query, types, ok2 := cstringBytes(rest)
+	if !ok || !ok2 {
+		return &Error{Code: codeProtocolViolation, Message: "invalid Parse message"}
+	}
+	info := classify(query)
+	switch info.kind {
+	case stmtRouterSet, stmtRouterReset, stmtRouterShow:
+		in := info
+		s.stmts[name] = &prepared{virtual: &in, query: string(query)}
+		s.push(pending{kind: 'P', synth: parseComplete})
+		return nil
+	case stmtForbidden:
+		return s.extError(forbiddenErr())
+	}
+	if _, exists := s.stmts[name]; exists && name != "" {
+		return s.extError(&Error{Code: "42P05", Message: "prepared statement \"" + name + "\" already exists",
+			Hint: "Close or DEALLOCATE it first, or use another name."})
+	}
+	if err := s.route(query); err != nil {
+		return s.extError(err)
+	}
+	prep := &prepared{query: string(query), set: settingOpOf(&info, query)}
+	if name == "" {
+		s.stmts[""] = prep
+		writeMsg(s.be.out, 'P', body)
+		s.push(pending{kind: 'P'})
+		return nil
+	}
+	prep.server = serverStmtName(query, types)
+	s.mb.reset().str(prep.server).bytes(query).byte1(0).bytes(types)
+	prep.parse = appendMsg(nil, 'P', s.mb.b)
+	s.stmts[name] = prep
+	if _, ok := s.be.prepared[prep.server]; ok {
+		s.push(pending{kind: 'P', synth: parseComplete})
+		return nil
+	}
+	s.be.out.Write(prep.parse)
+	s.be.prepared[prep.server] = struct{}{}
+	s.push(pending{kind: 'P', server: prep.server, client: name})
+	return nil
+}
+
+func failedTxErr() error {
+	return &Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block",
+		Hint: "Send ROLLBACK."}
+}
+
+// ensurePrepared prepares prep on the held server connection when it lacks
+// it; the server's ParseComplete is not forwarded.
+func (s *session) ensurePrepared(prep *prepared) {
+	if prep.server == "" {
+		return
+	}
+	if _, ok := s.be.prepared[prep.server]; ok {
+		return
+	}
+	s.be.out.Write(prep.parse)
+	s.be.prepared[prep.server] = struct{}{}
+	s.push(pending{kind: 'P', swallow: true, server: prep.server})
+}
+
+// lookupStmt finds a client statement for Bind or Describe.
+func (s *session) lookupStmt(name string) (*prepared, error) {
+	if prep, ok := s.stmts[name]; ok {
+		return prep, nil
+	}
+	if name == "" {
+		return nil, &Error{Code: "26000", Message: "unnamed prepared statement does not exist",
+			Hint: "Send Parse before Bind in the same transaction."}
+	}
+	return nil, &Error{Code: "26000", Message: "prepared statement \"" + name + "\" does not exist"}
+}
+
+func (s *session) handleBind(body []byte) error {
+	if s.skipToSync {
+		return nil
+	}
+	if s.txFailed {
+		return s.extError(failedTxErr())
+	}
+	portal, rest, ok := cstring(body)
+	stmt, params, ok2 := cstring(rest)
+	if !ok || !ok2 {
+		return &Error{Code: codeProtocolViolation, Message: "invalid Bind message"}
+	}
+	prep, err := s.lookupStmt(stmt)
+	if err != nil {
+		return s.extError(err)
+	}
+	if prep.virtual != nil || prep.set != nil {
+		s.portals[portal] = prep
+	} else if len(s.portals) > 0 {
+		delete(s.portals, portal)
+	}
+	if prep.virtual != nil {
+		s.push(pending{kind: 'B', synth: bindComplete})
+		return nil
+	}
+	if err := s.route([]byte(prep.query)); err != nil {
+		return s.extError(err)
+	}
+	if prep.server == "" {
+		writeMsg(s.be.out, 'B', body)
+	} else {
+		s.ensurePrepared(prep)
+		s.mb.reset().str(portal).str(prep.server).bytes(params)
+		writeMsg(s.be.out, 'B', s.mb.b)
+	}
+	s.push(pending{kind: 'B'})
+	return nil
+}
+
+func (s *session) handleDescribe(body []byte) error {
+	if s.skipToSync {
+		return nil
+	}
+	if s.txFailed {
+		return s.extError(failedTxErr())
+	}
+	if len(body) < 2 {
+		return &Error{Code: codeProtocolViolation, Message: "invalid Describe message"}
+	}
+	kind := body[0]
+	name, _, ok := cstring(body[1:])
+	if !ok {
+		return &Error{Code: codeProtocolViolation, Message: "invalid Describe message"}
+	}
+	var prep *prepared
+	switch kind {
+	case 'S':
+		p, err := s.lookupStmt(name)
+		if err != nil {
+			return s.extError(err)
+		}
+		prep = p
+	case 'P':
+		prep = s.portals[name]
+	default:
+		return &Error{Code: codeProtocolViolation, Message: "invalid Describe target " + strconvQuote(kind)}
+	}
+	if prep != nil && prep.virtual != nil {
+		if kind == 'S' {
+			s.push(pending{kind: 'D', synth: []byte{'t', 0, 0, 0, 6, 0, 0}})
+		}
+		if prep.virtual.kind == stmtRouterShow {
+			s.push(pending{kind: 'D', synth: textRowDescription(prep.virtual.name)})
+		} else {
+			s.push(pending{kind: 'D', synth: noData})
+		}
+		return nil
+	}
+	q := ""
+	if prep != nil {
+		q = prep.query
+	}
+	if s.be == nil && kind == 'P' {
+		return s.extError(&Error{Code: "34000", Message: "portal \"" + name + "\" does not exist"})
+	}
+	if err := s.route([]byte(q)); err != nil {
+		return s.extError(err)
+	}
+	if kind == 'S' && prep.server != "" {
+		s.ensurePrepared(prep)
+		s.mb.reset().byte1('S').str(prep.server)
+		writeMsg(s.be.out, 'D', s.mb.b)
+	} else {
+		writeMsg(s.be.out, 'D', body)
+	}
+	s.push(pending{kind: 'D'})
+	return nil
+}
+
+func (s *session) handleExecute(body []byte) error {
+	if s.skipToSync {
+		return nil
+	}
+	if s.txFailed {
+		return s.extError(failedTxErr())
+	}
+	portal, _, ok := cstring(body)
+	if !ok {
+		return &Error{Code: codeProtocolViolation, Message: "invalid Execute message"}
+	}
+	prep := s.portals[portal]
+	if prep != nil && prep.virtual != nil {
+		if err := s.execRouterStatement(prep.virtual, true); err != nil {
+			return s.extError(err)
+		}
+		return nil
+	}
+	if s.be == nil {
+		return s.extError(&Error{Code: "34000", Message: "portal \"" + portal + "\" does not exist",
+			Hint: "Bind and Execute in the same transaction."})
+	}
+	writeMsg(s.be.out, 'E', body)
+	p := pending{kind: 'E'}
+	if prep != nil {
+		p.set = prep.set
+	}
+	s.push(p)
+	return nil
+}
+
+func (s *session) handleClose(body []byte) error {
+	if s.skipToSync {
+		return nil
+	}
+	if len(body) < 2 {
+		return &Error{Code: codeProtocolViolation, Message: "invalid Close message"}
+	}
+	name, _, ok := cstring(body[1:])
+	if !ok {
+		return &Error{Code: codeProtocolViolation, Message: "invalid Close message"}
+	}
+	switch body[0] {
+	case 'S':
+		// The server keeps its statement: other sessions may share it.
+		delete(s.stmts, name)
+	case 'P':
+		if s.portals[name] == nil && s.be != nil {
+			writeMsg(s.be.out, 'C', body)
+			s.push(pending{kind: 'C'})
+			return nil
+		}
+		delete(s.portals, name)
+	default:
+		return &Error{Code: codeProtocolViolation, Message: "invalid Close target " + strconvQuote(body[0])}
+	}
+	s.push(pending{kind: 'C', synth: closeComplete})
+	return nil
+}
+
+func (s *session) handleSync() error {
+	s.skipToSync = false
+	if s.be != nil {
+		writeMsg(s.be.out, 'S', nil)
+		s.push(pending{kind: 'S'})
+		if err := s.be.out.Flush(); err != nil {
+			return s.serverGone(err)
+		}
+	} else {
+		s.push(pending{kind: 'S', syncRFQ: true})
+	}
+	return s.drain()
+}
+
+func (s *session) handleFlush() error {
+	if s.be != nil {
+		writeMsg(s.be.out, 'H', nil)
+		if err := s.be.out.Flush(); err != nil {
+			return s.serverGone(err)
+		}
+	}
+	return s.drain()
+}

@@ -1,0 +1,214 @@
+// Package router is Shardline's PostgreSQL-protocol front end. Clients
+// connect with any driver; each transaction goes to the shard that holds the
+// session's tenant over pooled server connections, with the tenant bound on
+// the server (current_setting('shardline.tenant')).
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/shardline/shardline"
+)
+
+// Router accepts client connections and routes their transactions. It is
+// safe for concurrent use; Serve may be called once.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	tables  *tableCheck
+
+	pools  atomic.Pointer[map[shardline.ShardID]*pool]
+	poolMu sync.Mutex // serializes pool map rebuilds
+
+	serverParams atomic.Pointer[map[string]string]
+	mapRevision  atomic.Int64
+
+	nextPID  atomic.Uint32
+	sessMu   sync.Mutex
+	sessions map[uint32]*session
+
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New returns a Router. Call Serve to accept connections and Close to stop.
+func New(cfg Config) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Router{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		metrics:  newMetrics(cfg.Registerer),
+		tables:   newTableCheck(cfg.StatementCacheSize),
+		sessions: make(map[uint32]*session),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	empty := map[shardline.ShardID]*pool{}
+	r.pools.Store(&empty)
+	var seed [4]byte
+	_, _ = rand.Read(seed[:])
+	r.nextPID.Store(binary.BigEndian.Uint32(seed[:]) & 0x3fffffff)
+	return r, nil
+}
+
+// MapRevision returns the etcd revision of the placement map the router
+// routed by most recently.
+func (r *Router) MapRevision() int64 {
+	if p := r.cfg.Placement.Current(); p != nil {
+		r.mapRevision.Store(p.Revision)
+	}
+	return r.mapRevision.Load()
+}
+
+// Serve accepts connections on ln until Close is called or ln fails. It
+// returns nil after Close.
+func (r *Router) Serve(ln net.Listener) error {
+	stop := context.AfterFunc(r.ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.serveConn(c)
+		}()
+	}
+}
+
+// Close stops accepting, ends every client session (each gets an
+// ErrorResponse saying the router shuts down) and closes the pools.
+func (r *Router) Close() error {
+	r.cancel()
+	r.sessMu.Lock()
+	for _, s := range r.sessions {
+		s.conn.Close()
+	}
+	r.sessMu.Unlock()
+	r.wg.Wait()
+	for _, p := range *r.pools.Load() {
+		p.close()
+	}
+	return nil
+}
+
+// poolFor returns the pool of shard's primary in p, creating it (or
+// replacing it when the DSN changed) on first use.
+func (r *Router) poolFor(p *shardline.Placement, shard shardline.ShardID) (*pool, error) {
+	sh, ok := p.Shards[shard]
+	if !ok {
+		return nil, &Error{Code: codeCannotConnectNow, Message: "shard " + string(shard) + " is not in the placement map",
+			Hint: "Check the cluster with 'shardline status'."}
+	}
+	if pl, ok := (*r.pools.Load())[shard]; ok && pl.dsn == sh.Primary.DSN {
+		return pl, nil
+	}
+	r.poolMu.Lock()
+	defer r.poolMu.Unlock()
+	cur := *r.pools.Load()
+	if pl, ok := cur[shard]; ok && pl.dsn == sh.Primary.DSN {
+		return pl, nil
+	}
+	pl, err := newPool(shard, sh.Primary.DSN, r.cfg.PoolSize, r.cfg.WaitTimeout, r.metrics.forShard(string(shard)), r.learnServerParams)
+	if err != nil {
+		return nil, &Error{Code: codeCannotConnectNow, Message: err.Error(), Err: err}
+	}
+	next := make(map[shardline.ShardID]*pool, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	old := cur[shard]
+	next[shard] = pl
+	r.pools.Store(&next)
+	if old != nil {
+		old.close()
+	}
+	return pl, nil
+}
+
+// learnServerParams keeps the first server's ParameterStatus values to greet
+// clients with (server_version and friends).
+func (r *Router) learnServerParams(params map[string]string) {
+	if r.serverParams.Load() != nil {
+		return
+	}
+	cp := make(map[string]string, len(params))
+	for k, v := range params {
+		cp[k] = v
+	}
+	r.serverParams.CompareAndSwap(nil, &cp)
+}
+
+// placement returns the current map or an error saying there is none yet.
+func (r *Router) placement() (*shardline.Placement, error) {
+	p := r.cfg.Placement.Current()
+	if p == nil {
+		return nil, &Error{Code: codeCannotConnectNow, Message: "the router has no placement map yet",
+			Hint: "Wait for the cluster to finish starting ('shardline status')."}
+	}
+	r.mapRevision.Store(p.Revision)
+	return p, nil
+}
+
+func (r *Router) register(s *session) {
+	r.sessMu.Lock()
+	for {
+		pid := r.nextPID.Add(1) & 0x3fffffff
+		if _, taken := r.sessions[pid]; !taken && pid != 0 {
+			s.pid = pid
+			break
+		}
+	}
+	r.sessions[s.pid] = s
+	r.sessMu.Unlock()
+}
+
+func (r *Router) unregister(s *session) {
+	r.sessMu.Lock()
+	delete(r.sessions, s.pid)
+	r.sessMu.Unlock()
+}
+
+// cancelRequest forwards a client's CancelRequest to the server connection
+// the session uses now, if the key matches.
+func (r *Router) cancelRequest(pid, secret uint32) {
+	r.sessMu.Lock()
+	s := r.sessions[pid]
+	r.sessMu.Unlock()
+	if s == nil || s.secret != secret {
+		return
+	}
+	b := s.current.Load()
+	if b == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.WaitTimeout)
+	defer cancel()
+	if err := b.cancel(ctx); err != nil {
+		r.log.Warn("forward cancel request", "shard", b.pool.shard, "err", err)
+	}
+}

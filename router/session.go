@@ -1,0 +1,747 @@
+package router
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/shardline/shardline"
+)
+
+// session is one client connection. Its goroutine owns every field; only
+// current (read by cancel requests) is shared.
+type session struct {
+	r    *Router
+	conn net.Conn
+	in   *msgReader
+	out  *bufio.Writer
+	log  *slog.Logger
+	st   *startup
+
+	pid, secret uint32
+	current     atomic.Pointer[backend] // the held server connection, for cancel
+
+	// Session state that outlives transactions.
+	tenant   shardline.TenantID
+	params   []setting // session settings in the order first set
+	paramSQL string    // params as one statement list, replayed on other backends
+	stmts    map[string]*prepared
+	portals  map[string]*prepared // portals bound to router-answered or SET statements
+
+	// Transaction state.
+	be            *backend
+	beStatus      byte // the server's last ReadyForQuery status
+	txTenant      shardline.TenantID
+	txShard       shardline.ShardID
+	lastBe        *backend // affinity: the connection used last
+	deferredBegin []byte   // a BEGIN the router answered before knowing the shard
+	txFailed      bool     // a router error aborted the transaction
+	skipToSync    bool     // an error in extended protocol: ignore until Sync
+	pendingSets   []settingOp
+	errSeen       bool
+	lastTag       string
+
+	queue []pending
+	mb    msgBuilder
+}
+
+// setting is one session-level setting and the statement that sets it.
+type setting struct {
+	name string
+	sql  string
+}
+
+// settingOp is a session setting change waiting for its transaction to end.
+type settingOp struct {
+	kind stmtKind // stmtSessionSet, stmtSessionReset or stmtResetAll
+	name string
+	sql  string
+}
+
+// prepared is a client's prepared statement. Named statements are prepared
+// on servers under a name derived from their text and parameter types, so
+// sessions share them and any server connection can serve them.
+type prepared struct {
+	server  string // name on the servers; "" for the unnamed statement
+	parse   []byte // the whole Parse message under the server name
+	query   string
+	virtual *stmtInfo  // a statement the router answers itself
+	set     *settingOp // a session SET to remember when it succeeds
+}
+
+// pending is one expected response, in the order the client will see them.
+type pending struct {
+	kind     byte   // the frontend message it answers ('P','B','D','E','C','S','Q')
+	synth    []byte // the router's own response; nothing is read from the server
+	syncRFQ  bool   // synthesize ReadyForQuery with the session's status
+	swallow  bool   // read the server's response but do not forward it
+	internal bool   // the router's own setup query: errors are logged
+	server   string // Parse: the server-side statement name
+	client   string // Parse: the client's statement name
+	set      *settingOp
+}
+
+func newSession(r *Router, c net.Conn, br *bufio.Reader, st *startup) *session {
+	s := &session{
+		r:        r,
+		conn:     c,
+		in:       &msgReader{r: br},
+		out:      bufio.NewWriterSize(c, clientBufferSize),
+		st:       st,
+		stmts:    make(map[string]*prepared),
+		portals:  make(map[string]*prepared),
+		beStatus: 'I',
+	}
+	var sec [4]byte
+	_, _ = rand.Read(sec[:])
+	s.secret = binary.BigEndian.Uint32(sec[:])
+	s.log = r.log.With("remote", c.RemoteAddr().String(), "user", st.user)
+	return s
+}
+
+// greet validates the startup request and sends what a server sends after
+// authentication: AuthenticationOk, ParameterStatus, BackendKeyData,
+// ReadyForQuery.
+func (s *session) greet() error {
+	if s.st.database != s.r.cfg.Database {
+		return &Error{Code: codeInvalidCatalog, Fatal: true,
+			Message: "database \"" + s.st.database + "\" does not exist",
+			Hint:    "Connect to database \"" + s.r.cfg.Database + "\": the router serves one logical database."}
+	}
+	reported := map[string]string{}
+	for _, kv := range s.st.params {
+		name, value := kv[0], kv[1]
+		if strings.HasPrefix(name, "shardline.") {
+			if err := s.setRouterSetting(name, value, false); err != nil {
+				e := asRouterError(err)
+				e.Fatal = true
+				return e
+			}
+			continue
+		}
+		reported[name] = value
+	}
+	s.params = s.startupSettings()
+	s.paramSQL = joinSettings(s.params)
+
+	server, err := s.serverParams()
+	if err != nil {
+		return err
+	}
+	if s.st.minor > 0 || len(s.st.unsupported) > 0 {
+		// We speak 3.0 and no protocol extensions.
+		s.mb.reset().int32(0).int32(int32(len(s.st.unsupported)))
+		for _, o := range s.st.unsupported {
+			s.mb.str(o)
+		}
+		writeMsg(s.out, 'v', s.mb.b)
+	}
+	writeMsg(s.out, 'R', []byte{0, 0, 0, 0})
+	keys := make([]string, 0, len(server))
+	for k := range server {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := server[k]
+		if cv, ok := reported[k]; ok {
+			v = cv
+		}
+		s.out.Write(parameterStatus(k, v))
+	}
+	if _, ok := server["application_name"]; !ok {
+		if v, ok := reported["application_name"]; ok {
+			s.out.Write(parameterStatus("application_name", v))
+		}
+	}
+	s.mb.reset().int32(int32(s.pid)).int32(int32(s.secret))
+	writeMsg(s.out, 'K', s.mb.b)
+	s.out.Write(readyForQuery('I'))
+	return s.out.Flush()
+}
+
+// serverParams returns the ParameterStatus set of a real server, making a
+// connection to the first shard if the router has not made one yet.
+func (s *session) serverParams() (map[string]string, error) {
+	if p := s.r.serverParams.Load(); p != nil {
+		return *p, nil
+	}
+	pl, err := s.r.placement()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := s.r.poolFor(pl, anyShard(pl))
+	if err != nil {
+		return nil, err
+	}
+	b, err := pool.acquire(s.r.ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	pool.release(b)
+	if p := s.r.serverParams.Load(); p != nil {
+		return *p, nil
+	}
+	return map[string]string{}, nil
+}
+
+// fail sends a fatal error to the client.
+func (s *session) fail(err error) {
+	e := asRouterError(err)
+	e.Fatal = true
+	s.r.metrics.errors.WithLabelValues(e.Code).Inc()
+	s.out.Write(errorResponse(e))
+	_ = s.out.Flush()
+}
+
+// run serves client messages until Terminate, a client error or router
+// shutdown. It always leaves no transaction open on a server.
+func (s *session) run() {
+	defer s.endTransaction(true)
+	for {
+		if s.in.buffered() == 0 {
+			if err := s.flushAll(); err != nil {
+				return
+			}
+		}
+		typ, body, err := s.in.next()
+		if err != nil {
+			if errors.Is(err, errProtocol) {
+				s.fail(&Error{Code: codeProtocolViolation, Message: err.Error()})
+			}
+			return
+		}
+		if err := s.handle(typ, body); err != nil {
+			if !isClientGone(err) {
+				s.fail(err)
+			}
+			return
+		}
+		if typ == 'X' {
+			return
+		}
+	}
+}
+
+func isClientGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, errClientTerminated)
+}
+
+func (s *session) flushAll() error {
+	if s.be != nil && s.be.out.Buffered() > 0 {
+		if err := s.be.out.Flush(); err != nil {
+			return s.serverGone(err)
+		}
+	}
+	return s.out.Flush()
+}
+
+// handle processes one client message. A returned error ends the session.
+func (s *session) handle(typ byte, body []byte) error {
+	switch typ {
+	case 'Q':
+		return s.handleQuery(body)
+	case 'P':
+		return s.handleParse(body)
+	case 'B':
+		return s.handleBind(body)
+	case 'D':
+		return s.handleDescribe(body)
+	case 'E':
+		return s.handleExecute(body)
+	case 'C':
+		return s.handleClose(body)
+	case 'S':
+		return s.handleSync()
+	case 'H':
+		return s.handleFlush()
+	case 'X':
+		return nil
+	case 'd', 'c', 'f':
+		// Copy data outside a copy: the server would ignore it too.
+		return nil
+	default:
+		return &Error{Code: codeProtocolViolation, Message: "invalid frontend message type " + strconvQuote(typ)}
+	}
+}
+
+func strconvQuote(b byte) string {
+	if b >= 0x20 && b < 0x7f {
+		return "'" + string(b) + "'"
+	}
+	return "0x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
+}
+
+// status is the transaction status the client should see.
+func (s *session) status() byte {
+	switch {
+	case s.txFailed:
+		return 'E'
+	case s.be != nil:
+		return s.beStatus
+	case s.deferredBegin != nil:
+		return 'T'
+	}
+	return 'I'
+}
+
+func (s *session) push(p pending) { s.queue = append(s.queue, p) }
+
+// --- simple query protocol ---
+
+func (s *session) handleQuery(body []byte) error {
+	q := trimNul(body)
+	info := classify(q)
+	if s.txFailed {
+		return s.queryInFailedTx(q)
+	}
+	switch info.kind {
+	case stmtRouterSet, stmtRouterReset, stmtRouterShow:
+		if err := s.execRouterStatement(&info, false); err != nil {
+			return s.queryError(err)
+		}
+		s.push(pending{kind: 'Q', syncRFQ: true})
+		return s.drain()
+	case stmtForbidden:
+		return s.queryError(forbiddenErr())
+	case stmtDiscardAll:
+		if s.be == nil && s.deferredBegin == nil {
+			s.discardAll()
+			s.push(pending{kind: 'Q', synth: commandComplete("DISCARD ALL")})
+			s.push(pending{kind: 'Q', syncRFQ: true})
+			return s.drain()
+		}
+	case stmtBegin:
+		if s.be == nil && s.deferredBegin == nil && s.tenantFor(q) == "" {
+			// The shard is not known until a statement names the tenant.
+			s.deferredBegin = appendMsg(nil, 'Q', body)
+			s.push(pending{kind: 'Q', synth: commandComplete("BEGIN")})
+			s.push(pending{kind: 'Q', syncRFQ: true})
+			return s.drain()
+		}
+	}
+	if err := s.route(q); err != nil {
+		return s.queryError(err)
+	}
+	writeMsg(s.be.out, 'Q', body)
+	p := pending{kind: 'Q'}
+	if op := settingOpOf(&info, q); op != nil {
+		p.set = op
+	}
+	s.push(p)
+	if err := s.be.out.Flush(); err != nil {
+		return s.serverGone(err)
+	}
+	return s.drain()
+}
+
+// queryError reports a router error for a simple query: ErrorResponse then
+// ReadyForQuery. Inside a transaction it aborts the transaction as a server
+// error would.
+func (s *session) queryError(err error) error {
+	if err := s.routerError(err); err != nil {
+		return err
+	}
+	s.push(pending{kind: 'Q', syncRFQ: true})
+	return s.drain()
+}
+
+// routerError queues an error the router made. A transaction in progress is
+// aborted: its server connection is closed (the server rolls back) and the
+// session answers as a server in a failed transaction would.
+func (s *session) routerError(err error) error {
+	e := asRouterError(err)
+	if e.Fatal {
+		return e
+	}
+	s.r.metrics.errors.WithLabelValues(e.Code).Inc()
+	if s.status() != 'I' {
+		s.abortTransaction()
+	}
+	s.push(pending{kind: 'E', synth: errorResponse(e)})
+	return nil
+}
+
+// abortTransaction drops the held server connection and marks the client's
+// transaction failed until it sends ROLLBACK.
+func (s *session) abortTransaction() {
+	if s.be != nil {
+		s.be.broken = true
+		s.endTransaction(true)
+	}
+	s.deferredBegin = nil
+	s.txFailed = true
+	s.pendingSets = nil
+}
+
+func (s *session) queryInFailedTx(q []byte) error {
+	w := words{q: q}
+	switch w.next().text {
+	case "rollback", "abort", "commit", "end":
+		s.txFailed = false
+		s.push(pending{kind: 'Q', synth: commandComplete("ROLLBACK")})
+		s.push(pending{kind: 'Q', syncRFQ: true})
+		return s.drain()
+	}
+	s.push(pending{kind: 'E', synth: errorResponse(&Error{Code: "25P02",
+		Message: "current transaction is aborted, commands ignored until end of transaction block",
+		Hint:    "Send ROLLBACK."})})
+	s.push(pending{kind: 'Q', syncRFQ: true})
+	return s.drain()
+}
+
+func forbiddenErr() error {
+	return &Error{Code: "42501", Message: "shardline.* settings can only be changed with a plain SET or RESET statement of their own",
+		Hint: "Send SET shardline.tenant = 'acme' as a statement by itself, or use the startup option."}
+}
+
+func trimNul(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == 0 {
+		return b[:n-1]
+	}
+	return b
+}
+
+// --- routing ---
+
+// tenantFor returns the tenant a statement runs for: its comment's, else the
+// session's.
+func (s *session) tenantFor(q []byte) shardline.TenantID {
+	if t, ok := commentTenant(q); ok {
+		return shardline.TenantID(t)
+	}
+	return s.tenant
+}
+
+// route makes sure a server connection of the right shard is held for the
+// statement q, binding the tenant and session settings on it.
+func (s *session) route(q []byte) error {
+	tenant := s.tenant
+	if t, ok := commentTenant(q); ok {
+		if err := shardline.ValidateTenant(t); err != nil {
+			return &Error{Code: codeInvalidParameter, Message: "invalid tenant in statement comment: " + err.Error(),
+				Hint: "Write the comment as /* tenant='acme' */ with a valid tenant id."}
+		}
+		tenant = shardline.TenantID(t)
+	}
+	if s.be != nil {
+		return s.rebindInTransaction(tenant)
+	}
+	pl, err := s.r.placement()
+	if err != nil {
+		return err
+	}
+	var shard shardline.ShardID
+	if tenant == "" {
+		s.r.metrics.parses.Inc()
+		v := s.r.tables.check(string(q))
+		if !v.anyShard {
+			return &Error{Code: codeNoTenant, Message: "no tenant is set for a statement that reads table " + v.table, Hint: tenantHint}
+		}
+		shard = anyShard(pl)
+	} else {
+		shard = pl.Locate(tenant).Shard
+	}
+	pool, err := s.r.poolFor(pl, shard)
+	if err != nil {
+		return err
+	}
+	be, err := pool.acquire(s.r.ctx, s.lastBe)
+	if err != nil {
+		return err
+	}
+	pool.metrics.transactions.Inc()
+	s.be, s.beStatus, s.txTenant, s.txShard = be, 'I', tenant, shard
+	s.current.Store(be)
+	if setup := s.setupSQL(be, tenant); setup != "" {
+		be.out.Write(queryMsg(setup))
+		s.push(pending{kind: 'Q', swallow: true, internal: true})
+	}
+	if s.deferredBegin != nil {
+		be.out.Write(s.deferredBegin)
+		s.deferredBegin = nil
+		s.push(pending{kind: 'Q', swallow: true})
+	}
+	return nil
+}
+
+// rebindInTransaction handles a statement inside a transaction: it must be
+// for the transaction's tenant, or the transaction had none yet and the
+// tenant lives on the transaction's shard.
+func (s *session) rebindInTransaction(tenant shardline.TenantID) error {
+	if tenant == "" || tenant == s.txTenant {
+		return nil
+	}
+	if s.txTenant == "" {
+		pl, err := s.r.placement()
+		if err != nil {
+			return err
+		}
+		if pl.Locate(tenant).Shard == s.txShard {
+			s.txTenant = tenant
+			s.be.out.Write(queryMsg(bindSQL(tenant)))
+			s.be.tenant = tenant
+			s.push(pending{kind: 'Q', swallow: true, internal: true})
+			return nil
+		}
+	}
+	return &Error{Code: codeActiveTransaction,
+		Message: "cannot switch to tenant \"" + string(tenant) + "\" inside a transaction of tenant \"" + string(s.txTenant) + "\"",
+		Hint:    "A transaction belongs to one tenant: commit or roll back first, then set the other tenant."}
+}
+
+// setupSQL returns the statements that make be carry this session's
+// settings and tenant, or "" when it already does.
+func (s *session) setupSQL(be *backend, tenant shardline.TenantID) string {
+	var sb strings.Builder
+	if be.applied != s.paramSQL {
+		sb.WriteString("RESET ALL;")
+		sb.WriteString(s.paramSQL)
+		be.applied = s.paramSQL
+		be.tenant = ""
+	}
+	if be.tenant != tenant {
+		sb.WriteString(bindSQL(tenant))
+		be.tenant = tenant
+	}
+	return sb.String()
+}
+
+func bindSQL(t shardline.TenantID) string {
+	if t == "" {
+		return "RESET shardline.tenant;"
+	}
+	return "SET shardline.tenant = " + quoteLiteral(string(t)) + ";"
+}
+
+// anyShard is where statements that read no tenant data go: the first shard.
+func anyShard(p *shardline.Placement) shardline.ShardID {
+	var first shardline.ShardID
+	for id := range p.Shards {
+		if first == "" || id < first {
+			first = id
+		}
+	}
+	return first
+}
+
+// endTransaction returns (or, when broken or aborting, closes) the held
+// server connection.
+func (s *session) endTransaction(abort bool) {
+	be := s.be
+	if be == nil {
+		return
+	}
+	s.be = nil
+	s.current.Store(nil)
+	s.txTenant, s.txShard = "", ""
+	if abort && s.beStatus != 'I' {
+		be.broken = true
+	}
+	if abort && len(s.queue) > 0 {
+		be.broken = true // responses still in flight
+	}
+	if be.broken {
+		be.pool.discard(be)
+		if s.lastBe == be {
+			s.lastBe = nil
+		}
+		return
+	}
+	s.lastBe = be
+	be.pool.release(be)
+}
+
+// serverGone reports a lost server connection; the session ends, as it
+// would had it been connected to that server.
+func (s *session) serverGone(err error) error {
+	if s.be != nil {
+		s.be.broken = true
+		shard := s.be.pool.shard
+		s.endTransaction(true)
+		return &Error{Code: codeConnectionFailure, Fatal: true,
+			Message: "lost the connection to shard " + string(shard),
+			Hint:    "Reconnect and retry if the transaction's outcome allows it.", Err: err}
+	}
+	return err
+}
+
+// --- session settings ---
+
+// execRouterStatement runs a statement the router answers itself and queues
+// its response. extended leaves out the RowDescription (Describe sends it).
+func (s *session) execRouterStatement(info *stmtInfo, extended bool) error {
+	switch info.kind {
+	case stmtRouterSet, stmtRouterReset:
+		reset := info.kind == stmtRouterReset || info.isDefault
+		if err := s.setRouterSetting(info.name, info.value, reset); err != nil {
+			return err
+		}
+		tag := "SET"
+		if info.kind == stmtRouterReset {
+			tag = "RESET"
+		}
+		s.push(pending{kind: 'E', synth: commandComplete(tag)})
+		return nil
+	}
+	v, err := s.showRouterSetting(info.name)
+	if err != nil {
+		return err
+	}
+	if !extended {
+		s.push(pending{kind: 'Q', synth: textRowDescription(info.name)})
+	}
+	s.push(pending{kind: 'E', synth: textDataRow(v)})
+	s.push(pending{kind: 'E', synth: commandComplete("SHOW")})
+	return nil
+}
+
+func (s *session) setRouterSetting(name, value string, reset bool) error {
+	switch name {
+	case "shardline.tenant":
+		t := shardline.TenantID(value)
+		if !reset {
+			if err := shardline.ValidateTenant(value); err != nil {
+				return &Error{Code: codeInvalidParameter, Message: "invalid value for shardline.tenant: " + err.Error(),
+					Hint: "Use a tenant id of letters, digits, '-', '_', '.', ':' or '@'."}
+			}
+		}
+		if s.be != nil && t != "" && t != s.txTenant {
+			if err := s.rebindInTransaction(t); err != nil {
+				return err
+			}
+		}
+		s.tenant = t
+		return nil
+	case "shardline.shard":
+		return &Error{Code: "55P02", Message: "parameter \"shardline.shard\" cannot be changed",
+			Hint: "shardline.shard follows the tenant: SET shardline.tenant instead."}
+	}
+	return unknownSetting(name)
+}
+
+func (s *session) showRouterSetting(name string) (string, error) {
+	switch name {
+	case "shardline.tenant":
+		return string(s.tenant), nil
+	case "shardline.shard":
+		if s.be != nil {
+			return string(s.txShard), nil
+		}
+		if s.tenant == "" {
+			return "", nil
+		}
+		pl, err := s.r.placement()
+		if err != nil {
+			return "", err
+		}
+		return string(pl.Locate(s.tenant).Shard), nil
+	}
+	return "", unknownSetting(name)
+}
+
+func unknownSetting(name string) error {
+	return &Error{Code: "42704", Message: "unrecognized configuration parameter \"" + name + "\"",
+		Hint: "The router knows shardline.tenant and shardline.shard."}
+}
+
+// settingOpOf returns the session-setting change a statement makes, if the
+// router tracks it.
+func settingOpOf(info *stmtInfo, q []byte) *settingOp {
+	switch info.kind {
+	case stmtSessionSet:
+		return &settingOp{kind: stmtSessionSet, name: info.name, sql: string(trimStatement(q))}
+	case stmtSessionReset, stmtResetAll:
+		return &settingOp{kind: info.kind, name: info.name}
+	}
+	return nil
+}
+
+func trimStatement(q []byte) []byte {
+	w := words{q: q}
+	return w.rest()
+}
+
+// applySettings makes the settings of a finished transaction part of the
+// session.
+func (s *session) applySettings() {
+	if len(s.pendingSets) == 0 {
+		return
+	}
+	for _, op := range s.pendingSets {
+		switch op.kind {
+		case stmtSessionSet:
+			s.params = upsertSetting(s.params, setting{name: op.name, sql: op.sql})
+		case stmtSessionReset:
+			s.params = removeSetting(s.params, op.name)
+		case stmtResetAll:
+			s.params = s.startupSettings()
+		}
+	}
+	s.pendingSets = s.pendingSets[:0]
+	s.paramSQL = joinSettings(s.params)
+}
+
+func upsertSetting(list []setting, st setting) []setting {
+	for i := range list {
+		if list[i].name == st.name {
+			list[i].sql = st.sql
+			return list
+		}
+	}
+	return append(list, st)
+}
+
+func removeSetting(list []setting, name string) []setting {
+	for i := range list {
+		if list[i].name == name {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+func joinSettings(list []setting) string {
+	var sb strings.Builder
+	for _, st := range list {
+		sb.WriteString(st.sql)
+		sb.WriteByte(';')
+	}
+	return sb.String()
+}
+
+// discardAll forgets the session's settings and prepared statements (the
+// server-side statements stay: other sessions share them).
+func (s *session) discardAll() {
+	s.params = s.startupSettings()
+	s.paramSQL = joinSettings(s.params)
+	clear(s.stmts)
+	clear(s.portals)
+	s.tenant = ""
+}
+
+// startupSettings are the settings the client asked for at startup: what
+// RESET ALL and DISCARD ALL return the session to.
+func (s *session) startupSettings() []setting {
+	var list []setting
+	for _, kv := range s.st.params {
+		if strings.HasPrefix(kv[0], "shardline.") {
+			continue
+		}
+		list = upsertSetting(list, setting{name: kv[0], sql: "SET " + quoteIdent(kv[0]) + " = " + quoteLiteral(kv[1])})
+	}
+	return list
+}
+
+// quoteIdent quotes an identifier.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

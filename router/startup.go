@@ -1,0 +1,213 @@
+package router
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+const (
+	protocolV3       = 196608
+	codeSSLRequest   = 80877103
+	codeGSSRequest   = 80877104
+	codeCancel       = 80877102
+	maxStartupLen    = 10000
+	startupTimeout   = 30 * time.Second
+	clientBufferSize = 16 << 10
+)
+
+// startup is what a client asked for in its StartupMessage.
+type startup struct {
+	user     string
+	database string
+	minor    uint16
+	// params are the run-time parameters to set for the session, in the
+	// order given (options' -c settings after the plain ones).
+	params [][2]string
+	// unsupported are protocol options (_pq_.*) the router does not know.
+	unsupported []string
+}
+
+// readStartup reads the packets before the StartupMessage (SSLRequest and
+// GSSENCRequest are declined, a CancelRequest is handled and ends the
+// connection) and returns the parsed StartupMessage; nil with a nil error
+// means the connection carried a cancel request.
+func (r *Router) readStartup(c net.Conn, br *bufio.Reader) (*startup, error) {
+	for {
+		var hdr [8]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return nil, err
+		}
+		n := int(binary.BigEndian.Uint32(hdr[0:4]))
+		code := binary.BigEndian.Uint32(hdr[4:8])
+		if n < 8 || n > maxStartupLen {
+			return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: fmt.Sprintf("invalid startup packet length %d", n)}
+		}
+		body := make([]byte, n-8)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return nil, err
+		}
+		switch code {
+		case codeSSLRequest, codeGSSRequest:
+			if _, err := c.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+			continue
+		case codeCancel:
+			if len(body) >= 8 {
+				r.cancelRequest(binary.BigEndian.Uint32(body[0:4]), binary.BigEndian.Uint32(body[4:8]))
+			}
+			return nil, nil
+		}
+		if code>>16 != 3 {
+			return nil, &Error{Code: codeFeatureNotSupported, Fatal: true,
+				Message: fmt.Sprintf("unsupported frontend protocol %d.%d", code>>16, code&0xffff),
+				Hint:    "Use a client speaking protocol 3 (any PostgreSQL driver of the last 20 years)."}
+		}
+		st, err := parseStartup(body)
+		if err != nil {
+			return nil, err
+		}
+		st.minor = uint16(code & 0xffff)
+		return st, nil
+	}
+}
+
+// parseStartup parses the key/value pairs of a StartupMessage body.
+func parseStartup(body []byte) (*startup, error) {
+	st := &startup{}
+	var options string
+	for len(body) > 0 && body[0] != 0 {
+		k, rest, ok := cstring(body)
+		if !ok {
+			return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: "invalid startup packet: unterminated parameter name"}
+		}
+		v, rest, ok := cstring(rest)
+		if !ok {
+			return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: "invalid startup packet: unterminated value of " + k}
+		}
+		body = rest
+		switch {
+		case k == "user":
+			st.user = v
+		case k == "database":
+			st.database = v
+		case k == "options":
+			options = v
+		case k == "replication":
+			if v != "false" && v != "0" && v != "off" && v != "no" {
+				return nil, &Error{Code: codeFeatureNotSupported, Fatal: true, Message: "replication connections are not supported through the router",
+					Hint: "Connect to the shard's primary directly for replication ('shardline status' lists it)."}
+			}
+		case strings.HasPrefix(k, "_pq_."):
+			st.unsupported = append(st.unsupported, k)
+		default:
+			st.params = append(st.params, [2]string{k, v})
+		}
+	}
+	opts, err := parseOptions(options)
+	if err != nil {
+		return nil, err
+	}
+	st.params = append(st.params, opts...)
+	if st.user == "" {
+		return nil, &Error{Code: "28000", Fatal: true, Message: "no PostgreSQL user name specified in startup packet"}
+	}
+	if st.database == "" {
+		st.database = st.user
+	}
+	return st, nil
+}
+
+// parseOptions parses libpq's options string: settings as "-c name=value",
+// "-cname=value" or "--name=value", separated by white space; a backslash
+// escapes the next character (so values can hold spaces).
+func parseOptions(s string) ([][2]string, error) {
+	var args []string
+	var cur strings.Builder
+	inArg := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			inArg = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteByte(c)
+			inArg = true
+		}
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	var out [][2]string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		var kv string
+		switch {
+		case a == "-c":
+			if i+1 >= len(args) {
+				return nil, optionsErr("-c without a setting")
+			}
+			i++
+			kv = args[i]
+		case strings.HasPrefix(a, "-c"):
+			kv = a[2:]
+		case strings.HasPrefix(a, "--"):
+			kv = a[2:]
+		default:
+			return nil, optionsErr(fmt.Sprintf("unsupported option %q", a))
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, optionsErr(fmt.Sprintf("setting %q has no name=value", kv))
+		}
+		out = append(out, [2]string{strings.ReplaceAll(strings.ToLower(k), "-", "_"), v})
+	}
+	return out, nil
+}
+
+func optionsErr(msg string) error {
+	return &Error{Code: codeInvalidParameter, Fatal: true, Message: "invalid options in startup packet: " + msg,
+		Hint: "Use options='-c name=value', for example options='-c shardline.tenant=acme'."}
+}
+
+// serveConn runs one client connection from startup to Terminate.
+func (r *Router) serveConn(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, clientBufferSize)
+	_ = c.SetDeadline(time.Now().Add(startupTimeout))
+	st, err := r.readStartup(c, br)
+	if err != nil || st == nil {
+		var re *Error
+		if errors.As(err, &re) {
+			_, _ = c.Write(errorResponse(re))
+			r.metrics.errors.WithLabelValues(re.Code).Inc()
+		}
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	s := newSession(r, c, br, st)
+	r.register(s)
+	defer r.unregister(s)
+	if err := s.greet(); err != nil {
+		s.fail(err)
+		return
+	}
+	r.metrics.sessions.Inc()
+	r.metrics.sessionsOpen.Inc()
+	defer r.metrics.sessions.Dec()
+	s.run()
+}

@@ -1,0 +1,253 @@
+package router
+
+import (
+	"bytes"
+	"strings"
+)
+
+// stmtKind is what the router needs to know about a statement's text.
+type stmtKind uint8
+
+const (
+	stmtOther        stmtKind = iota
+	stmtRouterSet             // SET shardline.x = v: answered by the router
+	stmtRouterReset           // RESET shardline.x
+	stmtRouterShow            // SHOW shardline.x
+	stmtSessionSet            // SET name ...: tracked and replayed on other backends
+	stmtSessionReset          // RESET name
+	stmtResetAll              // RESET ALL
+	stmtDiscardAll            // DISCARD ALL: answered by the router
+	stmtBegin                 // BEGIN / START TRANSACTION
+	stmtForbidden             // writes the tenant binding behind the router's back
+)
+
+// stmtInfo is the classification of one statement text.
+type stmtInfo struct {
+	kind  stmtKind
+	name  string // setting name, lower case (for SET/RESET/SHOW)
+	value string // SET value (router settings only)
+	// isDefault is set for SET x TO DEFAULT (same as RESET).
+	isDefault bool
+	// multi is set when the text holds more than one statement.
+	multi bool
+}
+
+// classify looks at the first words of q. It is called on every statement
+// and allocates only for the statements it recognises.
+func classify(q []byte) stmtInfo {
+	var info stmtInfo
+	w := words{q: q}
+	w.skipSpace()
+	if w.pos >= len(q) {
+		return info
+	}
+	switch q[w.pos] | 0x20 {
+	case 's', 'r', 'd', 'b':
+	default:
+		if mentionsBinding(q) {
+			info.kind = stmtForbidden
+		}
+		return info
+	}
+	info.multi = isMulti(q)
+	first := w.next()
+	switch first.text {
+	case "set":
+		classifySet(&w, &info)
+	case "reset":
+		t := w.next()
+		switch {
+		case t.text == "all":
+			info.kind = stmtResetAll
+		case t.kind == tokWord && strings.HasPrefix(t.text, "shardline."):
+			info.kind, info.name = stmtRouterReset, t.text
+		case t.text == "session": // RESET SESSION AUTHORIZATION
+			info.kind, info.name = stmtSessionReset, "session authorization"
+		case t.text == "time": // RESET TIME ZONE
+			info.kind, info.name = stmtSessionReset, "timezone"
+		case t.kind == tokWord || t.kind == tokQuotedIdent:
+			info.kind, info.name = stmtSessionReset, strings.ToLower(t.text)
+		}
+	case "show":
+		t := w.next()
+		if t.kind == tokWord && strings.HasPrefix(t.text, "shardline.") {
+			info.kind, info.name = stmtRouterShow, t.text
+		}
+	case "discard":
+		if w.next().text == "all" {
+			info.kind = stmtDiscardAll
+		}
+	case "begin", "start":
+		info.kind = stmtBegin
+	}
+	if info.kind == stmtOther && mentionsBinding(q) {
+		info.kind = stmtForbidden
+	}
+	if info.multi && info.kind != stmtOther && info.kind != stmtForbidden && info.kind != stmtBegin {
+		// A router or tracked setting inside a multi-statement query cannot be
+		// split out reliably: the binding check still applies, the tracking
+		// does not.
+		if strings.HasPrefix(info.name, "shardline.") {
+			info.kind = stmtForbidden
+		} else {
+			info.kind, info.name = stmtOther, ""
+		}
+	}
+	return info
+}
+
+func classifySet(w *words, info *stmtInfo) {
+	t := w.next()
+	switch t.text {
+	case "local", "transaction", "constraints":
+		// Transaction-scoped: nothing to remember after the transaction.
+		if t.text == "local" {
+			if n := w.next(); strings.HasPrefix(n.text, "shardline.") {
+				info.kind, info.name = stmtForbidden, n.text
+			}
+		}
+		return
+	case "session":
+		t = w.next()
+		switch t.text {
+		case "characteristics":
+			info.kind, info.name = stmtSessionSet, "session characteristics"
+			return
+		case "authorization":
+			info.kind, info.name = stmtSessionSet, "session authorization"
+			return
+		}
+	}
+	switch t.text {
+	case "time": // SET TIME ZONE
+		info.kind, info.name = stmtSessionSet, "timezone"
+		return
+	case "names":
+		info.kind, info.name = stmtSessionSet, "client_encoding"
+		return
+	case "role":
+		info.kind, info.name = stmtSessionSet, "role"
+		return
+	case "schema":
+		info.kind, info.name = stmtSessionSet, "search_path"
+		return
+	}
+	if t.kind != tokWord && t.kind != tokQuotedIdent {
+		return
+	}
+	name := strings.ToLower(t.text)
+	if !strings.HasPrefix(name, "shardline.") {
+		info.kind, info.name = stmtSessionSet, name
+		return
+	}
+	info.kind, info.name = stmtRouterSet, name
+	op := w.next()
+	if op.text != "=" && op.text != "to" {
+		info.kind = stmtForbidden // malformed: let nothing through
+		return
+	}
+	v := w.next()
+	switch v.kind {
+	case tokString, tokQuotedIdent:
+		info.value = v.text
+	case tokWord:
+		if v.text == "default" {
+			info.isDefault = true
+		} else {
+			info.value = string(v.raw)
+		}
+	default:
+		info.kind = stmtForbidden
+		return
+	}
+	if rest := w.rest(); len(rest) > 0 {
+		info.kind = stmtForbidden
+	}
+}
+
+// isMulti reports whether q holds a semicolon outside literals and comments
+// followed by more than white space.
+func isMulti(q []byte) bool {
+	if bytes.IndexByte(q, ';') < 0 {
+		return false
+	}
+	for i := 0; i < len(q); {
+		switch c := q[i]; {
+		case c == '\'':
+			i = skipQuoted(q, i+1, '\'', i > 0 && (q[i-1] == 'e' || q[i-1] == 'E'))
+		case c == '"':
+			i = skipQuoted(q, i+1, '"', false)
+		case c == '$':
+			i = skipDollar(q, i)
+		case c == '-' && i+1 < len(q) && q[i+1] == '-', c == '/' && i+1 < len(q) && q[i+1] == '*':
+			w := words{q: q, pos: i}
+			w.skipSpace()
+			i = max(w.pos, i+1)
+		case c == ';':
+			w := words{q: q, pos: i + 1}
+			w.skipSpace()
+			for w.pos < len(q) && q[w.pos] == ';' {
+				w.pos++
+				w.skipSpace()
+			}
+			if w.pos < len(q) {
+				return true
+			}
+			i = w.pos
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// mentionsBinding reports whether q may write a shardline.* setting on the
+// backend directly (SET shardline.x inside a longer query, or set_config on
+// it), which would let a client rebind its backend to another tenant.
+func mentionsBinding(q []byte) bool {
+	i := indexFold(q, "shardline.")
+	if i < 0 {
+		return false
+	}
+	if indexFold(q, "set_config") >= 0 {
+		return true
+	}
+	for ; i >= 0; i = nextFold(q, i+1, "shardline.") {
+		// Look back over spaces, quotes and SESSION/LOCAL for SET or RESET.
+		j := i
+		for j > 0 && (q[j-1] == ' ' || q[j-1] == '\t' || q[j-1] == '\n' || q[j-1] == '\r' || q[j-1] == '"') {
+			j--
+		}
+		for _, kw := range []string{"session", "local"} {
+			if j >= len(kw) && strings.EqualFold(string(q[j-len(kw):j]), kw) {
+				j -= len(kw)
+				for j > 0 && (q[j-1] == ' ' || q[j-1] == '\t' || q[j-1] == '\n' || q[j-1] == '\r') {
+					j--
+				}
+			}
+		}
+		for _, kw := range []string{"set", "reset"} {
+			if j >= len(kw) && strings.EqualFold(string(q[j-len(kw):j]), kw) &&
+				(j == len(kw) || !isIdentByte(q[j-len(kw)-1])) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// indexFold is a case-insensitive bytes.Index for an ASCII lower-case needle.
+func indexFold(q []byte, needle string) int { return nextFold(q, 0, needle) }
+
+func nextFold(q []byte, from int, needle string) int {
+	first := needle[0]
+	for i := from; i+len(needle) <= len(q); i++ {
+		if q[i]|0x20 != first {
+			continue
+		}
+		if strings.EqualFold(string(q[i:i+len(needle)]), needle) {
+			return i
+		}
+	}
+	return -1
+}
