@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,7 +24,7 @@ import (
 func TestLocalCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := tempDir(t)
+	dir := pgtest.Dir(t)
 
 	start := time.Now()
 	l, err := pgtest.Start(ctx, dir, 2, 1)
@@ -119,7 +118,7 @@ func TestLocalCluster(t *testing.T) {
 	// Restart on the same directory: the manifest wins over the config
 	// (other shard count, other base port), and the data is still there.
 	start = time.Now()
-	l2, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Shards: 3, BasePort: 40000, Logger: testLogger(t)})
+	l2, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Shards: 3, BasePort: 40000, Logger: pgtest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +147,7 @@ func TestLocalCluster(t *testing.T) {
 func TestRestartAfterKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := tempDir(t)
+	dir := pgtest.Dir(t)
 	l, err := pgtest.Start(ctx, dir, 1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +160,7 @@ func TestRestartAfterKill(t *testing.T) {
 	// Simulate the parent dying: its directory lock goes, its servers stay.
 	postgres.ReleaseLockForTest(t, l)
 
-	l2, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Logger: testLogger(t)})
+	l2, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Logger: pgtest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +183,7 @@ func TestPortInUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err = postgres.StartLocal(ctx, postgres.LocalConfig{Dir: tempDir(t), Shards: 1, Replicas: postgres.NoReplicas, BasePort: port})
+	_, err = postgres.StartLocal(ctx, postgres.LocalConfig{Dir: pgtest.Dir(t), Shards: 1, Replicas: postgres.NoReplicas, BasePort: port})
 	if !errors.Is(err, postgres.ErrPortInUse) {
 		t.Fatalf("StartLocal on a taken port = %v, want ErrPortInUse", err)
 	}
@@ -200,7 +199,7 @@ func TestDirNotTraversable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs PostgreSQL as another user")
 	}
-	dir := tempDir(t)
+	dir := pgtest.Dir(t)
 	closed := filepath.Join(dir, "closed")
 	if err := os.Mkdir(closed, 0o700); err != nil {
 		t.Fatal(err)
@@ -241,29 +240,6 @@ func TestApplySchema(t *testing.T) {
 	if v := queryString(t, ctx, dsn, "SELECT count(*)::text FROM accounts"); v != "1" {
 		t.Errorf("accounts has %s rows after a failed ApplySchema, want 1", v)
 	}
-}
-
-// tempDir returns a test directory the postgres OS user can traverse.
-func tempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p := dir; p != filepath.Clean(os.TempDir()) && p != filepath.Dir(p); p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func exec(t *testing.T, ctx context.Context, dsn, sql string) {

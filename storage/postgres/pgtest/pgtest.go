@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +42,10 @@ var testConf = map[string]string{
 // same ports at the same moment; Start then tries another range. The
 // caller stops the cluster with Stop.
 func Start(ctx context.Context, dir string, shards, replicas int) (*postgres.Local, error) {
+	return start(ctx, dir, shards, replicas, nil)
+}
+
+func start(ctx context.Context, dir string, shards, replicas int, logger *slog.Logger) (*postgres.Local, error) {
 	if replicas == 0 {
 		replicas = postgres.NoReplicas
 	}
@@ -59,7 +66,8 @@ func Start(ctx context.Context, dir string, shards, replicas int) (*postgres.Loc
 			Shards:   shards,
 			Replicas: replicas,
 			BasePort: base,
-			Conf:     testConf,
+			Conf:     maps.Clone(testConf),
+			Logger:   logger,
 		})
 		if err == nil {
 			return l, nil
@@ -81,28 +89,48 @@ func Start(ctx context.Context, dir string, shards, replicas int) (*postgres.Loc
 // server binaries (see postgres.FindBinDir) and skips nothing.
 func ForTest(t testing.TB, shards, replicas int) *postgres.Local {
 	t.Helper()
-	dir := t.TempDir()
-	// The postgres OS user must be able to reach dir; TempDir makes it
-	// and its parent mode 0700.
-	for p := dir; p != filepath.Clean(os.TempDir()) && p != filepath.Dir(p); p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatalf("pgtest: %v", err)
-		}
-	}
+	dir := Dir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	start := time.Now()
-	l, err := Start(ctx, dir, shards, replicas)
+	begin := time.Now()
+	l, err := start(ctx, dir, shards, replicas, Logger(t))
 	if err != nil {
 		t.Fatalf("pgtest: start cluster: %v", err)
 	}
-	t.Logf("pgtest: %d shard(s) x %d replica(s) up in %v", shards, replicas, time.Since(start).Round(time.Millisecond))
+	t.Logf("pgtest: %d shard(s) x %d replica(s) up in %v", shards, replicas, time.Since(begin).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if err := l.Stop(context.Background()); err != nil {
 			t.Errorf("pgtest: stop cluster: %v", err)
 		}
 	})
 	return l
+}
+
+// Dir returns a fresh temporary directory, removed when t ends, that the
+// postgres OS user can reach: t.TempDir makes it and its parent mode 0700,
+// which keeps PostgreSQL out when tests run as root.
+func Dir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p := dir; p != filepath.Clean(os.TempDir()) && p != filepath.Dir(p); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
+	}
+	return dir
+}
+
+// Logger returns a logger that writes to t's log, shown for failed tests
+// and with -v. Use it only while t runs (including its Cleanup functions).
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, nil))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // freePortRange returns the first of n consecutive ports that can all be
