@@ -1,0 +1,597 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/shardline/shardline"
+)
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestSimpleQueryWithStartupTenant(t *testing.T) {
+	c := connect(t, "options=-c%20shardline.tenant%3Dacme")
+	ctx := testCtx(t)
+	var tenant, shard string
+	if err := c.QueryRow(ctx, "SELECT current_setting('shardline.tenant')").Scan(&tenant); err != nil {
+		t.Fatal(err)
+	}
+	if tenant != "acme" {
+		t.Fatalf("tenant bound on shard = %q, want acme", tenant)
+	}
+	if err := c.QueryRow(ctx, "SHOW shardline.shard", pgx.QueryExecModeSimpleProtocol).Scan(&shard); err != nil {
+		t.Fatal(err)
+	}
+	if shard != string(shardOf(t, "acme")) {
+		t.Fatalf("SHOW shardline.shard = %q, want %q", shard, shardOf(t, "acme"))
+	}
+}
+
+// TestTenantsStayOnTheirShards writes 1000 tenants' rows through the router
+// and checks on each shard primary that every row sits on its tenant's shard
+// and was written with the tenant bound.
+func TestTenantsStayOnTheirShards(t *testing.T) {
+	applySchema(t, `CREATE TABLE IF NOT EXISTS items (tenant_id text NOT NULL, id int NOT NULL, bound text, PRIMARY KEY (tenant_id, id))`)
+	c := connect(t, "")
+	ctx := testCtx(t)
+	const tenants = 1000
+	for i := 0; i < tenants; i++ {
+		tn := fmt.Sprintf("t%04d", i)
+		if _, err := c.Exec(ctx, "SET shardline.tenant = '"+tn+"'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "INSERT INTO items VALUES ($1, 1, current_setting('shardline.tenant')) ON CONFLICT DO NOTHING", tn); err != nil {
+			t.Fatalf("insert for %s: %v", tn, err)
+		}
+	}
+	perShard := map[shardline.ShardID]int{}
+	for _, s := range env.pg.Shards() {
+		rows, err := direct(t, s.ID).Query(ctx, "SELECT tenant_id, bound FROM items WHERE tenant_id LIKE 't____'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var tn, bound string
+			if err := rows.Scan(&tn, &bound); err != nil {
+				t.Fatal(err)
+			}
+			if want := shardOf(t, tn); want != s.ID {
+				t.Errorf("tenant %s found on %s, placement says %s", tn, s.ID, want)
+			}
+			if bound != tn {
+				t.Errorf("row of %s written with shardline.tenant = %q", tn, bound)
+			}
+			perShard[s.ID]++
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for id, n := range perShard {
+		total += n
+		if n < tenants/4 {
+			t.Errorf("shard %s holds only %d of %d tenants", id, n, tenants)
+		}
+	}
+	if total != tenants {
+		t.Errorf("found %d tenants' rows, want %d", total, tenants)
+	}
+}
+
+func TestCommentTenantRoutesStatement(t *testing.T) {
+	applySchema(t, `CREATE TABLE IF NOT EXISTS notes (tenant_id text NOT NULL, body text); DELETE FROM notes`)
+	c := connect(t, "")
+	ctx := testCtx(t)
+	var bound string
+	err := c.QueryRow(ctx, "SELECT current_setting('shardline.tenant') /* tenant='beta' */").Scan(&bound)
+	if err != nil || bound != "beta" {
+		t.Fatalf("comment tenant: bound %q, err %v", bound, err)
+	}
+	if _, err := c.Exec(ctx, "INSERT INTO notes VALUES ('gamma', 'x') /*tenant='gamma',app='test'*/"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := direct(t, shardOf(t, "gamma")).QueryRow(ctx, "SELECT count(*) FROM notes WHERE tenant_id = 'gamma'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("gamma's note on its shard: n=%d err=%v", n, err)
+	}
+}
+
+func TestNoTenantErrorLeavesSessionUsable(t *testing.T) {
+	applySchema(t, `CREATE TABLE IF NOT EXISTS items (tenant_id text NOT NULL, id int NOT NULL, bound text, PRIMARY KEY (tenant_id, id))`)
+	c := connect(t, "")
+	ctx := testCtx(t)
+	// What ORMs run right after connecting, before any tenant is known.
+	for _, q := range []string{
+		"SELECT version()",
+		"SELECT current_schema()",
+		"SHOW standard_conforming_strings",
+		"SHOW transaction isolation level",
+		"SET search_path TO public",
+		"SELECT t.oid, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'pg_catalog' LIMIT 5",
+		"SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+		"SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind = 'r' LIMIT 1",
+	} {
+		rows, err := c.Query(ctx, q)
+		if err == nil {
+			for rows.Next() {
+			}
+			err = rows.Err()
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_, err := c.Exec(ctx, "SELECT * FROM items")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != codeNoTenant || !strings.Contains(pe.Hint, "/* tenant=") || !strings.Contains(pe.Hint, "SET shardline.tenant") || !strings.Contains(pe.Hint, "options=") {
+		t.Fatalf("tenant table without tenant: err %v (hint %q)", err, hintOf(err))
+	}
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("session unusable after error: %v", err)
+	}
+	// Same through the simple protocol.
+	_, err = c.Exec(ctx, "SELECT * FROM items", pgx.QueryExecModeSimpleProtocol)
+	if pgCode(err) != codeNoTenant {
+		t.Fatalf("simple protocol: %v", err)
+	}
+	if err := c.QueryRow(ctx, "SELECT 2", pgx.QueryExecModeSimpleProtocol).Scan(&one); err != nil || one != 2 {
+		t.Fatalf("session unusable after simple-protocol error: %v", err)
+	}
+}
+
+func hintOf(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Hint
+	}
+	return ""
+}
+
+const ledgerDDL = `CREATE TABLE IF NOT EXISTS ledger (tenant_id text NOT NULL, n int);`
+
+func TestTransactionsAndRollback(t *testing.T) {
+	applySchema(t, ledgerDDL+`DELETE FROM ledger WHERE tenant_id = 'tx1'`)
+	c := connect(t, "options=-c%20shardline.tenant%3Dtx1")
+	ctx := testCtx(t)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO ledger VALUES ('tx1', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, err = c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO ledger VALUES ('tx1', 2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var sum int
+	if err := direct(t, shardOf(t, "tx1")).QueryRow(ctx, "SELECT coalesce(sum(n),0) FROM ledger WHERE tenant_id='tx1'").Scan(&sum); err != nil || sum != 2 {
+		t.Fatalf("after rollback+commit sum = %d, err %v; want 2", sum, err)
+	}
+
+	// A server error inside a transaction reaches the client unchanged and
+	// aborts the transaction.
+	tx, err = c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Exec(ctx, "SELECT 1/0")
+	if pgCode(err) != "22012" {
+		t.Fatalf("division by zero: %v", err)
+	}
+	_, err = tx.Exec(ctx, "SELECT 1")
+	if pgCode(err) != "25P02" {
+		t.Fatalf("statement after error: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeferredBeginWithCommentTenant: BEGIN without any tenant is answered
+// by the router; the first statement's comment picks the shard.
+func TestDeferredBeginWithCommentTenant(t *testing.T) {
+	applySchema(t, ledgerDDL+`DELETE FROM ledger WHERE tenant_id LIKE 'd_'`)
+	c := connect(t, "")
+	ctx := testCtx(t)
+	for _, tn := range []string{"d1", "d2", "d3", "d4"} {
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "INSERT INTO ledger VALUES ('"+tn+"', 7) /* tenant='"+tn+"' */"); err != nil {
+			t.Fatal(err)
+		}
+		var bound string
+		if err := c.QueryRow(ctx, "SELECT current_setting('shardline.tenant')").Scan(&bound); err != nil || bound != tn {
+			t.Fatalf("bound in transaction = %q, err %v", bound, err)
+		}
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := direct(t, shardOf(t, tn)).QueryRow(ctx, "SELECT count(*) FROM ledger WHERE tenant_id=$1", tn).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%s rows on its shard: %d, %v", tn, n, err)
+		}
+	}
+}
+
+func TestTenantSwitchInsideTransaction(t *testing.T) {
+	c := connect(t, "options=-c%20shardline.tenant%3Dsw1")
+	ctx := testCtx(t)
+	// Find a tenant on the other shard.
+	other := ""
+	for i := 0; other == ""; i++ {
+		if tn := fmt.Sprintf("sw-other-%d", i); shardOf(t, tn) != shardOf(t, "sw1") {
+			other = tn
+		}
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Exec(ctx, "SELECT 1 /* tenant='"+other+"' */")
+	if pgCode(err) != codeActiveTransaction {
+		t.Fatalf("tenant switch inside transaction: %v", err)
+	}
+	_, err = tx.Exec(ctx, "SELECT 1")
+	if pgCode(err) != "25P02" {
+		t.Fatalf("after the switch error the transaction is aborted: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadTenantValues(t *testing.T) {
+	c := connect(t, "")
+	ctx := testCtx(t)
+	_, err := c.Exec(ctx, "SET shardline.tenant = 'has space'")
+	if pgCode(err) != codeInvalidParameter {
+		t.Fatalf("invalid tenant: %v", err)
+	}
+	_, err = c.Exec(ctx, "SET shardline.shard = 's2'")
+	if pgCode(err) != "55P02" {
+		t.Fatalf("SET shardline.shard: %v", err)
+	}
+	_, err = c.Exec(ctx, "SELECT set_config('shardline.tenant', 'x', false)")
+	if pgCode(err) != "42501" {
+		t.Fatalf("set_config of the binding: %v", err)
+	}
+	_, err = c.Exec(ctx, "SHOW shardline.nope")
+	if pgCode(err) != "42704" {
+		t.Fatalf("unknown router setting: %v", err)
+	}
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+	// A bad tenant at startup is a fatal error naming the problem.
+	_, err = pgx.Connect(ctx, routerDSN("options=-c%20shardline.tenant%3D'bad'"))
+	if pgCode(err) != codeInvalidParameter {
+		t.Fatalf("startup with invalid tenant: %v", err)
+	}
+	_, err = pgx.Connect(ctx, strings.Replace(routerDSN(""), "/app?", "/nope?", 1))
+	if pgCode(err) != codeInvalidCatalog {
+		t.Fatalf("wrong database: %v", err)
+	}
+}
+
+// TestSessionSettingsFollowTheSession checks that a session SET is applied
+// on whichever server connection serves the session next, and never leaks
+// into another session.
+func TestSessionSettingsFollowTheSession(t *testing.T) {
+	a := connect(t, "options=-c%20shardline.tenant%3Dset1")
+	ctx := testCtx(t)
+	if _, err := a.Exec(ctx, "SET my.flavour = 'salty'"); err != nil {
+		t.Fatal(err)
+	}
+	// Other sessions of the same shard take every server connection in
+	// turn, so a's next transactions land on different ones.
+	others := make([]*pgx.Conn, testPoolSize-1)
+	for i := range others {
+		others[i] = connect(t, "options=-c%20shardline.tenant%3Dset1")
+	}
+	seen := map[uint32]bool{}
+	for round := 0; round < 6; round++ {
+		var txs []pgx.Tx
+		for i, o := range others[:round%len(others)+1] {
+			tx, err := o.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v *string
+			if err := tx.QueryRow(ctx, "SELECT current_setting('my.flavour', true)").Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if v != nil && *v != "" {
+				t.Fatalf("round %d: session %d sees another session's setting my.flavour=%q", round, i, *v)
+			}
+			txs = append(txs, tx)
+		}
+		var v string
+		var pid uint32
+		if err := a.QueryRow(ctx, "SELECT current_setting('my.flavour'), pg_backend_pid()").Scan(&v, &pid); err != nil {
+			t.Fatal(err)
+		}
+		if v != "salty" {
+			t.Fatalf("round %d: session's own setting = %q on server pid %d", round, v, pid)
+		}
+		seen[pid] = true
+		for _, tx := range txs {
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(seen) < 2 {
+		t.Fatalf("session used only %d server connection(s); the test needs it to move", len(seen))
+	}
+	if _, err := a.Exec(ctx, "RESET my.flavour"); err != nil {
+		t.Fatal(err)
+	}
+	var v *string
+	if err := a.QueryRow(ctx, "SELECT current_setting('my.flavour', true)").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != nil && *v != "" {
+		t.Fatalf("after RESET: %q", *v)
+	}
+}
+
+// TestPreparedStatementsAcrossServerConnections runs named prepared
+// statements from many sessions that share few server connections.
+func TestPreparedStatementsAcrossServerConnections(t *testing.T) {
+	applySchema(t, `CREATE TABLE IF NOT EXISTS items (tenant_id text NOT NULL, id int NOT NULL, bound text, PRIMARY KEY (tenant_id, id))`)
+	ctx := testCtx(t)
+	const sessions = 8
+	errs := make(chan error, sessions)
+	for i := 0; i < sessions; i++ {
+		c := connect(t, fmt.Sprintf("options=-c%%20shardline.tenant%%3Dprep%d", i%3))
+		go func(i int, c *pgx.Conn) {
+			tn := fmt.Sprintf("prep%d", i%3)
+			for j := 0; j < 50; j++ {
+				var got string
+				var n int
+				// pgx prepares each statement once per session and reuses it.
+				if err := c.QueryRow(ctx, "SELECT current_setting('shardline.tenant'), $1::int + 1", j).Scan(&got, &n); err != nil {
+					errs <- fmt.Errorf("session %d: %w", i, err)
+					return
+				}
+				if got != tn || n != j+1 {
+					errs <- fmt.Errorf("session %d: got %q %d, want %q %d", i, got, n, tn, j+1)
+					return
+				}
+			}
+			errs <- nil
+		}(i, c)
+	}
+	for i := 0; i < sessions; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An explicit prepared statement survives transactions.
+	c := connect(t, "options=-c%20shardline.tenant%3Dprep0")
+	if _, err := c.Prepare(ctx, "mine", "SELECT $1::text || current_setting('shardline.tenant')"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		var s string
+		if err := c.QueryRow(ctx, "mine", "x").Scan(&s); err != nil || s != "xprep0" {
+			t.Fatalf("prepared statement run %d: %q %v", i, s, err)
+		}
+	}
+	if err := c.Deallocate(ctx, "mine"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "mine", "x"); err == nil {
+		t.Fatal("deallocated statement still runs")
+	}
+}
+
+func TestBatchPipeline(t *testing.T) {
+	c := connect(t, "options=-c%20shardline.tenant%3Dbatch")
+	ctx := testCtx(t)
+	b := &pgx.Batch{}
+	for i := 0; i < 20; i++ {
+		b.Queue("SELECT $1::int * 2", i)
+	}
+	b.Queue("SELECT 1/0")
+	b.Queue("SELECT 3")
+	br := c.SendBatch(ctx, b)
+	for i := 0; i < 20; i++ {
+		var n int
+		if err := br.QueryRow().Scan(&n); err != nil || n != i*2 {
+			t.Fatalf("batch item %d: %d %v", i, n, err)
+		}
+	}
+	if _, err := br.Exec(); pgCode(err) != "22012" {
+		t.Fatalf("batch error item: %v", err)
+	}
+	if err := br.Close(); err == nil {
+		t.Log("batch close after error returned nil")
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT 5").Scan(&n); err != nil || n != 5 {
+		t.Fatalf("after batch: %v", err)
+	}
+}
+
+func TestCopyInAndOut(t *testing.T) {
+	applySchema(t, `CREATE TABLE IF NOT EXISTS copied (tenant_id text NOT NULL, n int); DELETE FROM copied`)
+	c := connect(t, "options=-c%20shardline.tenant%3Dcopy1")
+	ctx := testCtx(t)
+	rows := make([][]any, 5000)
+	for i := range rows {
+		rows[i] = []any{"copy1", i}
+	}
+	n, err := c.CopyFrom(ctx, pgx.Identifier{"copied"}, []string{"tenant_id", "n"}, pgx.CopyFromRows(rows))
+	if err != nil || n != int64(len(rows)) {
+		t.Fatalf("CopyFrom: %d %v", n, err)
+	}
+	var buf strings.Builder
+	tag, err := c.PgConn().CopyTo(ctx, &buf, "COPY (SELECT n FROM copied WHERE tenant_id = 'copy1' ORDER BY n) TO STDOUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag.RowsAffected() != int64(len(rows)) || !strings.HasPrefix(buf.String(), "0\n1\n2\n") {
+		t.Fatalf("CopyTo: %d rows, starts %q", tag.RowsAffected(), buf.String()[:min(20, buf.Len())])
+	}
+	var cnt int
+	if err := direct(t, shardOf(t, "copy1")).QueryRow(ctx, "SELECT count(*) FROM copied WHERE tenant_id='copy1'").Scan(&cnt); err != nil || cnt != len(rows) {
+		t.Fatalf("rows on shard: %d %v", cnt, err)
+	}
+	// A failing COPY reports the server's error and the session goes on.
+	_, err = c.CopyFrom(ctx, pgx.Identifier{"copied"}, []string{"tenant_id", "nope"}, pgx.CopyFromRows(rows[:1]))
+	if pgCode(err) != "42703" {
+		t.Fatalf("copy into a missing column: %v", err)
+	}
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&cnt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCancelReachesTheServer(t *testing.T) {
+	c := connect(t, "options=-c%20shardline.tenant%3Dcancel1&application_name=cancel1")
+	ctx := testCtx(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "SELECT pg_sleep(30)")
+		done <- err
+	}()
+	// Wait until the statement runs on the shard, then cancel through the
+	// router with the key the router gave the client.
+	d := direct(t, shardOf(t, "cancel1"))
+	for {
+		var running int
+		if err := d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'").Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("sleep ended before it was cancelled: %v", err)
+		case <-time.After(10 * time.Millisecond): // polling another server's state
+		}
+	}
+	if err := c.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; pgCode(err) != "57014" {
+		t.Fatalf("cancelled statement: %v", err)
+	}
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("session after cancel: %v", err)
+	}
+}
+
+func TestClientGoneMidTransactionLeavesNothingOpen(t *testing.T) {
+	applySchema(t, ledgerDDL)
+	ctx := testCtx(t)
+	c, err := pgx.Connect(ctx, routerDSN("options=-c%20shardline.tenant%3Dgone1&application_name=gone1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := c.QueryRow(ctx, "INSERT INTO ledger VALUES ('gone1', 1) RETURNING pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	// Drop the TCP connection without Terminate.
+	_ = c.PgConn().Conn().Close()
+	d := direct(t, shardOf(t, "gone1"))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var open int
+		if err := d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state LIKE 'idle in transaction%'", pid).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server connection still idle in transaction after the client went away")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition on another server
+	}
+	var n int
+	if err := d.QueryRow(ctx, "SELECT count(*) FROM ledger WHERE tenant_id='gone1'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("uncommitted row visible: %d %v", n, err)
+	}
+}
+
+// TestPinMovesNextTransaction pins a tenant to the other shard in etcd
+// while a session is open; the session's next transaction goes there.
+func TestPinMovesNextTransaction(t *testing.T) {
+	c := connect(t, "options=-c%20shardline.tenant%3Dpin1")
+	ctx := testCtx(t)
+	var before string
+	if err := c.QueryRow(ctx, "SELECT current_setting('port')").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	from := shardOf(t, "pin1")
+	to := shardline.ShardID("s1")
+	if from == to {
+		to = "s2"
+	}
+	rec, err := env.store.PinTenant(ctx, "pin1", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rec
+	rev, err := env.store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.watcher.WaitRevision(ctx, rev.Revision); err != nil {
+		t.Fatal(err)
+	}
+	var after string
+	if err := c.QueryRow(ctx, "SELECT current_setting('port')").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after == before {
+		t.Fatalf("transaction after pin still on port %s", after)
+	}
+	var shard string
+	if err := c.QueryRow(ctx, "SHOW shardline.shard", pgx.QueryExecModeSimpleProtocol).Scan(&shard); err != nil || shard != string(to) {
+		t.Fatalf("SHOW shardline.shard after pin = %q, %v; want %s", shard, err, to)
+	}
+	if env.router.MapRevision() < rev.Revision {
+		t.Fatalf("router reports map revision %d, placement is at %d", env.router.MapRevision(), rev.Revision)
+	}
+}
