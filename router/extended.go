@@ -59,6 +59,7 @@ func (s *session) handleParse(body []byte) error {
 	if err := s.route(query); err != nil {
 		return s.extError(err)
 	}
+	s.pinned = s.pinned || info.pins
 	prep := &prepared{query: string(query), set: settingOpOf(&info, query)}
 	if name == "" {
 		s.stmts[""] = prep

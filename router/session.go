@@ -43,6 +43,7 @@ type session struct {
 	lastBe        *backend // affinity: the connection used last
 	deferredBegin []byte   // a BEGIN the router answered before knowing the shard
 	txFailed      bool     // a router error aborted the transaction
+	pinned        bool     // the session keeps its server connection (see stmtInfo.pins)
 	skipToSync    bool     // an error in extended protocol: ignore until Sync
 	pendingSets   []settingOp
 	errSeen       bool
@@ -210,6 +211,14 @@ func (s *session) run() {
 			if err := s.flushAll(); err != nil {
 				return
 			}
+			if s.pinned && s.be != nil && s.beStatus == 'I' && len(s.queue) == 0 {
+				if err := s.waitPinnedIdle(); err != nil {
+					if !isClientGone(err) {
+						s.fail(err)
+					}
+					return
+				}
+			}
 		}
 		typ, body, err := s.in.next()
 		if err != nil {
@@ -331,6 +340,7 @@ func (s *session) handleQuery(body []byte) error {
 	if err := s.route(q); err != nil {
 		return s.queryError(err)
 	}
+	s.pinned = s.pinned || info.pins
 	writeMsg(s.be.out, 'Q', body)
 	p := pending{kind: 'Q'}
 	if op := settingOpOf(&info, q); op != nil {
@@ -433,6 +443,9 @@ func (s *session) route(q []byte) error {
 		tenant = shardline.TenantID(t)
 	}
 	if s.be != nil {
+		if s.pinned && s.beStatus == 'I' {
+			return s.rebindPinned(tenant)
+		}
 		return s.rebindInTransaction(tenant)
 	}
 	pl, err := s.r.placement()
@@ -498,6 +511,29 @@ func (s *session) rebindInTransaction(tenant shardline.TenantID) error {
 		Hint:    "A transaction belongs to one tenant: commit or roll back first, then set the other tenant."}
 }
 
+// rebindPinned binds another tenant on a pinned session's connection
+// between transactions; the tenant must live on the same shard.
+func (s *session) rebindPinned(tenant shardline.TenantID) error {
+	if tenant == s.be.tenant {
+		s.txTenant = tenant
+		return nil
+	}
+	pl, err := s.r.placement()
+	if err != nil {
+		return err
+	}
+	if tenant != "" && pl.Locate(tenant).Shard != s.txShard {
+		return &Error{Code: codeFeatureNotSupported,
+			Message: "session is pinned to shard " + string(s.txShard) + " and tenant \"" + string(tenant) + "\" lives on " + string(pl.Locate(tenant).Shard),
+			Hint:    "LISTEN, temporary tables, session advisory locks, PREPARE and WITH HOLD cursors pin a session to its server connection; use a new session for the other tenant."}
+	}
+	s.txTenant = tenant
+	s.be.tenant = tenant
+	s.be.out.Write(queryMsg(bindSQL(tenant)))
+	s.push(pending{kind: 'Q', swallow: true, internal: true})
+	return nil
+}
+
 // setupSQL returns the statements that make be carry this session's
 // settings and tenant, or "" when it already does.
 func (s *session) setupSQL(be *backend, tenant shardline.TenantID) string {
@@ -537,8 +573,11 @@ func anyShard(p *shardline.Placement) shardline.ShardID {
 // server connection.
 func (s *session) endTransaction(abort bool) {
 	be := s.be
-	if be == nil {
+	if be == nil || (s.pinned && !abort) {
 		return
+	}
+	if s.pinned {
+		be.broken = true // it carries session state no other session may see
 	}
 	s.be = nil
 	s.current.Store(nil)

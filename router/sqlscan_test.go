@@ -154,3 +154,24 @@ func TestTableCheck(t *testing.T) {
 		t.Errorf("cache holds %d entries, bound is 4", len(c.cache))
 	}
 }
+
+func TestPinsSession(t *testing.T) {
+	for q, want := range map[string]bool{
+		"LISTEN jobs":                           true,
+		"listen \"x\"":                          true,
+		"CREATE TEMP TABLE x (a int)":           true,
+		"create local temporary table x()":      true,
+		"CREATE TABLE x (a int)":                false,
+		"SELECT pg_advisory_lock(1)":            true,
+		"SELECT pg_try_advisory_lock(1)":        true,
+		"SELECT pg_advisory_xact_lock(1)":       false,
+		"PREPARE p AS SELECT 1":                 true,
+		"DECLARE c CURSOR WITH HOLD FOR SELECT": true,
+		"DECLARE c CURSOR FOR SELECT 1":         false,
+		"SELECT 1":                              false,
+	} {
+		if got := classify([]byte(q)).pins; got != want {
+			t.Errorf("pins(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

@@ -30,6 +30,11 @@ type stmtInfo struct {
 	isDefault bool
 	// multi is set when the text holds more than one statement.
 	multi bool
+	// pins is set when the statement leaves state on the server connection
+	// that outlives the transaction (LISTEN, temporary tables, session
+	// advisory locks, SQL PREPARE, cursors WITH HOLD): the session then
+	// keeps its server connection.
+	pins bool
 }
 
 // classify looks at the first words of q. It is called on every statement
@@ -41,6 +46,7 @@ func classify(q []byte) stmtInfo {
 	if w.pos >= len(q) {
 		return info
 	}
+	info.pins = pinsSession(q, q[w.pos]|0x20)
 	switch q[w.pos] | 0x20 {
 	case 's', 'r', 'd', 'b':
 	default:
@@ -250,4 +256,36 @@ func nextFold(q []byte, from int, needle string) int {
 		}
 	}
 	return -1
+}
+
+// pinsSession reports whether q leaves session state on the server (see
+// stmtInfo.pins). first is q's first non-blank byte, lower-cased.
+func pinsSession(q []byte, first byte) bool {
+	switch first {
+	case 'l', 'c', 'p', 'd':
+		w := words{q: q}
+		switch w.next().text {
+		case "listen", "prepare":
+			return true
+		case "create":
+			switch t := w.next().text; t {
+			case "temp", "temporary":
+				return true
+			case "local", "global":
+				t2 := w.next().text
+				return t2 == "temp" || t2 == "temporary"
+			}
+		case "declare":
+			return indexFold(q, "with hold") >= 0
+		}
+	}
+	if i := indexFold(q, "advisory_"); i >= 0 {
+		for ; i >= 0; i = nextFold(q, i+1, "advisory_") {
+			rest := q[i+len("advisory_"):]
+			if len(rest) >= 4 && strings.EqualFold(string(rest[:4]), "lock") {
+				return true // pg_advisory_lock, pg_try_advisory_lock (not the _xact_ ones)
+			}
+		}
+	}
+	return false
 }
