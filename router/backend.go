@@ -90,3 +90,16 @@ func (b *backend) cancel(ctx context.Context) error {
 	_, err = c.Write(msg)
 	return err
 }
+
+// alive reports whether the server has not closed the idle connection: a
+// read that would block means it is open; EOF or any data means it is not
+// usable (an idle server sends nothing but a termination notice).
+func (b *backend) alive() bool {
+	if b.in.buffered() > 0 {
+		return false
+	}
+	_ = b.conn.SetReadDeadline(time.Now().Add(50 * time.Microsecond))
+	_, err := b.in.r.Peek(1)
+	_ = b.conn.SetReadDeadline(time.Time{})
+	return err != nil && isTimeout(err)
+}

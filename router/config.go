@@ -28,6 +28,10 @@ type Config struct {
 	// WaitTimeout bounds waiting for a free server connection and for a
 	// connection to be made (default 10 s).
 	WaitTimeout time.Duration
+	// IdleCheckAfter is how long a pooled server connection may sit idle
+	// before it is checked (one non-blocking read) for having been closed by
+	// the server when it is taken again (default 1 s).
+	IdleCheckAfter time.Duration
 	// StatementCacheSize bounds the parse cache for statements without a
 	// tenant (default 10000).
 	StatementCacheSize int
@@ -45,6 +49,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = 10 * time.Second
+	}
+	if c.IdleCheckAfter == 0 {
+		c.IdleCheckAfter = time.Second
 	}
 	if c.StatementCacheSize == 0 {
 		c.StatementCacheSize = 10000

@@ -91,7 +91,9 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 
-	env.router, err = New(Config{Placement: env.watcher, PoolSize: testPoolSize, WaitTimeout: 5 * time.Second, Logger: logger})
+	env.router, err = New(Config{Placement: env.watcher, PoolSize: testPoolSize, WaitTimeout: 5 * time.Second,
+		IdleCheckAfter: time.Nanosecond, // check on every reuse, so the tests exercise it
+		Logger:         logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -21,8 +21,11 @@ type pool struct {
 	cfg     *pgconn.Config
 	max     int
 	timeout time.Duration
-	metrics *poolMetrics
-	onDial  func(params map[string]string)
+	// idleCheck is how long a connection may sit idle before acquire checks
+	// that the server has not closed it.
+	idleCheck time.Duration
+	metrics   *poolMetrics
+	onDial    func(params map[string]string)
 
 	mu      sync.Mutex
 	idle    []*backend
@@ -31,12 +34,12 @@ type pool struct {
 	closed  bool
 }
 
-func newPool(shard shardline.ShardID, dsn string, max int, timeout time.Duration, m *poolMetrics, onDial func(map[string]string)) (*pool, error) {
+func newPool(shard shardline.ShardID, dsn string, max int, timeout, idleCheck time.Duration, m *poolMetrics, onDial func(map[string]string)) (*pool, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: parse DSN: %w", shard, err)
 	}
-	return &pool{shard: shard, dsn: dsn, cfg: cfg, max: max, timeout: timeout, metrics: m, onDial: onDial}, nil
+	return &pool{shard: shard, dsn: dsn, cfg: cfg, max: max, timeout: timeout, idleCheck: idleCheck, metrics: m, onDial: onDial}, nil
 }
 
 var errPoolClosed = errors.New("router: pool closed")
@@ -44,6 +47,19 @@ var errPoolClosed = errors.New("router: pool closed")
 // acquire returns an idle connection (prefer, when it is idle), a new one, or
 // waits up to the pool timeout for one to be released.
 func (p *pool) acquire(ctx context.Context, prefer *backend) (*backend, error) {
+	for {
+		b, err := p.acquireOnce(ctx, prefer)
+		if err != nil || b.lastUsed.IsZero() || time.Since(b.lastUsed) < p.idleCheck || b.alive() {
+			return b, err
+		}
+		// The server closed it while it sat idle (a restart, an
+		// administrator's pg_terminate_backend): drop it and take another.
+		p.discard(b)
+		prefer = nil
+	}
+}
+
+func (p *pool) acquireOnce(ctx context.Context, prefer *backend) (*backend, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

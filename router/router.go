@@ -133,7 +133,7 @@ func (r *Router) poolFor(p *shardline.Placement, shard shardline.ShardID) (*pool
 	if pl, ok := cur[shard]; ok && pl.dsn == sh.Primary.DSN {
 		return pl, nil
 	}
-	pl, err := newPool(shard, sh.Primary.DSN, r.cfg.PoolSize, r.cfg.WaitTimeout, r.metrics.forShard(string(shard)), r.learnServerParams)
+	pl, err := newPool(shard, sh.Primary.DSN, r.cfg.PoolSize, r.cfg.WaitTimeout, r.cfg.IdleCheckAfter, r.metrics.forShard(string(shard)), r.learnServerParams)
 	if err != nil {
 		return nil, &Error{Code: codeCannotConnectNow, Message: err.Error(), Err: err}
 	}

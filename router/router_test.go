@@ -625,3 +625,37 @@ func TestListenPinsTheSession(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIdleConnectionKilledOnServer: a pooled connection the server closed
+// while idle is replaced, not handed to a session.
+func TestIdleConnectionKilledOnServer(t *testing.T) {
+	ctx := testCtx(t)
+	c := connect(t, "options=-c%20shardline.tenant%3Didlekill")
+	var pid int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	d := direct(t, shardOf(t, "idlekill"))
+	var ok bool
+	if err := d.QueryRow(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&ok); err != nil || !ok {
+		t.Fatalf("terminate: %v %v", ok, err)
+	}
+	// Await the server process's exit.
+	for {
+		var n int
+		if err := d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling another server's state
+	}
+	var pid2 int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid2); err != nil {
+		t.Fatalf("session after its idle server connection was terminated: %v", err)
+	}
+	if pid2 == pid {
+		t.Fatal("same server pid after termination")
+	}
+}
