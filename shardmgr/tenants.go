@@ -2,10 +2,10 @@ package shardmgr
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/storage/etcdstore"
 )
 
 // TenantView is where a tenant lives and whether it is registered. Every
@@ -23,9 +23,8 @@ type TenantView struct {
 	Revision int64
 }
 
-func view(p *shardline.Placement, t shardline.TenantID, registered bool) TenantView {
-	loc := p.Locate(t)
-	return TenantView{Tenant: t, Shard: loc.Shard, Slot: loc.Slot, Pinned: loc.Pinned, Registered: registered, Revision: p.Revision}
+func view(tp etcdstore.TenantPlacement) TenantView {
+	return TenantView{Tenant: tp.Tenant, Shard: tp.Shard, Slot: tp.Slot, Pinned: tp.Pinned, Registered: tp.Registered, Revision: tp.Revision}
 }
 
 // CreateTenant registers tenant, pinned to shard unless shard is "" (then
@@ -40,34 +39,25 @@ func (m *Manager) CreateTenant(ctx context.Context, tenant shardline.TenantID, s
 		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
 	}
 	m.logger.Info("tenant created", "tenant", tenant, "shard", rec.Shard, "revision", rec.ModRevision)
-	return m.locate(ctx, tenant, true)
+	return m.locate(ctx, tenant)
 }
 
 // ShowTenant returns where tenant lives. An unregistered tenant is not an
 // error: it has a slot and a shard. Errors wrap shardline.ErrInvalidTenant or
 // ErrNoPlacement.
 func (m *Manager) ShowTenant(ctx context.Context, tenant shardline.TenantID) (TenantView, error) {
-	_, err := m.store.GetTenant(ctx, tenant)
-	registered := err == nil
-	if err != nil && !errors.Is(err, shardline.ErrTenantNotFound) {
-		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
-	}
-	return m.locate(ctx, tenant, registered)
+	return m.locate(ctx, tenant)
 }
 
 // ListTenants returns the registered tenants, sorted by id.
 func (m *Manager) ListTenants(ctx context.Context) ([]TenantView, error) {
-	recs, err := m.store.ListTenants(ctx)
+	all, err := m.store.LocateRegistered(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("shardmgr: %w", err)
 	}
-	p, err := m.store.Load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("shardmgr: list tenants: %w", err)
-	}
-	views := make([]TenantView, len(recs))
-	for i, rec := range recs {
-		views[i] = view(p, rec.Tenant, true)
+	views := make([]TenantView, len(all))
+	for i, tp := range all {
+		views[i] = view(tp)
 	}
 	return views, nil
 }
@@ -90,7 +80,7 @@ func (m *Manager) PinTenant(ctx context.Context, tenant shardline.TenantID, shar
 		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
 	}
 	m.logger.Info("tenant pinned", "tenant", tenant, "shard", shard, "revision", rec.ModRevision)
-	return m.locate(ctx, tenant, true)
+	return m.locate(ctx, tenant)
 }
 
 // UnpinTenant removes a registered tenant's override, so its slot decides
@@ -102,16 +92,13 @@ func (m *Manager) UnpinTenant(ctx context.Context, tenant shardline.TenantID) (T
 		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
 	}
 	m.logger.Info("tenant unpinned", "tenant", tenant, "revision", rec.ModRevision)
-	return m.locate(ctx, tenant, true)
+	return m.locate(ctx, tenant)
 }
 
-func (m *Manager) locate(ctx context.Context, tenant shardline.TenantID, registered bool) (TenantView, error) {
-	if err := shardline.ValidateTenant(string(tenant)); err != nil {
+func (m *Manager) locate(ctx context.Context, tenant shardline.TenantID) (TenantView, error) {
+	tp, err := m.store.Locate(ctx, tenant)
+	if err != nil {
 		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
 	}
-	p, err := m.store.Load(ctx)
-	if err != nil {
-		return TenantView{}, fmt.Errorf("shardmgr: locate tenant %s: %w", tenant, err)
-	}
-	return view(p, tenant, registered), nil
+	return view(tp), nil
 }

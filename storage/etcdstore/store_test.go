@@ -335,3 +335,36 @@ func TestStartEmbeddedPortInUse(t *testing.T) {
 		t.Errorf("took %s to fail", d)
 	}
 }
+
+func TestLocate(t *testing.T) {
+	ctx := t.Context()
+	s, p := bootstrapped(t, 2)
+	tp, err := s.Locate(ctx, "ghost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := p.Locate("ghost"); tp.Location != want || tp.Registered || tp.Revision < p.Revision {
+		t.Errorf("Locate(ghost) = %+v, want %+v unregistered", tp, want)
+	}
+	if _, err := s.PinTenant(ctx, "zed", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTenant(ctx, "abe", ""); err != nil {
+		t.Fatal(err)
+	}
+	tp, err = s.Locate(ctx, "zed")
+	if err != nil || !tp.Registered || !tp.Pinned || tp.Shard != "s1" || tp.Slot != shardline.SlotOf("zed") {
+		t.Errorf("Locate(zed) = %+v, %v", tp, err)
+	}
+	all, err := s.LocateRegistered(ctx)
+	if err != nil || len(all) != 2 || all[0].Tenant != "abe" || all[0].Pinned || all[0].Shard != p.Slots[all[0].Slot] || all[1].Tenant != "zed" {
+		t.Errorf("LocateRegistered = %+v, %v", all, err)
+	}
+	if _, err := s.Locate(ctx, "a/b"); !errors.Is(err, shardline.ErrInvalidTenant) {
+		t.Errorf("Locate(a/b) = %v", err)
+	}
+	empty := newStore(t, etcdtest.Start(t))
+	if _, err := empty.Locate(ctx, "x"); !errors.Is(err, shardline.ErrNoPlacement) {
+		t.Errorf("Locate before bootstrap = %v", err)
+	}
+}

@@ -29,6 +29,11 @@ func StartEmbedded(t testing.TB, dir string) (*clientv3.Client, *etcdstore.Embed
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, ok := t.(*testing.F); ok {
+		// F.Log may not be called while fuzzing, and etcd logs from its
+		// own goroutines at any time.
+		logger = slog.New(slog.DiscardHandler)
+	}
 	var e *etcdstore.Embedded
 	var err error
 	// A free port can be taken between probing and binding; try again.

@@ -1,0 +1,129 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/shardmgr"
+)
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready\n")
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	st, err := s.mgr.Status(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	out := Status{Cluster: st.Cluster, EtcdRevision: st.EtcdRevision, MapRevision: st.MapRevision, Shards: []ShardStatus{}}
+	for _, sh := range st.Shards {
+		ss := ShardStatus{
+			ID:            string(sh.Shard.ID),
+			Epoch:         sh.Shard.Epoch,
+			Slots:         sh.Slots,
+			PinnedTenants: sh.PinnedTenants,
+			Primary:       Member(sh.Shard.Primary),
+			Replicas:      []Member{},
+		}
+		for _, m := range sh.Shard.Replicas {
+			ss.Replicas = append(ss.Replicas, Member(m))
+		}
+		out.Shards = append(out.Shards, ss)
+	}
+	return http.StatusOK, out, nil
+}
+
+func tenantView(v shardmgr.TenantView) TenantView {
+	return TenantView{Tenant: string(v.Tenant), Shard: string(v.Shard), Slot: v.Slot, Pinned: v.Pinned, Registered: v.Registered}
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var req CreateTenantRequest
+	if err := decode(w, r, maxBody, &req, false); err != nil {
+		return 0, nil, err
+	}
+	v, err := s.mgr.CreateTenant(r.Context(), shardline.TenantID(req.Tenant), shardline.ShardID(req.Shard))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, tenantView(v), nil
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	views, err := s.mgr.ListTenants(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	out := TenantList{Tenants: make([]TenantView, len(views))}
+	for i, v := range views {
+		out.Tenants[i] = tenantView(v)
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	v, err := s.mgr.ShowTenant(r.Context(), shardline.TenantID(r.PathValue("tenant")))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, tenantView(v), nil
+}
+
+func (s *Server) pinTenant(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var req PinRequest
+	if err := decode(w, r, maxBody, &req, true); err != nil {
+		return 0, nil, err
+	}
+	v, err := s.mgr.PinTenant(r.Context(), shardline.TenantID(r.PathValue("tenant")), shardline.ShardID(req.Shard))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, tenantView(v), nil
+}
+
+func (s *Server) unpinTenant(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	v, err := s.mgr.UnpinTenant(r.Context(), shardline.TenantID(r.PathValue("tenant")))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, tenantView(v), nil
+}
+
+func (s *Server) applySchema(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var req SchemaRequest
+	if err := decode(w, r, maxSchemaBody, &req, false); err != nil {
+		return 0, nil, err
+	}
+	results, err := s.mgr.ApplySchema(r.Context(), req.SQL)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := SchemaResponse{Results: make([]SchemaResult, len(results))}
+	var applied, failed []string
+	for i, res := range results {
+		out.Results[i] = SchemaResult{Shard: string(res.Shard), OK: res.OK, Error: res.Error}
+		if res.OK {
+			applied = append(applied, string(res.Shard))
+		} else {
+			failed = append(failed, string(res.Shard))
+		}
+	}
+	if len(failed) == 0 {
+		return http.StatusOK, out, nil
+	}
+	out.Error = fmt.Sprintf("schema change not applied on %s", strings.Join(failed, ", "))
+	if len(applied) > 0 {
+		out.Error += fmt.Sprintf("; applied on %s", strings.Join(applied, ", "))
+	}
+	return http.StatusUnprocessableEntity, out, nil
+}

@@ -1,0 +1,83 @@
+package api
+
+// The JSON documents of the admin API. They are the wire contract: the
+// server fills them from shardmgr's types and the Client returns them.
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Cluster string `json:"cluster"`
+	// EtcdRevision is the revision the placement was read at.
+	EtcdRevision int64 `json:"etcd_revision"`
+	// MapRevision is the revision of the router's map; 0 when unknown.
+	MapRevision int64         `json:"map_revision"`
+	Shards      []ShardStatus `json:"shards"`
+}
+
+// ShardStatus is one shard of Status.
+type ShardStatus struct {
+	ID            string   `json:"id"`
+	Epoch         int64    `json:"epoch"`
+	Slots         int      `json:"slots"`
+	PinnedTenants int      `json:"pinned_tenants"`
+	Primary       Member   `json:"primary"`
+	Replicas      []Member `json:"replicas"`
+}
+
+// Member is one PostgreSQL server of a shard.
+type Member struct {
+	Name string `json:"name"`
+	DSN  string `json:"dsn"`
+}
+
+// TenantView is where a tenant lives: the body of the tenant endpoints.
+type TenantView struct {
+	Tenant string `json:"tenant"`
+	Shard  string `json:"shard"`
+	Slot   int    `json:"slot"`
+	// Pinned is true when an override, not the slot, decides the shard.
+	Pinned bool `json:"pinned"`
+	// Registered is true when the tenant was created; any tenant id has a
+	// view.
+	Registered bool `json:"registered"`
+}
+
+// TenantList is the body of GET /v1/tenants.
+type TenantList struct {
+	Tenants []TenantView `json:"tenants"`
+}
+
+// CreateTenantRequest is the body of POST /v1/tenants. Shard is optional.
+type CreateTenantRequest struct {
+	Tenant string `json:"tenant"`
+	Shard  string `json:"shard,omitempty"`
+}
+
+// PinRequest is the optional body of PUT /v1/tenants/{tenant}/pin. Without
+// a shard the tenant is pinned where it lives now.
+type PinRequest struct {
+	Shard string `json:"shard,omitempty"`
+}
+
+// SchemaRequest is the body of POST /v1/schema.
+type SchemaRequest struct {
+	SQL string `json:"sql"`
+}
+
+// SchemaResult is the outcome on one shard.
+type SchemaResult struct {
+	Shard string `json:"shard"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// SchemaResponse is the body of POST /v1/schema: 200 when every shard
+// applied the change, 422 (with Error set) when one did not.
+type SchemaResponse struct {
+	Results []SchemaResult `json:"results"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
