@@ -95,7 +95,7 @@ type ShardStatus struct {
 func (m *Manager) Status(ctx context.Context) (Status, error) {
 	p, err := m.store.Load(ctx)
 	if err != nil {
-		return Status{}, fmt.Errorf("shardmgr: status: %w", err)
+		return Status{}, fmt.Errorf("status: %w", err)
 	}
 	st := Status{Cluster: m.store.Cluster(), EtcdRevision: p.Revision}
 	if m.router != nil {

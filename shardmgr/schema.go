@@ -49,7 +49,7 @@ func (m *Manager) ApplySchema(ctx context.Context, sql string) ([]SchemaResult, 
 	}
 	p, err := m.store.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("shardmgr: apply schema: %w", err)
+		return nil, fmt.Errorf("apply schema: %w", err)
 	}
 	ids := p.ShardIDs()
 	results := make([]SchemaResult, len(ids))

@@ -2,7 +2,6 @@ package shardmgr
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/storage/etcdstore"
@@ -36,7 +35,7 @@ func view(tp etcdstore.TenantPlacement) TenantView {
 func (m *Manager) CreateTenant(ctx context.Context, tenant shardline.TenantID, shard shardline.ShardID) (TenantView, error) {
 	rec, err := m.store.CreateTenant(ctx, tenant, shard)
 	if err != nil {
-		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
+		return TenantView{}, err
 	}
 	m.logger.Info("tenant created", "tenant", tenant, "shard", rec.Shard, "revision", rec.ModRevision)
 	return m.locate(ctx, tenant)
@@ -53,7 +52,7 @@ func (m *Manager) ShowTenant(ctx context.Context, tenant shardline.TenantID) (Te
 func (m *Manager) ListTenants(ctx context.Context) ([]TenantView, error) {
 	all, err := m.store.LocateRegistered(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("shardmgr: %w", err)
+		return nil, err
 	}
 	views := make([]TenantView, len(all))
 	for i, tp := range all {
@@ -77,7 +76,7 @@ func (m *Manager) PinTenant(ctx context.Context, tenant shardline.TenantID, shar
 	}
 	rec, err := m.store.PinTenant(ctx, tenant, shard)
 	if err != nil {
-		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
+		return TenantView{}, err
 	}
 	m.logger.Info("tenant pinned", "tenant", tenant, "shard", shard, "revision", rec.ModRevision)
 	return m.locate(ctx, tenant)
@@ -89,7 +88,7 @@ func (m *Manager) PinTenant(ctx context.Context, tenant shardline.TenantID, shar
 func (m *Manager) UnpinTenant(ctx context.Context, tenant shardline.TenantID) (TenantView, error) {
 	rec, err := m.store.UnpinTenant(ctx, tenant)
 	if err != nil {
-		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
+		return TenantView{}, err
 	}
 	m.logger.Info("tenant unpinned", "tenant", tenant, "revision", rec.ModRevision)
 	return m.locate(ctx, tenant)
@@ -98,7 +97,7 @@ func (m *Manager) UnpinTenant(ctx context.Context, tenant shardline.TenantID) (T
 func (m *Manager) locate(ctx context.Context, tenant shardline.TenantID) (TenantView, error) {
 	tp, err := m.store.Locate(ctx, tenant)
 	if err != nil {
-		return TenantView{}, fmt.Errorf("shardmgr: %w", err)
+		return TenantView{}, err
 	}
 	return view(tp), nil
 }

@@ -20,14 +20,14 @@ func Dial(ctx context.Context, endpoints []string, logger *slog.Logger) (*client
 		Logger:      zapToSlog(logger, zapcore.WarnLevel, nil),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("etcdstore: dial %v: %w", endpoints, err)
+		return nil, fmt.Errorf("dial etcd at %v: %w", endpoints, err)
 	}
 	// Any linearizable read proves a leader and a quorum.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := cli.Get(ctx, "/shardline/", clientv3.WithCountOnly()); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("etcdstore: etcd at %v does not answer: %w", endpoints, err)
+		return nil, fmt.Errorf("etcd at %v does not answer: %w", endpoints, err)
 	}
 	return cli, nil
 }

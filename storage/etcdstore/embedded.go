@@ -61,7 +61,7 @@ func (c *EmbeddedConfig) Validate() error {
 	}
 	for _, a := range []string{c.ClientAddr, c.PeerAddr} {
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("etcdstore: embedded etcd address %q: %w", a, err)
+			return fmt.Errorf("embedded etcd address %q: %w", a, err)
 		}
 	}
 	if c.ClientAddr == c.PeerAddr {
@@ -90,16 +90,16 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	// embed would fail on a busy port too, but later and less plainly.
 	for _, a := range []struct{ what, addr string }{{"client", cfg.ClientAddr}, {"peer", cfg.PeerAddr}} {
 		if err := probePort(a.addr); err != nil {
-			return nil, fmt.Errorf("etcdstore: embedded etcd %s address %s is not free (is another shardline or etcd running?): %w", a.what, a.addr, err)
+			return nil, fmt.Errorf("embedded etcd %s address %s is not free (is another shardline or etcd running?): %w", a.what, a.addr, err)
 		}
 	}
 
 	// etcd wants its data private to the user running it.
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("etcdstore: embedded etcd data dir: %w", err)
+		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
 	}
 	if err := os.Chmod(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("etcdstore: embedded etcd data dir: %w", err)
+		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
 	}
 
 	ec := embed.NewConfig()
@@ -123,7 +123,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
-		return nil, fmt.Errorf("etcdstore: start embedded etcd in %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
 	}
 	timer := time.NewTimer(cfg.StartTimeout)
 	defer timer.Stop()
@@ -132,7 +132,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	case err := <-e.Err():
 		emb.closing.Store(true)
 		e.Close()
-		return nil, fmt.Errorf("etcdstore: embedded etcd in %s failed while starting: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("embedded etcd in %s failed while starting: %w", cfg.Dir, err)
 	case <-timer.C:
 		emb.closing.Store(true)
 		e.Server.Stop()
@@ -142,7 +142,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		emb.closing.Store(true)
 		e.Server.Stop()
 		e.Close()
-		return nil, fmt.Errorf("etcdstore: start embedded etcd: %w", ctx.Err())
+		return nil, fmt.Errorf("start embedded etcd: %w", ctx.Err())
 	}
 	eps := make([]string, 0, len(e.Clients))
 	for _, l := range e.Clients {

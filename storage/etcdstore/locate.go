@@ -25,11 +25,11 @@ type TenantPlacement struct {
 // ErrNoPlacement.
 func (s *Store) Locate(ctx context.Context, tenant shardline.TenantID) (TenantPlacement, error) {
 	if err := shardline.ValidateTenant(string(tenant)); err != nil {
-		return TenantPlacement{}, fmt.Errorf("etcdstore: locate: %w", err)
+		return TenantPlacement{}, fmt.Errorf("locate: %w", err)
 	}
 	slots, recs, rev, err := s.slotsAnd(ctx, clientv3.OpGet(s.keys.tenant(tenant)))
 	if err != nil {
-		return TenantPlacement{}, fmt.Errorf("etcdstore: locate tenant %s: %w", tenant, err)
+		return TenantPlacement{}, fmt.Errorf("locate tenant %s: %w", tenant, err)
 	}
 	rec := TenantRecord{Tenant: tenant}
 	if len(recs) == 1 {
@@ -44,7 +44,7 @@ func (s *Store) Locate(ctx context.Context, tenant shardline.TenantID) (TenantPl
 func (s *Store) LocateRegistered(ctx context.Context) ([]TenantPlacement, error) {
 	slots, recs, rev, err := s.slotsAnd(ctx, clientv3.OpGet(s.keys.tenantPrefix(), clientv3.WithPrefix()))
 	if err != nil {
-		return nil, fmt.Errorf("etcdstore: locate tenants: %w", err)
+		return nil, fmt.Errorf("locate tenants: %w", err)
 	}
 	out := make([]TenantPlacement, len(recs))
 	for i, rec := range recs {

@@ -70,14 +70,14 @@ func (s *Store) load(ctx context.Context) (*shardline.Placement, int64, error) {
 		clientv3.OpGet(s.keys.tenantPrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
-		return nil, 0, fmt.Errorf("etcdstore: load placement: %w", err)
+		return nil, 0, fmt.Errorf("load placement: %w", err)
 	}
 	rev := resp.Header.Revision
 	shardKVs := resp.Responses[0].GetResponseRange().Kvs
 	slotKVs := resp.Responses[1].GetResponseRange().Kvs
 	tenantKVs := resp.Responses[2].GetResponseRange().Kvs
 	if len(slotKVs) == 0 {
-		return nil, rev, fmt.Errorf("etcdstore: load placement of cluster %q: %w", s.cluster, shardline.ErrNoPlacement)
+		return nil, rev, fmt.Errorf("load placement of cluster %q: %w", s.cluster, shardline.ErrNoPlacement)
 	}
 	p := &shardline.Placement{
 		Revision:  rev,
@@ -104,7 +104,7 @@ func (s *Store) load(ctx context.Context) (*shardline.Placement, int64, error) {
 		}
 	}
 	if err := p.Validate(); err != nil {
-		return nil, rev, fmt.Errorf("etcdstore: load placement at revision %d: %w", rev, err)
+		return nil, rev, fmt.Errorf("load placement at revision %d: %w", rev, err)
 	}
 	return p, rev, nil
 }
@@ -116,7 +116,7 @@ func (s *Store) decodeShard(kv *mvccpb.KeyValue) (shardline.Shard, error) {
 		return sh, fmt.Errorf("etcdstore: key %q is not a shard key", kv.Key)
 	}
 	if err := json.Unmarshal(kv.Value, &sh); err != nil {
-		return sh, fmt.Errorf("etcdstore: decode shard %s: %w", id, err)
+		return sh, fmt.Errorf("decode shard %s: %w", id, err)
 	}
 	if string(sh.ID) != id {
 		return sh, fmt.Errorf("etcdstore: shard record at %q names shard %q", kv.Key, sh.ID)
@@ -142,7 +142,7 @@ func (s *Store) Bootstrap(ctx context.Context, shards []shardline.Shard) (*shard
 	for _, sh := range shards {
 		b, err := json.Marshal(sh)
 		if err != nil {
-			return nil, fmt.Errorf("etcdstore: encode shard %s: %w", sh.ID, err)
+			return nil, fmt.Errorf("encode shard %s: %w", sh.ID, err)
 		}
 		first = append(first, clientv3.OpPut(s.keys.shard(sh.ID), string(b)))
 		ids = append(ids, sh.ID)
@@ -160,7 +160,7 @@ func (s *Store) Bootstrap(ctx context.Context, shards []shardline.Shard) (*shard
 			Else(clientv3.OpGet(s.keys.shardPrefix(), clientv3.WithPrefix())).
 			Commit()
 		if err != nil {
-			return false, fmt.Errorf("etcdstore: bootstrap: %w", err)
+			return false, fmt.Errorf("bootstrap: %w", err)
 		}
 		if resp.Succeeded {
 			return true, nil
@@ -184,7 +184,7 @@ func (s *Store) Bootstrap(ctx context.Context, shards []shardline.Shard) (*shard
 			}
 			b, err := json.Marshal(sh)
 			if err != nil {
-				return false, fmt.Errorf("etcdstore: encode shard %s: %w", sh.ID, err)
+				return false, fmt.Errorf("encode shard %s: %w", sh.ID, err)
 			}
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision))
 			ops = append(ops, clientv3.OpPut(string(kv.Key), string(b)))
@@ -197,7 +197,7 @@ func (s *Store) Bootstrap(ctx context.Context, shards []shardline.Shard) (*shard
 		}
 		resp, err = s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
-			return false, fmt.Errorf("etcdstore: bootstrap: update shards: %w", err)
+			return false, fmt.Errorf("bootstrap: update shards: %w", err)
 		}
 		return resp.Succeeded, nil
 	})
@@ -209,15 +209,15 @@ func (s *Store) Bootstrap(ctx context.Context, shards []shardline.Shard) (*shard
 
 func checkShards(shards []shardline.Shard) (map[shardline.ShardID]shardline.Shard, error) {
 	if len(shards) == 0 {
-		return nil, fmt.Errorf("etcdstore: bootstrap: %w: no shards given", shardline.ErrInvalidShard)
+		return nil, fmt.Errorf("bootstrap: %w: no shards given", shardline.ErrInvalidShard)
 	}
 	want := make(map[shardline.ShardID]shardline.Shard, len(shards))
 	for _, sh := range shards {
 		if err := shardline.ValidateShardID(string(sh.ID)); err != nil {
-			return nil, fmt.Errorf("etcdstore: bootstrap: %w", err)
+			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 		if _, dup := want[sh.ID]; dup {
-			return nil, fmt.Errorf("etcdstore: bootstrap: %w: shard %s given twice", shardline.ErrInvalidShard, sh.ID)
+			return nil, fmt.Errorf("bootstrap: %w: shard %s given twice", shardline.ErrInvalidShard, sh.ID)
 		}
 		want[sh.ID] = sh.Clone()
 	}
@@ -239,7 +239,7 @@ func sameIDs(have map[shardline.ShardID]*mvccpb.KeyValue, want map[shardline.Sha
 	slices.Sort(haveIDs)
 	slices.Sort(wantIDs)
 	if !slices.Equal(haveIDs, wantIDs) {
-		return fmt.Errorf("etcdstore: bootstrap: %w: the cluster has shards %v but %v were given; adding or removing shards is not supported yet", shardline.ErrInvalidShard, haveIDs, wantIDs)
+		return fmt.Errorf("bootstrap: %w: the cluster has shards %v but %v were given; adding or removing shards is not supported yet", shardline.ErrInvalidShard, haveIDs, wantIDs)
 	}
 	return nil
 }
@@ -256,7 +256,7 @@ func (s *Store) retry(ctx context.Context, what string, try func() (done bool, e
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return fmt.Errorf("etcdstore: %s: %w", what, ctx.Err())
+				return fmt.Errorf("%s: %w", what, ctx.Err())
 			case <-t.C:
 			}
 		}
@@ -268,5 +268,5 @@ func (s *Store) retry(ctx context.Context, what string, try func() (done bool, e
 			return nil
 		}
 	}
-	return fmt.Errorf("etcdstore: %s: %w (gave up after %d attempts)", what, shardline.ErrConflict, maxAttempts)
+	return fmt.Errorf("%s: %w (gave up after %d attempts)", what, shardline.ErrConflict, maxAttempts)
 }

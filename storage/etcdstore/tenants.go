@@ -37,7 +37,7 @@ func (s *Store) decodeTenant(kv *mvccpb.KeyValue) (TenantRecord, error) {
 		return rec, fmt.Errorf("etcdstore: key %q is not a tenant key", kv.Key)
 	}
 	if err := json.Unmarshal(kv.Value, &rec); err != nil {
-		return rec, fmt.Errorf("etcdstore: decode tenant %s: %w", id, err)
+		return rec, fmt.Errorf("decode tenant %s: %w", id, err)
 	}
 	if string(rec.Tenant) != id {
 		return rec, fmt.Errorf("etcdstore: tenant record at %q names tenant %q", kv.Key, rec.Tenant)
@@ -54,10 +54,10 @@ func (s *Store) GetTenant(ctx context.Context, tenant shardline.TenantID) (Tenan
 	}
 	resp, err := s.cli.Get(ctx, s.keys.tenant(tenant))
 	if err != nil {
-		return TenantRecord{}, fmt.Errorf("etcdstore: get tenant %s: %w", tenant, err)
+		return TenantRecord{}, fmt.Errorf("get tenant %s: %w", tenant, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return TenantRecord{}, fmt.Errorf("etcdstore: %w: %q", shardline.ErrTenantNotFound, tenant)
+		return TenantRecord{}, fmt.Errorf("%w: %q", shardline.ErrTenantNotFound, tenant)
 	}
 	return s.decodeTenant(resp.Kvs[0])
 }
@@ -66,7 +66,7 @@ func (s *Store) GetTenant(ctx context.Context, tenant shardline.TenantID) (Tenan
 func (s *Store) ListTenants(ctx context.Context) ([]TenantRecord, error) {
 	resp, err := s.cli.Get(ctx, s.keys.tenantPrefix(), clientv3.WithPrefix())
 	if err != nil {
-		return nil, fmt.Errorf("etcdstore: list tenants: %w", err)
+		return nil, fmt.Errorf("list tenants: %w", err)
 	}
 	recs := make([]TenantRecord, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -106,7 +106,7 @@ func (s *Store) CreateTenant(ctx context.Context, tenant shardline.TenantID, sha
 // Errors are those of CreateTenant; shard may not be "".
 func (s *Store) PinTenant(ctx context.Context, tenant shardline.TenantID, shard shardline.ShardID) (TenantRecord, error) {
 	if shard == "" {
-		return TenantRecord{}, fmt.Errorf("etcdstore: pin tenant %s: %w: no shard given", tenant, shardline.ErrInvalidShard)
+		return TenantRecord{}, fmt.Errorf("pin tenant %s: %w: no shard given", tenant, shardline.ErrInvalidShard)
 	}
 	return s.changeTenant(ctx, "pin tenant", tenant, shard, func(old *TenantRecord) (TenantRecord, bool, error) {
 		if old == nil {
@@ -129,7 +129,7 @@ func (s *Store) PinTenant(ctx context.Context, tenant shardline.TenantID, shard 
 func (s *Store) UnpinTenant(ctx context.Context, tenant shardline.TenantID) (TenantRecord, error) {
 	return s.changeTenant(ctx, "unpin tenant", tenant, "", func(old *TenantRecord) (TenantRecord, bool, error) {
 		if old == nil {
-			return TenantRecord{}, false, fmt.Errorf("etcdstore: unpin tenant: %w: %q", shardline.ErrTenantNotFound, tenant)
+			return TenantRecord{}, false, fmt.Errorf("unpin tenant: %w: %q", shardline.ErrTenantNotFound, tenant)
 		}
 		if old.Shard == "" {
 			return *old, false, nil
@@ -148,11 +148,11 @@ func (s *Store) UnpinTenant(ctx context.Context, tenant shardline.TenantID) (Ten
 func (s *Store) changeTenant(ctx context.Context, what string, tenant shardline.TenantID, shard shardline.ShardID,
 	change func(old *TenantRecord) (TenantRecord, bool, error)) (TenantRecord, error) {
 	if err := shardline.ValidateTenant(string(tenant)); err != nil {
-		return TenantRecord{}, fmt.Errorf("etcdstore: %s: %w", what, err)
+		return TenantRecord{}, fmt.Errorf("%s: %w", what, err)
 	}
 	if shard != "" {
 		if err := shardline.ValidateShardID(string(shard)); err != nil {
-			return TenantRecord{}, fmt.Errorf("etcdstore: %s %s: %w", what, tenant, err)
+			return TenantRecord{}, fmt.Errorf("%s %s: %w", what, tenant, err)
 		}
 	}
 	tkey := s.keys.tenant(tenant)
@@ -168,13 +168,13 @@ func (s *Store) changeTenant(ctx context.Context, what string, tenant shardline.
 		}
 		resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
 		if err != nil {
-			return false, fmt.Errorf("etcdstore: %s %s: %w", what, tenant, err)
+			return false, fmt.Errorf("%s %s: %w", what, tenant, err)
 		}
 		if resp.Responses[1].GetResponseRange().Count == 0 {
-			return false, fmt.Errorf("etcdstore: %s %s: %w", what, tenant, shardline.ErrNoPlacement)
+			return false, fmt.Errorf("%s %s: %w", what, tenant, shardline.ErrNoPlacement)
 		}
 		if shard != "" && resp.Responses[2].GetResponseRange().Count == 0 {
-			return false, fmt.Errorf("etcdstore: %s %s: %w: %q", what, tenant, shardline.ErrShardNotFound, shard)
+			return false, fmt.Errorf("%s %s: %w: %q", what, tenant, shardline.ErrShardNotFound, shard)
 		}
 		var old *TenantRecord
 		var modRev int64
@@ -192,7 +192,7 @@ func (s *Store) changeTenant(ctx context.Context, what string, tenant shardline.
 		}
 		b, err := json.Marshal(rec)
 		if err != nil {
-			return false, fmt.Errorf("etcdstore: encode tenant %s: %w", tenant, err)
+			return false, fmt.Errorf("encode tenant %s: %w", tenant, err)
 		}
 		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(tkey), "=", modRev)}
 		if rec.Shard != "" {
@@ -200,7 +200,7 @@ func (s *Store) changeTenant(ctx context.Context, what string, tenant shardline.
 		}
 		wresp, err := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(tkey, string(b))).Commit()
 		if err != nil {
-			return false, fmt.Errorf("etcdstore: %s %s: %w", what, tenant, err)
+			return false, fmt.Errorf("%s %s: %w", what, tenant, err)
 		}
 		if !wresp.Succeeded {
 			return false, nil

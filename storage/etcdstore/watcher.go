@@ -97,7 +97,7 @@ func (w *Watcher) WaitRevision(ctx context.Context, rev int64) error {
 		case <-changed:
 		case <-nudge.C:
 		case <-ctx.Done():
-			return fmt.Errorf("etcdstore: wait for placement revision %d (have %d): %w", rev, w.Revision(), ctx.Err())
+			return fmt.Errorf("wait for placement revision %d (have %d): %w", rev, w.Revision(), ctx.Err())
 		}
 	}
 }
@@ -216,7 +216,7 @@ func (w *Watcher) session(ctx context.Context) (progressed bool, err error) {
 				return true, nil
 			}
 			if err := wresp.Err(); err != nil {
-				return true, fmt.Errorf("etcdstore: placement watch: %w", err)
+				return true, fmt.Errorf("placement watch: %w", err)
 			}
 			if wresp.IsProgressNotify() {
 				if wresp.Header.Revision > cur.Revision {
@@ -248,7 +248,7 @@ func (w *Watcher) awaitBootstrap(ctx context.Context, rev int64) error {
 			return nil
 		}
 		if err := wresp.Err(); err != nil {
-			return fmt.Errorf("etcdstore: watch for bootstrap: %w", err)
+			return fmt.Errorf("watch for bootstrap: %w", err)
 		}
 		if len(wresp.Events) > 0 {
 			return nil
@@ -273,7 +273,7 @@ func (w *Watcher) apply(cur *shardline.Placement, events []*clientv3.Event) (*sh
 		switch {
 		case key == k.slots():
 			if del {
-				return nil, fmt.Errorf("etcdstore: slot table deleted at revision %d: %w", ev.Kv.ModRevision, shardline.ErrNoPlacement)
+				return nil, fmt.Errorf("slot table deleted at revision %d: %w", ev.Kv.ModRevision, shardline.ErrNoPlacement)
 			}
 			slots, err := decodeSlots(ev.Kv.Value)
 			if err != nil {
@@ -324,7 +324,7 @@ func (w *Watcher) apply(cur *shardline.Placement, events []*clientv3.Event) (*sh
 		return cur, nil
 	}
 	if err := next.Validate(); err != nil {
-		return nil, fmt.Errorf("etcdstore: placement at revision %d: %w", next.Revision, err)
+		return nil, fmt.Errorf("placement at revision %d: %w", next.Revision, err)
 	}
 	return &next, nil
 }
