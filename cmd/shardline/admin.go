@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/shardline/shardline/api"
+)
+
+// defaultAdminURL is where `shardline up` serves the admin API by default.
+const defaultAdminURL = "http://127.0.0.1:6480"
+
+// adminFlags are the flags every admin API subcommand takes.
+type adminFlags struct {
+	admin  string
+	output string
+}
+
+func (a *adminFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.admin, "admin", "", "admin API URL (default $SHARDLINE_ADMIN, else "+defaultAdminURL+")")
+	fs.StringVar(&a.output, "o", "table", "output format: table or json")
+}
+
+// check validates the flags after parsing.
+func (a *adminFlags) check() error {
+	if a.output != "table" && a.output != "json" {
+		return usageErr("-o %q: want table or json", a.output)
+	}
+	return nil
+}
+
+func (a *adminFlags) json() bool { return a.output == "json" }
+
+// url resolves the admin API URL: --admin, else $SHARDLINE_ADMIN, else the
+// default. A bare host:port (as `shardline up --admin` takes) gets http://.
+func (a *adminFlags) url(env *cliEnv) string {
+	u := a.admin
+	if u == "" && env.Getenv != nil {
+		u = env.Getenv("SHARDLINE_ADMIN")
+	}
+	if u == "" {
+		u = defaultAdminURL
+	}
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	return strings.TrimRight(u, "/")
+}
+
+func (a *adminFlags) client(env *cliEnv) *api.Client {
+	return api.NewClient(a.url(env), &http.Client{})
+}
+
+// adminError turns a client error into what the user should read: one line
+// and exit code 1.
+func adminError(c *api.Client, err error) error {
+	var apiErr *api.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, api.ErrUnreachable):
+		return &exitError{code: 1, msg: fmt.Sprintf("cannot reach the admin API at %s: start the cluster with 'shardline up' or set --admin/SHARDLINE_ADMIN", c.BaseURL())}
+	case errors.As(err, &apiErr):
+		return &exitError{code: 1, msg: apiErr.Message}
+	default:
+		return &exitError{code: 1, msg: err.Error()}
+	}
+}
+
+// parseInterspersed parses args into fs allowing flags after positional
+// arguments ("tenant create acme --shard s2"), and returns the positional
+// ones. Everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
