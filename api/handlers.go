@@ -32,16 +32,18 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (int, any, error
 			Epoch:         sh.Shard.Epoch,
 			Slots:         sh.Slots,
 			PinnedTenants: sh.PinnedTenants,
-			Primary:       Member(sh.Shard.Primary),
+			Primary:       member(sh.Shard.Primary),
 			Replicas:      []Member{},
 		}
 		for _, m := range sh.Shard.Replicas {
-			ss.Replicas = append(ss.Replicas, Member(m))
+			ss.Replicas = append(ss.Replicas, member(m))
 		}
 		out.Shards = append(out.Shards, ss)
 	}
 	return http.StatusOK, out, nil
 }
+
+func member(m shardline.Member) Member { return Member{Name: m.Name, DSN: m.DSN} }
 
 func tenantView(v shardmgr.TenantView) TenantView {
 	return TenantView{Tenant: string(v.Tenant), Shard: string(v.Shard), Slot: v.Slot, Pinned: v.Pinned, Registered: v.Registered}

@@ -52,9 +52,6 @@ func (c *statusCommand) Run(ctx context.Context) error {
 	mapRev := "unknown"
 	if st.MapRevision > 0 {
 		mapRev = fmt.Sprint(st.MapRevision)
-		if lag := st.EtcdRevision - st.MapRevision; lag > 0 {
-			mapRev += fmt.Sprintf(" (%d behind)", lag)
-		}
 	}
 	fmt.Fprintf(c.Stdout, "cluster %s   etcd revision %d   router map revision %s\n\n", st.Cluster, st.EtcdRevision, mapRev)
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
