@@ -45,3 +45,18 @@ func (s Shard) Clone() Shard {
 	s.Replicas = slices.Clone(s.Replicas)
 	return s
 }
+
+// ReplicaHealth is what a router measures of one replica.
+type ReplicaHealth struct {
+	Member  string  `json:"member"`
+	Shard   ShardID `json:"shard"`
+	Healthy bool    `json:"healthy"`
+	// LagBytes is the primary's WAL position minus the replica's replay
+	// position at the last sample.
+	LagBytes int64 `json:"lag_bytes"`
+	// LagMillis is how old the oldest primary WAL position the replica had
+	// not replayed was at the last sample: 0 when caught up.
+	LagMillis int64 `json:"lag_ms"`
+	// ReplayLSN is the replica's replay position at the last sample.
+	ReplayLSN LSN `json:"replay_lsn"`
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -91,15 +92,32 @@ func (b *backend) cancel(ctx context.Context) error {
 	return err
 }
 
-// alive reports whether the server has not closed the idle connection: a
-// read that would block means it is open; EOF or any data means it is not
-// usable (an idle server sends nothing but a termination notice).
+// alive reports whether the server has not closed the idle connection,
+// with one non-blocking peek at the socket: no data means it is open; EOF,
+// an error or any data (an idle server sends nothing but a termination
+// notice) means it is not usable.
 func (b *backend) alive() bool {
 	if b.in.buffered() > 0 {
 		return false
 	}
-	_ = b.conn.SetReadDeadline(time.Now().Add(50 * time.Microsecond))
-	_, err := b.in.r.Peek(1)
-	_ = b.conn.SetReadDeadline(time.Time{})
-	return err != nil && isTimeout(err)
+	sc, ok := b.conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	open := true
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK {
+			return true // nothing to read: open
+		}
+		open = false // EOF (n == 0), data or an error
+		_ = n
+		return true
+	})
+	return err == nil && open
 }

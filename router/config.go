@@ -35,7 +35,19 @@ type Config struct {
 	// StatementCacheSize bounds the parse cache for statements without a
 	// tenant (default 10000).
 	StatementCacheSize int
-	Logger             *slog.Logger
+	// ReplicaPollInterval is how often replica lag is sampled (default
+	// 250 ms).
+	ReplicaPollInterval time.Duration
+	// DefaultTarget is shardline.target for new sessions: "primary"
+	// (default), "replica" or "auto".
+	DefaultTarget string
+	// DefaultMaxLag is shardline.max_lag for new sessions (default 1 s).
+	DefaultMaxLag string
+	// NoWriteTokens turns off read-your-writes tokens: no extra round trip
+	// after write transactions, and replicas may miss a session's writes.
+	// For measuring the tokens' cost only.
+	NoWriteTokens bool
+	Logger        *slog.Logger
 	// Registerer receives the router's metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
 }
@@ -56,6 +68,15 @@ func (c *Config) setDefaults() {
 	if c.StatementCacheSize == 0 {
 		c.StatementCacheSize = 10000
 	}
+	if c.ReplicaPollInterval == 0 {
+		c.ReplicaPollInterval = 250 * time.Millisecond
+	}
+	if c.DefaultTarget == "" {
+		c.DefaultTarget = "primary"
+	}
+	if c.DefaultMaxLag == "" {
+		c.DefaultMaxLag = "1s"
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +90,15 @@ func (c *Config) Validate() error {
 	}
 	if c.PoolSize < 1 || c.PoolSize > 10000 {
 		return fmt.Errorf("router: PoolSize %d out of range 1..10000", c.PoolSize)
+	}
+	if _, err := parseTarget(c.DefaultTarget); err != nil {
+		return fmt.Errorf("router: DefaultTarget: %w", err)
+	}
+	if _, err := parseLagBound(c.DefaultMaxLag); err != nil {
+		return fmt.Errorf("router: DefaultMaxLag: %w", err)
+	}
+	if c.ReplicaPollInterval < 10*time.Millisecond {
+		return fmt.Errorf("router: ReplicaPollInterval %s is below 10ms", c.ReplicaPollInterval)
 	}
 	if c.WaitTimeout < 0 {
 		return fmt.Errorf("router: WaitTimeout %s is negative", c.WaitTimeout)

@@ -1,7 +1,10 @@
 package router
 
 import (
+	"errors"
 	"log/slog"
+
+	"github.com/shardline/shardline"
 )
 
 // drain delivers the responses of every queued entry to the client, in
@@ -12,10 +15,10 @@ func (s *session) drain() error {
 		p := &s.queue[0]
 		if p.synth != nil || p.syncRFQ {
 			if p.synth != nil {
-				s.out.Write(p.synth)
+				s.writeClient(p.synth[0], p.synth[5:])
 			}
 			if p.syncRFQ {
-				s.out.Write(readyForQuery(s.status()))
+				s.writeClient('Z', []byte{s.status()})
 			}
 			s.pop()
 			continue
@@ -55,7 +58,7 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		if p.internal {
 			s.log.Warn("session setup statement failed on the server", "shard", s.be.pool.shard, "error", errorMessage(body))
 		} else {
-			writeMsg(s.out, typ, body)
+			s.fwd(typ, body)
 		}
 		if p.kind == 'Q' {
 			s.errSeen = true
@@ -70,14 +73,19 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		status := body[0]
 		s.beStatus = status
 		if forward {
-			writeMsg(s.out, typ, body)
+			if status == 'I' && s.txWrote {
+				if err := s.takeWriteToken(); err != nil {
+					return err
+				}
+			}
+			s.fwd(typ, body)
 		}
 		s.pop()
 		s.onReady(status)
 		return nil
 	case 'N', 'A':
 		if !p.internal {
-			writeMsg(s.out, typ, body)
+			s.fwd(typ, body)
 		}
 		return nil
 	case 'C':
@@ -86,7 +94,10 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 			if p.set != nil {
 				s.pendingSets = append(s.pendingSets, *p.set)
 			}
-			writeMsg(s.out, typ, body)
+			if !s.txWrote && isWriteTag(body) {
+				s.txWrote = true
+			}
+			s.fwd(typ, body)
 		}
 		if p.kind == 'E' {
 			s.pop()
@@ -94,26 +105,27 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		return nil
 	case 'I', 's':
 		if forward {
-			writeMsg(s.out, typ, body)
+			s.fwd(typ, body)
 		}
 		if p.kind == 'E' {
 			s.pop()
 		}
 		return nil
 	case 'G':
+		s.txWrote = true
 		if forward {
-			writeMsg(s.out, typ, body)
+			s.fwd(typ, body)
 		}
 		return s.copyIn(p.kind == 'E')
 	case '1', '2', '3':
 		if forward {
-			writeMsg(s.out, typ, body)
+			s.fwd(typ, body)
 		}
 		s.pop()
 		return nil
 	case 'T', 'n':
 		if forward {
-			writeMsg(s.out, typ, body)
+			s.fwd(typ, body)
 		}
 		if p.kind == 'D' {
 			s.pop()
@@ -121,10 +133,75 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		return nil
 	}
 	if forward {
-		writeMsg(s.out, typ, body)
+		s.fwd(typ, body)
 	}
 	return nil
 }
+
+// fwd forwards one server message to the client.
+func (s *session) fwd(typ byte, body []byte) { s.writeClient(typ, body) }
+
+// writeClient writes one response message to the client, counting it for
+// the retry rule (retry.go); during a retry it drops the responses the
+// client already has.
+func (s *session) writeClient(typ byte, body []byte) {
+	switch typ {
+	case '1', '2', '3', 't', 'T', 'n': // descriptions: the same on any member
+		if s.skipFwd > 0 {
+			s.skipFwd--
+			return
+		}
+		s.forwarded++
+	case 'N', 'S', 'A': // asynchronous: harmless if repeated
+	default: // rows, results, errors, ReadyForQuery
+		s.results++
+	}
+	writeMsg(s.out, typ, body)
+}
+
+// takeWriteToken runs when a transaction that wrote has committed on a
+// primary, before its ReadyForQuery reaches the client: one round trip
+// reads a WAL position at or after the commit, which becomes the session's
+// token and is reported as ParameterStatus shardline.lsn.
+func (s *session) takeWriteToken() error {
+	s.txWrote = false
+	if s.beReplica || s.errSeen || s.lastTag == "ROLLBACK" || s.r.cfg.NoWriteTokens {
+		return nil
+	}
+	be := s.be
+	be.out.Write(writeTokenQuery)
+	if err := be.out.Flush(); err != nil {
+		return s.serverGone(err)
+	}
+	var lsn shardline.LSN
+	var perr error
+	for {
+		typ, body, err := be.in.next()
+		if err != nil {
+			return s.serverGone(err)
+		}
+		switch typ {
+		case 'D':
+			// One column: int16 count, int32 length, the text.
+			if len(body) > 6 {
+				lsn, perr = shardline.ParseLSN(string(body[6:]))
+			}
+		case 'E':
+			perr = errors.New(errorMessage(body).String())
+		case 'Z':
+			if perr != nil {
+				s.log.Warn("read-your-writes token not taken", "shard", be.pool.shard, "err", perr)
+				return nil
+			}
+			s.r.metrics.writeTokens.Inc()
+			s.advanceToken(shardline.Token{Shard: s.txShard, LSN: lsn})
+			s.out.Write(parameterStatus("shardline.lsn", s.token.String()))
+			return nil
+		}
+	}
+}
+
+var writeTokenQuery = queryMsg("SELECT pg_current_wal_insert_lsn()::text")
 
 // afterExtendedError mirrors the server, which skips everything up to the
 // next Sync after an error: the entries up to the Sync get no response.

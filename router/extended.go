@@ -56,7 +56,7 @@ func (s *session) handleParse(body []byte) error {
 		return s.extError(&Error{Code: "42P05", Message: "prepared statement \"" + name + "\" already exists",
 			Hint: "Close or DEALLOCATE it first, or use another name."})
 	}
-	if err := s.route(query); err != nil {
+	if err := s.route(query, s.readOnlyRoute(query)); err != nil {
 		return s.extError(err)
 	}
 	s.pinned = s.pinned || info.pins
@@ -137,7 +137,7 @@ func (s *session) handleBind(body []byte) error {
 		s.push(pending{kind: 'B', synth: bindComplete})
 		return nil
 	}
-	if err := s.route([]byte(prep.query)); err != nil {
+	if err := s.route([]byte(prep.query), s.readOnlyRoute([]byte(prep.query))); err != nil {
 		return s.extError(err)
 	}
 	if prep.server == "" {
@@ -197,7 +197,7 @@ func (s *session) handleDescribe(body []byte) error {
 	if s.be == nil && kind == 'P' {
 		return s.extError(&Error{Code: "34000", Message: "portal \"" + name + "\" does not exist"})
 	}
-	if err := s.route([]byte(q)); err != nil {
+	if err := s.route([]byte(q), s.readOnlyRoute([]byte(q))); err != nil {
 		return s.extError(err)
 	}
 	if kind == 'S' && prep.server != "" {

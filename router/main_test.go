@@ -50,7 +50,7 @@ func runMain(m *testing.M) int {
 	_ = os.Chmod(dir, 0o755)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	env.pg, err = pgtest.Start(ctx, dir+"/pg", 2, 0)
+	env.pg, err = pgtest.Start(ctx, dir+"/pg", 2, 1)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start postgres:", err)
 		return 1
@@ -92,8 +92,9 @@ func runMain(m *testing.M) int {
 	}
 
 	env.router, err = New(Config{Placement: env.watcher, PoolSize: testPoolSize, WaitTimeout: 5 * time.Second,
-		IdleCheckAfter: time.Nanosecond, // check on every reuse, so the tests exercise it
-		Logger:         logger})
+		IdleCheckAfter:      time.Nanosecond, // check on every reuse, so the tests exercise it
+		ReplicaPollInterval: 50 * time.Millisecond,
+		Logger:              logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

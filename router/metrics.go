@@ -13,6 +13,13 @@ type metrics struct {
 	poolWaits    *prometheus.CounterVec
 	dialErrors   *prometheus.CounterVec
 	parses       prometheus.Counter
+
+	replicaLagBytes   *prometheus.GaugeVec
+	replicaLagSeconds *prometheus.GaugeVec
+	replicaHealthy    *prometheus.GaugeVec
+	reads             *prometheus.CounterVec // by shard and target (primary, replica)
+	fallbacks         *prometheus.CounterVec // replica-eligible reads served by the primary, by reason
+	writeTokens       prometheus.Counter
 }
 
 // poolMetrics are one pool's children of the shard-labelled vectors,
@@ -43,8 +50,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		parses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shardline_router_statement_parses_total", Help: "Statements without a tenant parsed to see which tables they touch (cache misses included)."}),
 	}
+	member := []string{"shard", "member"}
+	m.replicaLagBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "shardline_router_replica_lag_bytes", Help: "Primary WAL position minus the replica's replay position at the last sample."}, member)
+	m.replicaLagSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "shardline_router_replica_lag_seconds", Help: "Age of the oldest primary WAL position the replica had not replayed at the last sample (0 when caught up)."}, member)
+	m.replicaHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "shardline_router_replica_healthy", Help: "1 when the last sample of the replica succeeded."}, member)
+	m.reads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardline_router_read_transactions_total", Help: "Read-only transactions (and autocommit reads) that could use a replica, by shard and the target that served them."}, []string{"shard", "target"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardline_router_replica_fallbacks_total", Help: "Replica-eligible reads served by the primary, by reason (lag, token, unhealthy, none)."}, []string{"shard", "reason"})
+	m.writeTokens = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shardline_router_write_tokens_total", Help: "Read-your-writes tokens taken after write transactions (one server round trip each)."})
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses)
+		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses,
+			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens)
 	}
 	return m
 }

@@ -17,6 +17,8 @@ import (
 // session's tenant binding and settings already).
 type pool struct {
 	shard   shardline.ShardID
+	member  string
+	replica bool
 	dsn     string
 	cfg     *pgconn.Config
 	max     int
@@ -204,6 +206,14 @@ func (p *pool) close() {
 		b.close()
 		p.metrics.open.Dec()
 	}
+}
+
+// inUse is how many connections sessions hold now (load, for choosing
+// among replicas).
+func (p *pool) inUse() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total - len(p.idle)
 }
 
 // stats is a snapshot for metrics and tests.

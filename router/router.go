@@ -25,8 +25,12 @@ type Router struct {
 	metrics *metrics
 	tables  *tableCheck
 
-	pools  atomic.Pointer[map[shardline.ShardID]*pool]
-	poolMu sync.Mutex // serializes pool map rebuilds
+	pools  atomic.Pointer[map[string]*pool] // by member name
+	poolMu sync.Mutex                       // serializes pool map rebuilds
+	mon    *monitor
+
+	defaultTarget target
+	defaultMaxLag lagBound
 
 	serverParams atomic.Pointer[map[string]string]
 	mapRevision  atomic.Int64
@@ -55,8 +59,16 @@ func New(cfg Config) (*Router, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	empty := map[shardline.ShardID]*pool{}
+	empty := map[string]*pool{}
 	r.pools.Store(&empty)
+	r.defaultTarget, _ = parseTarget(cfg.DefaultTarget) // checked by Validate
+	r.defaultMaxLag, _ = parseLagBound(cfg.DefaultMaxLag)
+	r.mon = newMonitor(cfg.Placement, cfg.ReplicaPollInterval, r.metrics)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.mon.run(ctx)
+	}()
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	r.nextPID.Store(binary.BigEndian.Uint32(seed[:]) & 0x3fffffff)
@@ -116,39 +128,49 @@ func (r *Router) Close() error {
 	return nil
 }
 
-// poolFor returns the pool of shard's primary in p, creating it (or
-// replacing it when the DSN changed) on first use.
+// poolFor returns the pool of shard's primary in p.
 func (r *Router) poolFor(p *shardline.Placement, shard shardline.ShardID) (*pool, error) {
 	sh, ok := p.Shards[shard]
 	if !ok {
 		return nil, &Error{Code: codeCannotConnectNow, Message: "shard " + string(shard) + " is not in the placement map",
 			Hint: "Check the cluster with 'shardline status'."}
 	}
-	if pl, ok := (*r.pools.Load())[shard]; ok && pl.dsn == sh.Primary.DSN {
+	return r.memberPool(shard, sh.Primary, false)
+}
+
+// memberPool returns the pool of one member, creating it (or replacing it
+// when the member's DSN changed) on first use.
+func (r *Router) memberPool(shard shardline.ShardID, m shardline.Member, replica bool) (*pool, error) {
+	if pl, ok := (*r.pools.Load())[m.Name]; ok && pl.dsn == m.DSN {
 		return pl, nil
 	}
 	r.poolMu.Lock()
 	defer r.poolMu.Unlock()
 	cur := *r.pools.Load()
-	if pl, ok := cur[shard]; ok && pl.dsn == sh.Primary.DSN {
+	if pl, ok := cur[m.Name]; ok && pl.dsn == m.DSN {
 		return pl, nil
 	}
-	pl, err := newPool(shard, sh.Primary.DSN, r.cfg.PoolSize, r.cfg.WaitTimeout, r.cfg.IdleCheckAfter, r.metrics.forShard(string(shard)), r.learnServerParams)
+	pl, err := newPool(shard, m.DSN, r.cfg.PoolSize, r.cfg.WaitTimeout, r.cfg.IdleCheckAfter, r.metrics.forShard(string(shard)), r.learnServerParams)
 	if err != nil {
 		return nil, &Error{Code: codeCannotConnectNow, Message: err.Error(), Err: err}
 	}
-	next := make(map[shardline.ShardID]*pool, len(cur)+1)
+	pl.member, pl.replica = m.Name, replica
+	next := make(map[string]*pool, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
 	}
-	old := cur[shard]
-	next[shard] = pl
+	old := cur[m.Name]
+	next[m.Name] = pl
 	r.pools.Store(&next)
 	if old != nil {
 		old.close()
 	}
 	return pl, nil
 }
+
+// ReplicaHealth returns the router's last sample of every replica, by
+// member name.
+func (r *Router) ReplicaHealth() map[string]shardline.ReplicaHealth { return r.mon.health() }
 
 // learnServerParams keeps the first server's ParameterStatus values to greet
 // clients with (server_version and friends).

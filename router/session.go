@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/shardline/shardline"
 )
@@ -36,21 +37,34 @@ type session struct {
 	portals  map[string]*prepared // portals bound to router-answered or SET statements
 
 	// Transaction state.
-	be            *backend
-	beStatus      byte // the server's last ReadyForQuery status
-	txTenant      shardline.TenantID
-	txShard       shardline.ShardID
-	lastBe        *backend // affinity: the connection used last
-	deferredBegin []byte   // a BEGIN the router answered before knowing the shard
-	txFailed      bool     // a router error aborted the transaction
-	pinned        bool     // the session keeps its server connection (see stmtInfo.pins)
-	skipToSync    bool     // an error in extended protocol: ignore until Sync
-	pendingSets   []settingOp
-	errSeen       bool
-	lastTag       string
+	be          *backend
+	beStatus    byte // the server's last ReadyForQuery status
+	txTenant    shardline.TenantID
+	txShard     shardline.ShardID
+	lastBe      *backend // affinity: the connection used last
+	deferred    [][]byte // BEGIN (and SET TRANSACTION) answered before the target was known
+	txReadOnly  bool     // the deferred transaction is READ ONLY
+	txWrote     bool     // the transaction may have written (for the write token)
+	beReplica   bool     // the held connection is a replica's
+	txFailed    bool     // a router error aborted the transaction
+	pinned      bool     // the session keeps its server connection (see stmtInfo.pins)
+	skipToSync  bool     // an error in extended protocol: ignore until Sync
+	pendingSets []settingOp
+	errSeen     bool
+	lastTag     string
 
-	queue []pending
-	mb    msgBuilder
+	// Replica reads (see readpolicy.go).
+	target          target
+	maxLag          lagBound
+	maxWait         time.Duration
+	token           shardline.Token // read-your-writes: reads need a replica at or past it
+	defaultReadOnly bool            // default_transaction_read_only
+
+	queue     []pending
+	forwarded int // descriptions written to the client (ParseComplete, RowDescription, ...)
+	results   int // rows, results, errors and ReadyForQuery written to the client
+	retryState
+	mb msgBuilder
 }
 
 // setting is one session-level setting and the statement that sets it.
@@ -99,6 +113,8 @@ func newSession(r *Router, c net.Conn, br *bufio.Reader, st *startup) *session {
 		stmts:    make(map[string]*prepared),
 		portals:  make(map[string]*prepared),
 		beStatus: 'I',
+		target:   r.defaultTarget,
+		maxLag:   r.defaultMaxLag,
 	}
 	var sec [4]byte
 	_, _ = rand.Read(sec[:])
@@ -131,6 +147,7 @@ func (s *session) greet() error {
 	}
 	s.params = s.startupSettings()
 	s.paramSQL = joinSettings(s.params)
+	s.defaultReadOnly = truthy(reported["default_transaction_read_only"])
 
 	server, err := s.serverParams()
 	if err != nil {
@@ -255,6 +272,21 @@ func (s *session) flushAll() error {
 
 // handle processes one client message. A returned error ends the session.
 func (s *session) handle(typ byte, body []byte) error {
+	if s.recording {
+		s.record(typ, body)
+	}
+	s.curTyp, s.curBody = typ, body
+	err := s.dispatch(typ, body)
+	if typ == 'S' || typ == 'Q' {
+		if err != nil && s.canRetry(err) {
+			return s.retryOnPrimary()
+		}
+		s.stopRecording()
+	}
+	return err
+}
+
+func (s *session) dispatch(typ byte, body []byte) error {
 	switch typ {
 	case 'Q':
 		return s.handleQuery(body)
@@ -296,7 +328,7 @@ func (s *session) status() byte {
 		return 'E'
 	case s.be != nil:
 		return s.beStatus
-	case s.deferredBegin != nil:
+	case s.deferred != nil:
 		return 'T'
 	}
 	return 'I'
@@ -322,35 +354,73 @@ func (s *session) handleQuery(body []byte) error {
 	case stmtForbidden:
 		return s.queryError(forbiddenErr())
 	case stmtDiscardAll:
-		if s.be == nil && s.deferredBegin == nil {
+		if s.be == nil && s.deferred == nil {
 			s.discardAll()
 			s.push(pending{kind: 'Q', synth: commandComplete("DISCARD ALL")})
 			s.push(pending{kind: 'Q', syncRFQ: true})
 			return s.drain()
 		}
 	case stmtBegin:
-		if s.be == nil && s.deferredBegin == nil && s.tenantFor(q) == "" {
-			// The shard is not known until a statement names the tenant.
-			s.deferredBegin = appendMsg(nil, 'Q', body)
+		if s.be == nil && s.deferred == nil && (s.tenantFor(q) == "" || s.target != targetPrimary) && !info.multi {
+			// The shard (or whether a replica may serve it) is not known
+			// until the next statement: answer now, send it with that one.
+			ro, explicit := beginReadOnly(q)
+			s.txReadOnly = ro || (!explicit && s.defaultReadOnly)
+			s.deferred = [][]byte{appendMsg(nil, 'Q', body)}
 			s.push(pending{kind: 'Q', synth: commandComplete("BEGIN")})
 			s.push(pending{kind: 'Q', syncRFQ: true})
 			return s.drain()
 		}
 	}
-	if err := s.route(q); err != nil {
+	if s.deferred != nil && s.be == nil && isSetTransaction(q) && !info.multi {
+		if ro, explicit := beginReadOnly(q); explicit {
+			s.txReadOnly = ro
+		}
+		s.deferred = append(s.deferred, appendMsg(nil, 'Q', body))
+		s.push(pending{kind: 'Q', synth: commandComplete("SET")})
+		s.push(pending{kind: 'Q', syncRFQ: true})
+		return s.drain()
+	}
+	if err := s.route(q, s.readOnlyRoute(q)); err != nil {
 		return s.queryError(err)
 	}
 	s.pinned = s.pinned || info.pins
+	return s.sendQuery(body, settingOpOf(&info, q))
+}
+
+// sendQuery forwards a simple Query to the held connection and drains.
+func (s *session) sendQuery(body []byte, op *settingOp) error {
 	writeMsg(s.be.out, 'Q', body)
-	p := pending{kind: 'Q'}
-	if op := settingOpOf(&info, q); op != nil {
-		p.set = op
-	}
-	s.push(p)
+	s.push(pending{kind: 'Q', set: op})
 	if err := s.be.out.Flush(); err != nil {
 		return s.serverGone(err)
 	}
 	return s.drain()
+}
+
+// readOnlyRoute reports whether the transaction that statement q starts may
+// go to a replica: a deferred READ ONLY transaction, or an autocommit
+// statement the session's target allows.
+func (s *session) readOnlyRoute(q []byte) bool {
+	if s.be != nil || s.target == targetPrimary {
+		return false
+	}
+	if s.deferred != nil {
+		return s.txReadOnly
+	}
+	return s.readIntent(q)
+}
+
+// readIntent reports whether an autocommit statement may go to a replica
+// under the session's target.
+func (s *session) readIntent(q []byte) bool {
+	switch s.target {
+	case targetReplica:
+		return s.defaultReadOnly
+	case targetAuto:
+		return s.defaultReadOnly || isPlainSelect(q)
+	}
+	return false
 }
 
 // queryError reports a router error for a simple query: ErrorResponse then
@@ -387,7 +457,7 @@ func (s *session) abortTransaction() {
 		s.be.broken = true
 		s.endTransaction(true)
 	}
-	s.deferredBegin = nil
+	s.deferred = nil
 	s.txFailed = true
 	s.pendingSets = nil
 }
@@ -432,8 +502,9 @@ func (s *session) tenantFor(q []byte) shardline.TenantID {
 }
 
 // route makes sure a server connection of the right shard is held for the
-// statement q, binding the tenant and session settings on it.
-func (s *session) route(q []byte) error {
+// statement q, binding the tenant and session settings on it. readOnly
+// allows a replica within the session's staleness bound and token.
+func (s *session) route(q []byte, readOnly bool) error {
 	tenant := s.tenant
 	if t, ok := commentTenant(q); ok {
 		if err := shardline.ValidateTenant(t); err != nil {
@@ -463,9 +534,24 @@ func (s *session) route(q []byte) error {
 	} else {
 		shard = pl.Locate(tenant).Shard
 	}
-	pool, err := s.r.poolFor(pl, shard)
-	if err != nil {
-		return err
+	var pool *pool
+	if readOnly && !s.avoidReplica {
+		var reason string
+		pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait)
+		if pool == nil {
+			s.r.metrics.fallbacks.WithLabelValues(string(shard), reason).Inc()
+			s.r.metrics.reads.WithLabelValues(string(shard), "primary").Inc()
+		} else {
+			s.r.metrics.reads.WithLabelValues(string(shard), "replica").Inc()
+			if s.deferred == nil { // autocommit: retryable elsewhere (see retry.go)
+				s.startRecording(pool.member)
+			}
+		}
+	}
+	if pool == nil {
+		if pool, err = s.r.poolFor(pl, shard); err != nil {
+			return err
+		}
 	}
 	be, err := pool.acquire(s.r.ctx, s.lastBe)
 	if err != nil {
@@ -473,16 +559,17 @@ func (s *session) route(q []byte) error {
 	}
 	pool.metrics.transactions.Inc()
 	s.be, s.beStatus, s.txTenant, s.txShard = be, 'I', tenant, shard
+	s.beReplica, s.txWrote = pool.replica, false
 	s.current.Store(be)
 	if setup := s.setupSQL(be, tenant); setup != "" {
 		be.out.Write(queryMsg(setup))
 		s.push(pending{kind: 'Q', swallow: true, internal: true})
 	}
-	if s.deferredBegin != nil {
-		be.out.Write(s.deferredBegin)
-		s.deferredBegin = nil
+	for _, m := range s.deferred {
+		be.out.Write(m)
 		s.push(pending{kind: 'Q', swallow: true})
 	}
+	s.deferred = nil
 	return nil
 }
 
@@ -660,11 +747,67 @@ func (s *session) setRouterSetting(name, value string, reset bool) error {
 		}
 		s.tenant = t
 		return nil
-	case "shardline.shard":
-		return &Error{Code: "55P02", Message: "parameter \"shardline.shard\" cannot be changed",
-			Hint: "shardline.shard follows the tenant: SET shardline.tenant instead."}
+	case "shardline.shard", "shardline.lsn":
+		return &Error{Code: "55P02", Message: "parameter \"" + name + "\" cannot be changed",
+			Hint: "shardline.shard follows the tenant (SET shardline.tenant); shardline.lsn follows your writes (SET shardline.min_lsn)."}
+	case "shardline.target":
+		if reset {
+			s.target = s.r.defaultTarget
+			return nil
+		}
+		t, err := parseTarget(value)
+		if err != nil {
+			return &Error{Code: codeInvalidParameter, Message: err.Error(), Hint: "SET shardline.target = 'primary' | 'replica' | 'auto'."}
+		}
+		s.target = t
+		return nil
+	case "shardline.max_lag":
+		if reset {
+			s.maxLag = s.r.defaultMaxLag
+			return nil
+		}
+		b, err := parseLagBound(value)
+		if err != nil {
+			return &Error{Code: codeInvalidParameter, Message: err.Error(), Hint: "SET shardline.max_lag = '500ms' (a staleness) or '16MB' (WAL bytes)."}
+		}
+		s.maxLag = b
+		return nil
+	case "shardline.max_wait":
+		if reset {
+			s.maxWait = 0
+			return nil
+		}
+		d, err := parseWait(value)
+		if err != nil {
+			return &Error{Code: codeInvalidParameter, Message: err.Error(), Hint: "SET shardline.max_wait = '100ms'."}
+		}
+		s.maxWait = d
+		return nil
+	case "shardline.min_lsn":
+		if reset {
+			return nil
+		}
+		tok, err := shardline.ParseToken(value)
+		if err != nil {
+			return &Error{Code: codeInvalidParameter, Message: err.Error(),
+				Hint: "Use the value of SHOW shardline.lsn (or the shardline.lsn ParameterStatus) of the session that wrote."}
+		}
+		s.advanceToken(tok)
+		return nil
 	}
 	return unknownSetting(name)
+}
+
+// advanceToken makes later reads wait for tok: on the same shard the later
+// position wins; a token of another shard replaces the old one (reads of a
+// tenant whose shard differs from the token's then use the primary).
+func (s *session) advanceToken(tok shardline.Token) {
+	if tok.Shard == "" {
+		return
+	}
+	if tok.Shard != s.token.Shard || tok.LSN > s.token.LSN {
+		s.token = tok
+	}
 }
 
 func (s *session) showRouterSetting(name string) (string, error) {
@@ -683,13 +826,21 @@ func (s *session) showRouterSetting(name string) (string, error) {
 			return "", err
 		}
 		return string(pl.Locate(s.tenant).Shard), nil
+	case "shardline.target":
+		return s.target.String(), nil
+	case "shardline.max_lag":
+		return s.maxLag.text, nil
+	case "shardline.max_wait":
+		return s.maxWait.String(), nil
+	case "shardline.lsn", "shardline.min_lsn":
+		return s.token.String(), nil
 	}
 	return "", unknownSetting(name)
 }
 
 func unknownSetting(name string) error {
 	return &Error{Code: "42704", Message: "unrecognized configuration parameter \"" + name + "\"",
-		Hint: "The router knows shardline.tenant and shardline.shard."}
+		Hint: "The router knows shardline.tenant, shardline.shard, shardline.target, shardline.max_lag, shardline.max_wait, shardline.lsn and shardline.min_lsn."}
 }
 
 // settingOpOf returns the session-setting change a statement makes, if the
@@ -723,6 +874,9 @@ func (s *session) applySettings() {
 			s.params = removeSetting(s.params, op.name)
 		case stmtResetAll:
 			s.params = s.startupSettings()
+		}
+		if op.name == "default_transaction_read_only" || op.kind == stmtResetAll {
+			s.defaultReadOnly = s.settingIsOn("default_transaction_read_only")
 		}
 	}
 	s.pendingSets = s.pendingSets[:0]
@@ -765,6 +919,22 @@ func (s *session) discardAll() {
 	clear(s.stmts)
 	clear(s.portals)
 	s.tenant = ""
+}
+
+// settingIsOn reads a boolean session setting from its SET statement.
+func (s *session) settingIsOn(name string) bool {
+	for _, st := range s.params {
+		if st.name == name {
+			w := words{q: []byte(st.sql)}
+			w.next() // SET
+			w.next() // name
+			if t := w.next(); t.text != "=" && t.text != "to" {
+				return false
+			}
+			return truthy(w.next().text)
+		}
+	}
+	return false
 }
 
 // startupSettings are the settings the client asked for at startup: what

@@ -1,0 +1,279 @@
+package router
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardline/shardline"
+)
+
+// monitor samples every shard's primary WAL position and every replica's
+// replay position each interval. From the primary's recent positions it
+// knows, for each replica, the latest moment at which the replica had
+// replayed everything the primary had written: a read served by the
+// replica at time now is at most now minus that moment stale. That bound
+// holds between samples too, so a staleness bound is never exceeded, only
+// measured conservatively.
+type monitor struct {
+	src      PlacementSource
+	interval time.Duration
+	timeout  time.Duration
+	metrics  *metrics
+
+	state   atomic.Pointer[healthState]
+	changed atomic.Pointer[chan struct{}] // closed and replaced on every publish
+
+	conns map[string]*pgconn.PgConn // by DSN; owned by the run goroutine
+	hist  map[shardline.ShardID]*lsnHistory
+}
+
+// healthState is one published, immutable set of samples.
+type healthState struct {
+	replicas map[string]*replicaState // by member name
+}
+
+type replicaState struct {
+	shard     shardline.ShardID
+	member    string
+	healthy   bool
+	replay    shardline.LSN
+	lagBytes  int64
+	caughtUp  time.Time // the replica had replayed all WAL written before this
+	sampledAt time.Time
+}
+
+// staleness is how stale a read served now may be.
+func (r *replicaState) staleness(now time.Time) time.Duration {
+	if r.caughtUp.IsZero() {
+		return time.Duration(1<<63 - 1)
+	}
+	return now.Sub(r.caughtUp)
+}
+
+// lsnHistory keeps the primary's recent (time, WAL position) samples.
+type lsnHistory struct {
+	samples []lsnSample // oldest first, bounded
+}
+
+type lsnSample struct {
+	at  time.Time
+	lsn shardline.LSN
+}
+
+const historyLen = 512
+
+func (h *lsnHistory) add(at time.Time, lsn shardline.LSN) {
+	if len(h.samples) == historyLen {
+		copy(h.samples, h.samples[1:])
+		h.samples = h.samples[:historyLen-1]
+	}
+	h.samples = append(h.samples, lsnSample{at, lsn})
+}
+
+// caughtUp returns the time of the newest sample whose position replay has
+// reached, or the zero time when it is behind every sample kept.
+func (h *lsnHistory) caughtUp(replay shardline.LSN) time.Time {
+	for i := len(h.samples) - 1; i >= 0; i-- {
+		if h.samples[i].lsn <= replay {
+			return h.samples[i].at
+		}
+	}
+	return time.Time{}
+}
+
+func newMonitor(src PlacementSource, interval time.Duration, m *metrics) *monitor {
+	mon := &monitor{src: src, interval: interval, timeout: max(interval, 200*time.Millisecond), metrics: m,
+		conns: map[string]*pgconn.PgConn{}, hist: map[shardline.ShardID]*lsnHistory{}}
+	mon.state.Store(&healthState{replicas: map[string]*replicaState{}})
+	ch := make(chan struct{})
+	mon.changed.Store(&ch)
+	return mon
+}
+
+// run samples until ctx ends.
+func (m *monitor) run(ctx context.Context) {
+	defer func() {
+		for _, c := range m.conns {
+			c.Close(context.Background())
+		}
+	}()
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		m.sample(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sample polls every shard once, shards in parallel, and publishes.
+func (m *monitor) sample(ctx context.Context) {
+	p := m.src.Current()
+	if p == nil {
+		return
+	}
+	prev := m.state.Load()
+	next := &healthState{replicas: make(map[string]*replicaState)}
+	var probes []*shardProbe
+	for id, sh := range p.Shards {
+		if len(sh.Replicas) == 0 {
+			continue
+		}
+		h := m.hist[id]
+		if h == nil {
+			h = &lsnHistory{}
+			m.hist[id] = h
+		}
+		pr := &shardProbe{shard: sh, members: append([]shardline.Member{sh.Primary}, sh.Replicas...), hist: h}
+		for _, mem := range pr.members {
+			pr.conns = append(pr.conns, m.conns[mem.DSN])
+		}
+		probes = append(probes, pr)
+	}
+	var wg sync.WaitGroup
+	for _, pr := range probes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr.states = m.sampleShard(ctx, pr, prev)
+		}()
+	}
+	wg.Wait()
+	for _, pr := range probes {
+		for i, mem := range pr.members {
+			m.conns[mem.DSN] = pr.conns[i]
+		}
+		for _, st := range pr.states {
+			next.replicas[st.member] = st
+		}
+	}
+	m.publish(next)
+}
+
+// shardProbe is one shard's sampling work; its goroutine owns it until
+// sample's Wait returns.
+type shardProbe struct {
+	shard   shardline.Shard
+	members []shardline.Member // primary first
+	conns   []*pgconn.PgConn   // aligned with members; nil = dial
+	hist    *lsnHistory
+	states  []*replicaState
+}
+
+func (m *monitor) sampleShard(ctx context.Context, pr *shardProbe, prev *healthState) []*replicaState {
+	at := time.Now()
+	primaryLSN, err := m.queryLSN(ctx, pr.members[0].DSN, &pr.conns[0], "SELECT pg_current_wal_insert_lsn()::text")
+	if err == nil {
+		pr.hist.add(at, primaryLSN)
+	}
+	out := make([]*replicaState, 0, len(pr.members)-1)
+	for i, mem := range pr.members[1:] {
+		st := &replicaState{shard: pr.shard.ID, member: mem.Name, sampledAt: at}
+		if old := prev.replicas[mem.Name]; old != nil {
+			st.caughtUp, st.replay = old.caughtUp, old.replay // kept while the primary cannot be sampled
+		}
+		replay, rerr := m.queryLSN(ctx, mem.DSN, &pr.conns[i+1], "SELECT coalesce(pg_last_wal_replay_lsn(), '0/0')::text")
+		if rerr == nil {
+			st.healthy = true
+			st.replay = replay
+			if err == nil {
+				st.caughtUp = pr.hist.caughtUp(replay)
+				st.lagBytes = max(int64(primaryLSN)-int64(replay), 0)
+			}
+		}
+		out = append(out, st)
+		if m.metrics != nil {
+			m.metrics.observeReplica(st)
+		}
+	}
+	return out
+}
+
+// queryLSN runs q (returning one LSN) on the member, dialing into *slot
+// when it is nil and clearing it when the connection fails.
+func (m *monitor) queryLSN(ctx context.Context, dsn string, slot **pgconn.PgConn, q string) (shardline.LSN, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	c := *slot
+	if c == nil {
+		var err error
+		c, err = pgconn.Connect(ctx, dsn)
+		if err != nil {
+			return 0, err
+		}
+		*slot = c
+	}
+	res := c.Exec(ctx, q)
+	rs, err := res.ReadAll()
+	if err == nil && (len(rs) != 1 || len(rs[0].Rows) != 1 || len(rs[0].Rows[0]) != 1) {
+		err = errProtocol
+	}
+	if err != nil {
+		c.Close(context.Background())
+		*slot = nil
+		return 0, err
+	}
+	return shardline.ParseLSN(string(rs[0].Rows[0][0]))
+}
+
+func (m *monitor) publish(next *healthState) {
+	m.state.Store(next)
+	ch := make(chan struct{})
+	old := m.changed.Swap(&ch)
+	close(*old)
+}
+
+// markDown takes a replica out of the eligible set at once (a connection to
+// it failed); the next sample decides again.
+func (m *monitor) markDown(member string) {
+	cur := m.state.Load()
+	st, ok := cur.replicas[member]
+	if !ok || !st.healthy {
+		return
+	}
+	next := &healthState{replicas: make(map[string]*replicaState, len(cur.replicas))}
+	for k, v := range cur.replicas {
+		next.replicas[k] = v
+	}
+	down := *st
+	down.healthy = false
+	next.replicas[member] = &down
+	m.publish(next)
+}
+
+// health returns the last sample of every replica.
+func (m *monitor) health() map[string]shardline.ReplicaHealth {
+	cur := m.state.Load()
+	out := make(map[string]shardline.ReplicaHealth, len(cur.replicas))
+	for name, st := range cur.replicas {
+		lag := int64(0)
+		if st.healthy && !st.caughtUp.IsZero() {
+			lag = st.sampledAt.Sub(st.caughtUp).Milliseconds()
+		} else if st.caughtUp.IsZero() {
+			lag = -1
+		}
+		out[name] = shardline.ReplicaHealth{Member: name, Shard: st.shard, Healthy: st.healthy,
+			LagBytes: st.lagBytes, LagMillis: lag, ReplayLSN: st.replay}
+	}
+	return out
+}
+
+func (m *metrics) observeReplica(st *replicaState) {
+	l := prometheus.Labels{"shard": string(st.shard), "member": st.member}
+	m.replicaLagBytes.With(l).Set(float64(st.lagBytes))
+	if !st.caughtUp.IsZero() {
+		m.replicaLagSeconds.With(l).Set(st.sampledAt.Sub(st.caughtUp).Seconds())
+	}
+	h := 0.0
+	if st.healthy {
+		h = 1
+	}
+	m.replicaHealthy.With(l).Set(h)
+}

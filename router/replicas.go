@@ -1,0 +1,93 @@
+package router
+
+import (
+	"context"
+	"time"
+
+	"github.com/shardline/shardline"
+)
+
+// Reasons a replica-eligible read went to the primary (metric labels).
+const (
+	fallbackNone      = "no_replicas"
+	fallbackUnhealthy = "unhealthy"
+	fallbackLag       = "lag"
+	fallbackToken     = "token"
+	fallbackOtherTok  = "token_other_shard"
+)
+
+// pickReplica returns the least loaded replica of shard that is healthy,
+// within bound, and has replayed tok (a token of another shard rules out
+// every replica). With no such replica it waits up to wait for the next
+// samples, then returns nil and the reason.
+func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard shardline.ShardID, bound lagBound, tok shardline.Token, wait time.Duration) (*pool, string) {
+	sh := pl.Shards[shard]
+	if len(sh.Replicas) == 0 {
+		return nil, fallbackNone
+	}
+	if tok.Shard != "" && tok.Shard != shard {
+		return nil, fallbackOtherTok
+	}
+	var deadline time.Time
+	for {
+		changed := r.mon.changed.Load()
+		p, reason := r.eligibleReplica(sh, bound, tok, time.Now())
+		if p != nil || wait <= 0 || reason == fallbackNone {
+			return p, reason
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(wait)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, reason
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-*changed:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return nil, reason
+		}
+	}
+}
+
+func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardline.Token, now time.Time) (*pool, string) {
+	health := r.mon.state.Load()
+	reason := fallbackUnhealthy
+	var best *pool
+	bestLoad := 0
+	for _, m := range sh.Replicas {
+		st := health.replicas[m.Name]
+		if st == nil || !st.healthy || st.caughtUp.IsZero() {
+			continue
+		}
+		if bound.bytes > 0 {
+			if st.lagBytes > bound.bytes {
+				reason = fallbackLag
+				continue
+			}
+		} else if st.staleness(now) > bound.dur {
+			reason = fallbackLag
+			continue
+		}
+		if tok.Shard != "" && st.replay < tok.LSN {
+			reason = fallbackToken
+			continue
+		}
+		p, err := r.memberPool(sh.ID, m, true)
+		if err != nil {
+			continue
+		}
+		if load := p.inUse(); best == nil || load < bestLoad {
+			best, bestLoad = p, load
+		}
+	}
+	if best != nil {
+		return best, ""
+	}
+	return nil, reason
+}
