@@ -33,10 +33,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (int, any, error
 			Slots:         sh.Slots,
 			PinnedTenants: sh.PinnedTenants,
 			Primary:       member(sh.Shard.Primary),
-			Replicas:      []Member{},
+			Replicas:      []Replica{},
 		}
-		for _, m := range sh.Shard.Replicas {
-			ss.Replicas = append(ss.Replicas, member(m))
+		for i, m := range sh.Shard.Replicas {
+			r := Replica{Name: m.Name, DSN: m.DSN, LagMS: -1}
+			if i < len(sh.Replicas) {
+				h := sh.Replicas[i]
+				r.Healthy, r.LagBytes, r.LagMS = h.Healthy, h.LagBytes, h.LagMillis
+			}
+			ss.Replicas = append(ss.Replicas, r)
 		}
 		out.Shards = append(out.Shards, ss)
 	}

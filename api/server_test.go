@@ -32,6 +32,10 @@ type routerRev int64
 
 func (r routerRev) MapRevision() int64 { return int64(r) }
 
+func (r routerRev) ReplicaHealth() map[string]shardline.ReplicaHealth {
+	return map[string]shardline.ReplicaHealth{"s1-replica1": {Member: "s1-replica1", Shard: "s1", Healthy: true, LagBytes: 42, LagMillis: 7}}
+}
+
 // testServer serves the API over a manager on a fresh embedded etcd,
 // bootstrapped with shards s1..sN unless shards is 0.
 func testServer(t testing.TB, shards int, ready func() bool) (*httptest.Server, *api.Client) {
@@ -96,6 +100,12 @@ func TestStatusAndTenants(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	s1 := st.Shards[0]
+	if r := st.Shards[1].Replicas; len(r) != 1 || r[0].Healthy || r[0].LagMS != -1 {
+		t.Errorf("unsampled replica of s2 = %+v, want unhealthy with lag_ms -1", r)
+	}
+	if r := s1.Replicas; len(r) == 1 && (!r[0].Healthy || r[0].LagBytes != 42 || r[0].LagMS != 7) {
+		t.Errorf("replica health of s1 = %+v, want the router's sample", r[0])
+	}
 	if s1.ID != "s1" || s1.Slots != 2048 || s1.Primary.Name != "s1-primary" || len(s1.Replicas) != 1 || s1.Replicas[0].DSN != "postgres://s1-replica1/app" {
 		t.Errorf("s1 = %+v", s1)
 	}

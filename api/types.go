@@ -15,12 +15,23 @@ type Status struct {
 
 // ShardStatus is one shard of Status.
 type ShardStatus struct {
-	ID            string   `json:"id"`
-	Epoch         int64    `json:"epoch"`
-	Slots         int      `json:"slots"`
-	PinnedTenants int      `json:"pinned_tenants"`
-	Primary       Member   `json:"primary"`
-	Replicas      []Member `json:"replicas"`
+	ID            string    `json:"id"`
+	Epoch         int64     `json:"epoch"`
+	Slots         int       `json:"slots"`
+	PinnedTenants int       `json:"pinned_tenants"`
+	Primary       Member    `json:"primary"`
+	Replicas      []Replica `json:"replicas"`
+}
+
+// Replica is a replica member with the router's last health sample.
+// LagMS is -1 while the replica has not been sampled or is behind every
+// primary position the router remembers.
+type Replica struct {
+	Name     string `json:"name"`
+	DSN      string `json:"dsn"`
+	Healthy  bool   `json:"healthy"`
+	LagBytes int64  `json:"lag_bytes"`
+	LagMS    int64  `json:"lag_ms"`
 }
 
 // Member is one PostgreSQL server of a shard.

@@ -20,6 +20,9 @@ type RouterInfo interface {
 	// MapRevision is the etcd revision of the placement the router routes
 	// with, or 0 before it has one.
 	MapRevision() int64
+	// ReplicaHealth is the router's last sample of each replica, by member
+	// name.
+	ReplicaHealth() map[string]shardline.ReplicaHealth
 }
 
 // Config configures a Manager.
@@ -88,6 +91,9 @@ type ShardStatus struct {
 	Shard         shardline.Shard
 	Slots         int
 	PinnedTenants int
+	// Replicas holds the router's health sample of each replica, in the
+	// order of Shard.Replicas; nil without a router.
+	Replicas []shardline.ReplicaHealth
 }
 
 // Status reads the placement. Errors wrap shardline.ErrNoPlacement before
@@ -98,8 +104,10 @@ func (m *Manager) Status(ctx context.Context) (Status, error) {
 		return Status{}, fmt.Errorf("status: %w", err)
 	}
 	st := Status{Cluster: m.store.Cluster(), EtcdRevision: p.Revision}
+	var health map[string]shardline.ReplicaHealth
 	if m.router != nil {
 		st.MapRevision = m.router.MapRevision()
+		health = m.router.ReplicaHealth()
 	}
 	slots := p.SlotCounts()
 	pinned := make(map[shardline.ShardID]int)
@@ -107,11 +115,21 @@ func (m *Manager) Status(ctx context.Context) (Status, error) {
 		pinned[s]++
 	}
 	for _, id := range p.ShardIDs() {
-		st.Shards = append(st.Shards, ShardStatus{
+		ss := ShardStatus{
 			Shard:         p.Shards[id].Clone(),
 			Slots:         slots[id],
 			PinnedTenants: pinned[id],
-		})
+		}
+		if health != nil {
+			for _, r := range ss.Shard.Replicas {
+				h, ok := health[r.Name]
+				if !ok {
+					h = shardline.ReplicaHealth{Member: r.Name, Shard: id, LagMillis: -1} // not sampled yet
+				}
+				ss.Replicas = append(ss.Replicas, h)
+			}
+		}
+		st.Shards = append(st.Shards, ss)
 	}
 	return st, nil
 }

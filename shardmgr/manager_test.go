@@ -17,6 +17,8 @@ type fixedRouter int64
 
 func (r fixedRouter) MapRevision() int64 { return int64(r) }
 
+func (r fixedRouter) ReplicaHealth() map[string]shardline.ReplicaHealth { return nil }
+
 func testShards(n int) []shardline.Shard {
 	shards := make([]shardline.Shard, n)
 	for i := range shards {

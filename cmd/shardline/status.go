@@ -55,11 +55,11 @@ func (c *statusCommand) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(c.Stdout, "cluster %s   etcd revision %d   router map revision %s\n\n", st.Cluster, st.EtcdRevision, mapRev)
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tROLE\tMEMBER\tDSN\tSLOTS\tPINNED\tEPOCH")
+	fmt.Fprintln(tw, "SHARD\tROLE\tMEMBER\tDSN\tSLOTS\tPINNED\tEPOCH\tHEALTH\tLAG")
 	for _, s := range st.Shards {
-		fmt.Fprintf(tw, "%s\tprimary\t%s\t%s\t%d\t%d\t%d\n", s.ID, s.Primary.Name, redactDSN(s.Primary.DSN), s.Slots, s.PinnedTenants, s.Epoch)
+		fmt.Fprintf(tw, "%s\tprimary\t%s\t%s\t%d\t%d\t%d\t\t\n", s.ID, s.Primary.Name, redactDSN(s.Primary.DSN), s.Slots, s.PinnedTenants, s.Epoch)
 		for _, r := range s.Replicas {
-			fmt.Fprintf(tw, "%s\treplica\t%s\t%s\t\t\t\n", s.ID, r.Name, redactDSN(r.DSN))
+			fmt.Fprintf(tw, "%s\treplica\t%s\t%s\t\t\t\t%s\t%s\n", s.ID, r.Name, redactDSN(r.DSN), healthWord(r), lagText(r))
 		}
 	}
 	return tw.Flush()
@@ -82,4 +82,18 @@ func redactDSN(dsn string) string {
 		return u.String()
 	}
 	return keywordPassword.ReplaceAllString(dsn, "${1}xxxxx")
+}
+
+func healthWord(r api.Replica) string {
+	if r.Healthy {
+		return "healthy"
+	}
+	return "down"
+}
+
+func lagText(r api.Replica) string {
+	if r.LagMS < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%dms %dB", r.LagMS, r.LagBytes)
 }

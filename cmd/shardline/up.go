@@ -41,6 +41,11 @@ type upCommand struct {
 	PoolSize int
 	Cluster  string
 
+	Target        string        // router default shardline.target
+	MaxLag        string        // router default shardline.max_lag
+	ReplicaPoll   time.Duration // replica lag sampling interval
+	NoWriteTokens bool
+
 	Stdout io.Writer
 	Logger *slog.Logger
 	// OnReady, when set, is called once everything serves (tests use it).
@@ -69,7 +74,11 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&c.EtcdPeer, "etcd-peer", etcdstore.DefaultPeerAddr, "embedded etcd peer address")
 	fs.StringVar(&c.Database, "database", "app", "database name on every shard, and the one the router serves")
 	fs.IntVar(&c.BasePort, "pg-port", postgres.DefaultBasePort, "first PostgreSQL port; members use consecutive ports (first run only)")
-	fs.IntVar(&c.PoolSize, "pool-size", 20, "router: most server connections per shard")
+	fs.IntVar(&c.PoolSize, "pool-size", 20, "router: most server connections per shard member")
+	fs.StringVar(&c.Target, "target", "primary", "router: default shardline.target for sessions: primary, replica or auto")
+	fs.StringVar(&c.MaxLag, "max-lag", "1s", "router: default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
+	fs.DurationVar(&c.ReplicaPoll, "replica-poll", 250*time.Millisecond, "router: how often replica lag is sampled")
+	fs.BoolVar(&c.NoWriteTokens, "no-write-tokens", false, "router: skip read-your-writes tokens after write transactions (only to measure their cost)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -201,9 +210,11 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rt, err := router.New(router.Config{Placement: watcher, Database: c.Database, PoolSize: c.PoolSize, Logger: log.With("component", "router"), Registerer: reg})
+	rt, err := router.New(router.Config{Placement: watcher, Database: c.Database, PoolSize: c.PoolSize,
+		DefaultTarget: c.Target, DefaultMaxLag: c.MaxLag, ReplicaPollInterval: c.ReplicaPoll, NoWriteTokens: c.NoWriteTokens,
+		Logger: log.With("component", "router"), Registerer: reg})
 	if err != nil {
-		return err
+		return &exitError{code: 2, msg: err.Error()}
 	}
 	goRun("router", func() error { return rt.Serve(routerLn) })
 	stops = append(stops, func(context.Context) { rt.Close() })
