@@ -27,6 +27,7 @@ func commands() []command {
 		{"tenant", "create, show and list tenants", runTenant},
 		{"schema", "apply a SQL file to every shard primary", runSchema},
 		{"bench", "compare pgbench through the router with the shard directly", runBench},
+		{"drill", "run a fault drill that checks an invariant (replica-lag)", runDrill},
 	}
 }
 

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/shardline/shardline/api"
+	"github.com/shardline/shardline/chaos"
+)
+
+// drillCommand is `shardline drill replica-lag`.
+type drillCommand struct {
+	Client    *api.Client
+	RouterDSN string
+	Duration  time.Duration
+	Workers   int
+	MaxLag    time.Duration
+	JSON      bool
+	Stdout    io.Writer
+	Stderr    io.Writer
+}
+
+func runDrill(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) == 0 || args[0] != "replica-lag" {
+		return usageErr("usage: shardline drill replica-lag [flags]; the drills are: replica-lag")
+	}
+	fs := newFlagSet(env, "drill replica-lag")
+	var af adminFlags
+	af.register(fs)
+	c := &drillCommand{Stdout: env.Stdout, Stderr: env.Stderr}
+	fs.StringVar(&c.RouterDSN, "router", "postgres://postgres@127.0.0.1:6432/app?sslmode=disable", "router `DSN`")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long the workload runs")
+	fs.IntVar(&c.Workers, "workers", 4, "writing sessions (as many read-only sessions run beside them)")
+	fs.DurationVar(&c.MaxLag, "max-lag", 500*time.Millisecond, "the sessions' shardline.max_lag")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: shardline drill replica-lag [flags]\n\nRuns write-then-read sessions through the router while pausing and resuming WAL replay\non every replica; exits 1 if any read was staler than max-lag or missed its session's write.")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected argument %q", pos[0])
+	}
+	if err := af.check(); err != nil {
+		return err
+	}
+	c.Client, c.JSON = af.client(env), af.json()
+	return c.Run(ctx)
+}
+
+// Run finds the shards' members and tenants on every shard through the
+// admin API, runs the drill and prints its report.
+func (c *drillCommand) Run(ctx context.Context) error {
+	st, err := c.Client.Status(ctx)
+	if err != nil {
+		return adminError(c.Client, err)
+	}
+	cfg := chaos.ReplicaLagConfig{RouterDSN: c.RouterDSN, Duration: c.Duration, Workers: c.Workers, MaxLag: c.MaxLag, Progress: c.Stderr}
+	need := map[string]bool{}
+	for _, s := range st.Shards {
+		cfg.Primaries = append(cfg.Primaries, s.Primary.DSN)
+		for _, r := range s.Replicas {
+			cfg.Replicas = append(cfg.Replicas, r.DSN)
+		}
+		need[s.ID] = true
+	}
+	// One tenant per shard, found by asking where candidate ids live.
+	for i := 0; len(need) > 0 && i < 1000; i++ {
+		name := fmt.Sprintf("drill-%d", i)
+		v, err := c.Client.ShowTenant(ctx, name)
+		if err != nil {
+			return adminError(c.Client, err)
+		}
+		if need[v.Shard] {
+			delete(need, v.Shard)
+			cfg.Tenants = append(cfg.Tenants, name)
+		}
+	}
+	rep, err := chaos.RunReplicaLag(ctx, cfg)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	if c.JSON {
+		if err := printJSON(c.Stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		total := rep.ReadsPrimary + rep.ReadsReplica
+		fmt.Fprintf(c.Stdout, "replica-lag drill: %s, %d writing + %d reading sessions, max_lag %s, %d replay pauses\n",
+			rep.Duration.Round(time.Millisecond), c.Workers, c.Workers, rep.MaxLag, rep.Pauses)
+		fmt.Fprintf(c.Stdout, "writes                    %d\n", rep.Writes)
+		fmt.Fprintf(c.Stdout, "reads served by primary   %d\n", rep.ReadsPrimary)
+		fmt.Fprintf(c.Stdout, "reads served by replicas  %d (%.1f%%)\n", rep.ReadsReplica, pct(rep.ReadsReplica, total))
+		fmt.Fprintf(c.Stdout, "stale reads               %d (must be 0; max replica staleness seen %s)\n", rep.StaleReads, rep.MaxStaleness.Round(time.Millisecond))
+		fmt.Fprintf(c.Stdout, "read-your-writes misses   %d (must be 0)\n", rep.RYWMisses)
+		fmt.Fprintf(c.Stdout, "read latency p50 / p99    %s / %s\n", rep.ReadP50.Round(time.Microsecond), rep.ReadP99.Round(time.Microsecond))
+		fmt.Fprintf(c.Stdout, "session errors            %d\n", rep.Errors)
+	}
+	if !rep.OK() {
+		return &exitError{code: 1, msg: "invariant broken: " + rep.FirstViolation}
+	}
+	return nil
+}
+
+func pct(n, total int) float64 {
+	if total == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(total)
+}
