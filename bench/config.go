@@ -9,76 +9,114 @@ import (
 	"time"
 )
 
-// Query modes accepted in Config.Modes; they are pgbench's -M values.
-const (
-	ModeSimple   = "simple"
-	ModeExtended = "extended"
-	ModePrepared = "prepared"
-)
-
 // Defaults that Config.WithDefaults fills in.
 const (
-	DefaultClients  = 8
-	DefaultDuration = 10 * time.Second
-	DefaultRounds   = 3
-	DefaultWorkload = WorkloadSelectOnly
+	DefaultDuration   = 10 * time.Second
+	DefaultRounds     = 3
+	DefaultIdleConns  = 1000
+	DefaultMaxThreads = 2
+	DefaultWarmup     = 2 * time.Second
+	DefaultIdleSample = 2 * time.Second
 )
 
-// DefaultModes is the Modes that Config.WithDefaults fills in when none are
-// given. It returns a new slice on each call.
-func DefaultModes() []string { return []string{ModeSimple, ModePrepared} }
+// DefaultClients is the Clients that WithDefaults fills in. It returns a new
+// slice on each call.
+func DefaultClients() []int { return []int{1, 8, 32, 256} }
 
-// Target is one server to benchmark.
-type Target struct {
-	// Name labels the target in progress lines and the report, for example
-	// "direct" or "router". Names are unique within a Config.
-	Name string
+// Endpoint is one place a pgbench process connects to.
+type Endpoint struct {
 	// DSN is a libpq connection string or URI; pgbench receives it as its
 	// dbname argument, so anything libpq accepts works.
-	DSN string
-	// Env holds extra KEY=VALUE environment entries for pgbench, added
-	// after (and so winning over) the process environment. The router
-	// target uses it to pick the tenant:
-	// PGOPTIONS=-c shardline.tenant=t1.
-	Env []string
+	DSN string `json:"-"`
+	// Options is the libpq options string (PGOPTIONS), for example
+	// "-c shardline.tenant=t1"; empty for none. The idle workload sends it
+	// as the startup parameter "options".
+	Options string `json:"options,omitempty"`
 }
 
-// Config says what Run measures. The zero value of each field means its
-// default (see WithDefaults).
+// Target is one server, or one way through a proxy, to benchmark.
+type Target struct {
+	// Name labels the target in progress lines and reports, for example
+	// "direct", "pgbouncer" or "router". Names are unique within a Config.
+	Name string
+	// Description says what the target is, for reports.
+	Description string
+	// Endpoints are where the clients go. With more than one, each run
+	// starts one pgbench per endpoint at the same time, the clients (and
+	// threads) split evenly between them, and sums their transactions; a
+	// client count below len(Endpoints) is "n/a" for the target.
+	Endpoints []Endpoint
+	// ProxyPID is the process whose CPU time per transaction and memory
+	// per idle connection are reported; 0 means none (PostgreSQL
+	// directly), and those figures are n/a.
+	ProxyPID int
+	// Unsupported maps a workload name to why the target cannot run it;
+	// such cells are reported as unsupported and not run.
+	Unsupported map[string]string
+}
+
+// Config says what Run measures: every workload at every client count, each
+// cell in Rounds rounds that alternate the targets (A B C A B C ...).
 type Config struct {
-	// Targets are benchmarked in this order within each round. The first
-	// is the baseline that the report's ratios divide by.
+	// Targets are benchmarked in this order within each round.
 	Targets []Target
-	// Modes are pgbench query modes (-M): "simple", "extended",
-	// "prepared". Each mode is measured over all rounds before the next.
-	Modes []string
-	// Clients is pgbench's -c; threads (-j) are min(Clients, 2).
-	Clients int
+	// Baselines name the targets that the report's ratios divide by
+	// ("direct", "pgbouncer"); names not among Targets are ignored. Nil
+	// means the first target.
+	Baselines []string
+	// Workloads are workload names (see Workloads); each is measured at
+	// every client count before the next.
+	Workloads []string
+	// Clients are pgbench client counts (-c), each a cell of the matrix.
+	// The idle workload ignores them.
+	Clients []int
+	// MaxThreads bounds pgbench's threads (-j): min(clients, MaxThreads),
+	// split between the endpoints of a target.
+	MaxThreads int
 	// Duration is pgbench's -T for each run; it must be whole seconds.
 	Duration time.Duration
-	// Rounds is how many times each target runs per mode; the report
-	// gives medians over rounds.
+	// Rounds is how many times each target runs per cell; reports give
+	// medians over rounds.
 	Rounds int
-	// Workload names a pgbench builtin script: "select-only" (-S),
-	// "simple-update" (-N) or "tpcb-like".
-	Workload string
+	// IdleConns is how many connections the idle workload holds open.
+	IdleConns int
+	// Warmup is the length of one select-simple run per target before the
+	// matrix, not reported; it fills caches and proxies' server pools.
+	// Negative means none.
+	Warmup time.Duration
+	// IdleSample is how long each proxy's CPU time is sampled while no
+	// client works, before the matrix: the background work (for the
+	// router's process: etcd, the manager, metrics) that the CPU time per
+	// transaction includes. Negative means none.
+	IdleSample time.Duration
+	// WorkDir holds pgbench's per-transaction logs while they are read;
+	// empty means a new directory under os.TempDir, removed afterwards.
+	WorkDir string
+	// Command is the command line reported as the one that produced the
+	// report; empty for none.
+	Command string
+	// Environment is the machine and versions to report; Run fills in
+	// pgbench's version and the load average at the end.
+	Environment Environment
 	// PgbenchPath is the pgbench binary. Empty means pgbench on PATH, then
 	// the newest /usr/lib/postgresql/*/bin/pgbench.
 	PgbenchPath string
-	// Logger receives debug lines about each pgbench invocation. Nil
-	// discards them.
+	// Logger receives debug lines about each invocation. Nil discards.
 	Logger *slog.Logger
-	// Progress receives one line per finished run. Nil discards them.
+	// Progress receives one line per finished run. Nil discards.
 	Progress io.Writer
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	if len(c.Modes) == 0 {
-		c.Modes = DefaultModes()
+	if len(c.Workloads) == 0 {
+		c.Workloads = Workloads()
 	}
-	if c.Clients == 0 {
-		c.Clients = DefaultClients
+	if len(c.Clients) == 0 {
+		c.Clients = DefaultClients()
+	}
+	if c.MaxThreads == 0 {
+		c.MaxThreads = DefaultMaxThreads
 	}
 	if c.Duration == 0 {
 		c.Duration = DefaultDuration
@@ -86,8 +124,17 @@ func (c Config) WithDefaults() Config {
 	if c.Rounds == 0 {
 		c.Rounds = DefaultRounds
 	}
-	if c.Workload == "" {
-		c.Workload = DefaultWorkload
+	if c.IdleConns == 0 {
+		c.IdleConns = DefaultIdleConns
+	}
+	if c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
+	}
+	if c.IdleSample == 0 {
+		c.IdleSample = DefaultIdleSample
+	}
+	if len(c.Baselines) == 0 && len(c.Targets) > 0 {
+		c.Baselines = []string{c.Targets[0].Name}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -114,34 +161,75 @@ func (c Config) Validate() error {
 		}
 		seen[t.Name] = true
 	}
-	if len(c.Modes) == 0 {
-		return fmt.Errorf("%w: no query modes", ErrInvalidConfig)
+	if len(c.Workloads) == 0 {
+		return fmt.Errorf("%w: no workloads", ErrInvalidConfig)
 	}
-	for i, m := range c.Modes {
-		if !slices.Contains([]string{ModeSimple, ModeExtended, ModePrepared}, m) {
-			return fmt.Errorf("%w: query mode %q: want simple, extended or prepared", ErrInvalidConfig, m)
+	for i, w := range c.Workloads {
+		if _, err := LookupWorkload(w); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
-		if slices.Contains(c.Modes[:i], m) {
-			return fmt.Errorf("%w: query mode %q listed twice", ErrInvalidConfig, m)
+		if slices.Contains(c.Workloads[:i], w) {
+			return fmt.Errorf("%w: workload %q listed twice", ErrInvalidConfig, w)
 		}
 	}
-	if c.Clients < 1 {
-		return fmt.Errorf("%w: clients %d: want at least 1", ErrInvalidConfig, c.Clients)
+	if len(c.Clients) == 0 && c.needsClients() {
+		return fmt.Errorf("%w: no client counts", ErrInvalidConfig)
+	}
+	for i, n := range c.Clients {
+		if n < 1 || n > 10000 {
+			return fmt.Errorf("%w: clients %d: want 1 to 10000", ErrInvalidConfig, n)
+		}
+		if slices.Contains(c.Clients[:i], n) {
+			return fmt.Errorf("%w: clients %d listed twice", ErrInvalidConfig, n)
+		}
+	}
+	if c.MaxThreads < 1 {
+		return fmt.Errorf("%w: threads %d: want at least 1", ErrInvalidConfig, c.MaxThreads)
 	}
 	if c.Duration < time.Second || c.Duration%time.Second != 0 {
 		return fmt.Errorf("%w: duration %v: want whole seconds, at least 1s (pgbench -T)", ErrInvalidConfig, c.Duration)
 	}
+	if c.Warmup > 0 && c.Warmup%time.Second != 0 {
+		return fmt.Errorf("%w: warmup %v: want whole seconds", ErrInvalidConfig, c.Warmup)
+	}
 	if c.Rounds < 1 {
 		return fmt.Errorf("%w: rounds %d: want at least 1", ErrInvalidConfig, c.Rounds)
 	}
-	if _, err := workloadArgs(c.Workload); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if c.IdleConns < 1 {
+		return fmt.Errorf("%w: idle connections %d: want at least 1", ErrInvalidConfig, c.IdleConns)
 	}
 	return nil
 }
 
-// threads is pgbench's -j for c: min(Clients, 2).
-func (c Config) threads() int { return min(c.Clients, 2) }
+// needsClients reports whether a workload other than idle is configured.
+func (c Config) needsClients() bool {
+	for _, w := range c.Workloads {
+		if w != WorkloadIdle {
+			return true
+		}
+	}
+	return false
+}
+
+// split divides clients and threads between n endpoints: the first ones get
+// the remainder. Every endpoint gets at least one thread and no more
+// threads than clients.
+func split(clients, maxThreads, n int) (perClients, perThreads []int) {
+	threads := min(clients, maxThreads)
+	for i := range n {
+		c := clients / n
+		if i < clients%n {
+			c++
+		}
+		t := threads / n
+		if i < threads%n {
+			t++
+		}
+		perClients = append(perClients, c)
+		perThreads = append(perThreads, max(1, min(t, c)))
+	}
+	return perClients, perThreads
+}
 
 func (t Target) validate() error {
 	if t.Name == "" {
@@ -150,17 +238,38 @@ func (t Target) validate() error {
 	if strings.ContainsFunc(t.Name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return fmt.Errorf("name %q holds spaces or control characters", t.Name)
 	}
-	if t.DSN == "" {
-		return fmt.Errorf("%s: empty DSN", t.Name)
+	if len(t.Endpoints) == 0 {
+		return fmt.Errorf("%s: no endpoints", t.Name)
 	}
-	if strings.HasPrefix(t.DSN, "-") {
-		// pgbench would read it as an option.
-		return fmt.Errorf("%s: DSN starts with '-'", t.Name)
-	}
-	for _, kv := range t.Env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return fmt.Errorf("%s: env entry %q is not KEY=VALUE", t.Name, kv)
+	for _, e := range t.Endpoints {
+		if err := e.validate(); err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
+	if t.ProxyPID < 0 {
+		return fmt.Errorf("%s: negative proxy pid", t.Name)
+	}
 	return nil
+}
+
+func (e Endpoint) validate() error {
+	if e.DSN == "" {
+		return fmt.Errorf("empty DSN")
+	}
+	if strings.HasPrefix(e.DSN, "-") {
+		// pgbench would read it as an option.
+		return fmt.Errorf("DSN starts with '-'")
+	}
+	if strings.ContainsAny(e.Options, "\x00\n") {
+		return fmt.Errorf("options hold a NUL or newline")
+	}
+	return nil
+}
+
+// env is the environment entries a pgbench for e adds.
+func (e Endpoint) env() []string {
+	if e.Options == "" {
+		return nil
+	}
+	return []string{"PGOPTIONS=" + e.Options}
 }

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,8 +11,8 @@ import (
 
 func validConfig() Config {
 	return Config{Targets: []Target{
-		{Name: "direct", DSN: "postgres://postgres@127.0.0.1:5432/app"},
-		{Name: "router", DSN: "postgres://postgres@127.0.0.1:6432/app", Env: []string{"PGOPTIONS=-c shardline.tenant=t1"}},
+		{Name: "direct", Endpoints: []Endpoint{{DSN: "postgres://postgres@127.0.0.1:5432/app"}}},
+		{Name: "router", Endpoints: []Endpoint{{DSN: "postgres://postgres@127.0.0.1:6432/app", Options: "-c shardline.tenant=t1"}}, ProxyPID: 1},
 	}}.WithDefaults()
 }
 
@@ -19,16 +21,11 @@ func TestConfigDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	if c.Clients != 8 || c.Duration != 10*time.Second || c.Rounds != 3 || c.Workload != "select-only" ||
-		strings.Join(c.Modes, ",") != "simple,prepared" || c.Logger == nil || c.Progress == nil {
+	if !slices.Equal(c.Clients, []int{1, 8, 32, 256}) || c.Duration != 10*time.Second || c.Rounds != 3 ||
+		c.IdleConns != 1000 || c.MaxThreads != 2 || c.Warmup != 2*time.Second || c.IdleSample != 2*time.Second ||
+		!slices.Equal(c.Workloads, Workloads()) || !slices.Equal(c.Baselines, []string{"direct"}) ||
+		c.Logger == nil || c.Progress == nil {
 		t.Errorf("WithDefaults = %+v", c)
-	}
-	if c.threads() != 2 {
-		t.Errorf("threads = %d, want 2", c.threads())
-	}
-	c.Clients = 1
-	if c.threads() != 1 {
-		t.Errorf("threads with 1 client = %d, want 1", c.threads())
 	}
 }
 
@@ -42,21 +39,28 @@ func TestConfigValidate(t *testing.T) {
 		{"empty name", func(c *Config) { c.Targets[0].Name = "" }, "empty name"},
 		{"space in name", func(c *Config) { c.Targets[0].Name = "a b" }, "spaces"},
 		{"duplicate name", func(c *Config) { c.Targets[1].Name = "direct" }, "used twice"},
-		{"empty DSN", func(c *Config) { c.Targets[1].DSN = "" }, "empty DSN"},
-		{"DSN like a flag", func(c *Config) { c.Targets[1].DSN = "-h x" }, "starts with '-'"},
-		{"bad env", func(c *Config) { c.Targets[1].Env = []string{"PGOPTIONS"} }, "KEY=VALUE"},
-		{"unknown mode", func(c *Config) { c.Modes = []string{"simple", "fast"} }, `"fast"`},
-		{"duplicate mode", func(c *Config) { c.Modes = []string{"simple", "simple"} }, "twice"},
-		{"no modes", func(c *Config) { c.Modes = []string{} }, "no query modes"},
-		{"zero clients", func(c *Config) { c.Clients = -1 }, "clients"},
+		{"no endpoints", func(c *Config) { c.Targets[1].Endpoints = nil }, "no endpoints"},
+		{"empty DSN", func(c *Config) { c.Targets[1].Endpoints[0].DSN = "" }, "empty DSN"},
+		{"DSN like a flag", func(c *Config) { c.Targets[1].Endpoints[0].DSN = "-h x" }, "starts with '-'"},
+		{"options newline", func(c *Config) { c.Targets[1].Endpoints[0].Options = "-c a=b\n" }, "newline"},
+		{"negative pid", func(c *Config) { c.Targets[1].ProxyPID = -1 }, "pid"},
+		{"unknown workload", func(c *Config) { c.Workloads = []string{"select-simple", "fast"} }, `"fast"`},
+		{"duplicate workload", func(c *Config) { c.Workloads = []string{"write", "write"} }, "twice"},
+		{"no workloads", func(c *Config) { c.Workloads = []string{} }, "no workloads"},
+		{"no clients", func(c *Config) { c.Clients = []int{} }, "no client counts"},
+		{"zero clients", func(c *Config) { c.Clients = []int{1, 0} }, "clients 0"},
+		{"duplicate clients", func(c *Config) { c.Clients = []int{8, 8} }, "twice"},
+		{"threads", func(c *Config) { c.MaxThreads = -1 }, "threads"},
 		{"sub-second", func(c *Config) { c.Duration = 500 * time.Millisecond }, "whole seconds"},
 		{"fractional", func(c *Config) { c.Duration = 1500 * time.Millisecond }, "whole seconds"},
+		{"warmup", func(c *Config) { c.Warmup = 1500 * time.Millisecond }, "warmup"},
 		{"rounds", func(c *Config) { c.Rounds = -2 }, "rounds"},
-		{"workload", func(c *Config) { c.Workload = "-S" }, "workload"},
+		{"idle", func(c *Config) { c.IdleConns = -1 }, "idle"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := validConfig()
+			c.Targets[1].Endpoints = slices.Clone(c.Targets[1].Endpoints)
 			tt.change(&c)
 			err := c.Validate()
 			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
@@ -64,13 +68,55 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+	// Only the idle workload: no client counts needed.
+	c := validConfig()
+	c.Workloads, c.Clients = []string{WorkloadIdle}, []int{}
+	if err := c.Validate(); err != nil {
+		t.Errorf("idle only without clients: %v", err)
+	}
 }
 
-func TestWorkloadArgs(t *testing.T) {
-	for w, want := range map[string]string{"select-only": "-S", "simple-update": "-N", "tpcb-like": "-b tpcb-like"} {
-		got, err := workloadArgs(w)
-		if err != nil || strings.Join(got, " ") != want {
-			t.Errorf("workloadArgs(%q) = %q, %v; want %q", w, got, err, want)
+func TestSplit(t *testing.T) {
+	tests := []struct {
+		clients, threads, n int
+		want                string
+	}{
+		{1, 2, 1, "[1] [1]"},
+		{8, 2, 1, "[8] [2]"},
+		{32, 2, 2, "[16 16] [1 1]"},
+		{7, 4, 2, "[4 3] [2 2]"},
+		{3, 2, 2, "[2 1] [1 1]"},
+		{256, 8, 3, "[86 85 85] [3 3 2]"},
+	}
+	for _, tt := range tests {
+		c, th := split(tt.clients, tt.threads, tt.n)
+		if got := fmt.Sprint(c, th); got != tt.want {
+			t.Errorf("split(%d, %d, %d) = %s, want %s", tt.clients, tt.threads, tt.n, got, tt.want)
 		}
+	}
+}
+
+func TestWorkloads(t *testing.T) {
+	want := []string{"select-simple", "select-extended", "select-prepared", "write", "churn", "idle"}
+	if got := Workloads(); !slices.Equal(got, want) {
+		t.Errorf("Workloads = %q", got)
+	}
+	for name, args := range map[string]string{
+		"select-simple": "-S -M simple", "select-extended": "-S -M extended", "select-prepared": "-S -M prepared",
+		"write": "-N -M simple", "churn": "-S -M simple -C", "idle": "",
+	} {
+		w, err := LookupWorkload(name)
+		if err != nil || strings.Join(w.Args, " ") != args || w.Idle != (name == "idle") || w.Description == "" {
+			t.Errorf("LookupWorkload(%q) = %+v, %v", name, w, err)
+		}
+	}
+	if _, err := LookupWorkload("tpcb"); err == nil || !strings.Contains(err.Error(), "select-simple") {
+		t.Errorf("LookupWorkload of an unknown name = %v", err)
+	}
+	// The returned args are a copy.
+	w, _ := LookupWorkload("write")
+	w.Args[0] = "-X"
+	if w2, _ := LookupWorkload("write"); w2.Args[0] != "-N" {
+		t.Error("LookupWorkload shares its args")
 	}
 }

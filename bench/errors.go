@@ -22,6 +22,14 @@ var (
 	// ErrNotInitialized means the pgbench tables do not exist on the
 	// server the target reaches; `pgbench -i` (Init) creates them.
 	ErrNotInitialized = errors.New("bench: pgbench tables missing (run pgbench -i)")
+	// ErrPgBouncerNotFound means no pgbouncer binary was found.
+	ErrPgBouncerNotFound = errors.New("bench: pgbouncer not found")
+	// ErrProcessGone means a process the bench measures or started has
+	// exited.
+	ErrProcessGone = errors.New("bench: process gone")
+	// ErrNotReady means a process the bench started did not come up: it
+	// exited or did not serve in time. The error holds the end of its log.
+	ErrNotReady = errors.New("bench: process did not become ready")
 )
 
 // PgbenchError is a pgbench invocation that failed: a non-zero exit, a run
@@ -33,9 +41,9 @@ type PgbenchError struct {
 	Op string
 	// Target is the name of the target pgbench was pointed at.
 	Target string
-	// Mode is the query mode of a run ("simple", ...); empty for init and
-	// check.
-	Mode string
+	// Workload is the workload of a run ("select-simple", ...); empty for
+	// init and check.
+	Workload string
 	// ExitCode is pgbench's exit status, or -1 if it did not exit normally.
 	ExitCode int
 	// Stderr holds the last meaningful lines pgbench wrote to stderr.
@@ -47,8 +55,8 @@ type PgbenchError struct {
 func (e *PgbenchError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pgbench %s target %q", e.Op, e.Target)
-	if e.Mode != "" {
-		fmt.Fprintf(&b, " mode %s", e.Mode)
+	if e.Workload != "" {
+		fmt.Fprintf(&b, " workload %s", e.Workload)
 	}
 	fmt.Fprintf(&b, ": %v", e.Err)
 	if e.ExitCode != 0 && !strings.Contains(e.Err.Error(), "exit status") {

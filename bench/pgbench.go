@@ -98,57 +98,104 @@ func (p *Pgbench) Version(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// Init creates and fills the pgbench tables at scale on the server that
-// target reaches (pgbench -i -s SCALE -q), dropping any old ones. Through
-// the router, with the tenant in target.Env, they land on the tenant's shard.
-// A failure is a *PgbenchError with Op "init".
-func (p *Pgbench) Init(ctx context.Context, target Target, scale int) error {
+// Init creates and fills the pgbench tables at scale on the server that e
+// reaches (pgbench -i -s SCALE -q), dropping any old ones. Through the
+// router, with the tenant in e.Options, they land on the tenant's shard.
+// name labels errors. A failure is a *PgbenchError with Op "init".
+func (p *Pgbench) Init(ctx context.Context, name string, e Endpoint, scale int) error {
 	if scale < 1 {
 		return fmt.Errorf("%w: scale %d: want at least 1", ErrInvalidConfig, scale)
 	}
-	if err := target.validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if err := e.validate(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, name, err)
 	}
-	_, err := p.invoke(ctx, "init", target, "", []string{"-i", "-s", strconv.Itoa(scale), "-q"})
+	_, err := p.invoke(ctx, invocation{op: "init", target: name, endpoint: e,
+		args: []string{"-i", "-s", strconv.Itoa(scale), "-q"}})
 	return err
 }
 
-// Check runs one select-only transaction on target, to fail early on a
-// target that cannot be reached or lacks the pgbench tables (then the error
-// wraps ErrNotInitialized). A failure is a *PgbenchError with Op "check".
-func (p *Pgbench) Check(ctx context.Context, target Target) error {
-	if err := target.validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+// Check runs one select-only transaction on e, to fail early on a server
+// that cannot be reached or lacks the pgbench tables (then the error wraps
+// ErrNotInitialized). A failure is a *PgbenchError with Op "check".
+func (p *Pgbench) Check(ctx context.Context, name string, e Endpoint) error {
+	if err := e.validate(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, name, err)
 	}
-	_, err := p.invoke(ctx, "check", target, "", []string{"-n", "-S", "-c", "1", "-t", "1"})
+	_, err := p.invoke(ctx, invocation{op: "check", target: name, endpoint: e,
+		args: []string{"-n", "-S", "-c", "1", "-t", "1"}})
 	return err
 }
 
-// Bench runs one benchmark of workload in mode on target and returns what
-// pgbench reported. A failure is a *PgbenchError with Op "run".
-func (p *Pgbench) Bench(ctx context.Context, target Target, mode, workload string, clients int, d time.Duration) (Output, error) {
-	wargs, err := workloadArgs(workload)
-	if err != nil {
-		return Output{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+// BenchRun is one pgbench benchmark invocation.
+type BenchRun struct {
+	// Target names the target, for errors and logs.
+	Target   string
+	Endpoint Endpoint
+	// Workload must not be the idle workload.
+	Workload Workload
+	Clients  int
+	Threads  int
+	// Duration is -T, whole seconds.
+	Duration time.Duration
+	// LogDir, when not empty, makes pgbench write its per-transaction log
+	// (-l) into a new directory under LogDir; Bench reads the latencies
+	// from it and removes it.
+	LogDir string
+}
+
+// Bench runs one benchmark and returns what pgbench reported and, with
+// r.LogDir set, the latency of every transaction that completed, in
+// microseconds, unsorted. A failure is a *PgbenchError with Op "run".
+func (p *Pgbench) Bench(ctx context.Context, r BenchRun) (Output, []int64, error) {
+	if r.Workload.Idle || len(r.Workload.Args) == 0 {
+		return Output{}, nil, fmt.Errorf("%w: workload %q does not run pgbench", ErrInvalidConfig, r.Workload.Name)
 	}
-	args := append([]string{"-n"}, wargs...)
+	args := append([]string{"-n"}, r.Workload.Args...)
 	args = append(args,
-		"-M", mode,
-		"-c", strconv.Itoa(clients),
-		"-j", strconv.Itoa(min(clients, 2)),
-		"-T", strconv.Itoa(int(d/time.Second)))
+		"-c", strconv.Itoa(r.Clients),
+		"-j", strconv.Itoa(max(1, r.Threads)),
+		"-T", strconv.Itoa(int(r.Duration/time.Second)))
+	var logDir string
+	if r.LogDir != "" {
+		var err error
+		if logDir, err = os.MkdirTemp(r.LogDir, "pgbench-"); err != nil {
+			return Output{}, nil, fmt.Errorf("pgbench log directory: %w", err)
+		}
+		defer os.RemoveAll(logDir)
+		args = append(args, "-l", "--log-prefix", filepath.Join(logDir, "tx"))
+	}
 	// pgbench ends -T runs itself; the deadline only guards against a
 	// server that stops answering.
-	ctx, cancel := context.WithTimeout(ctx, d+time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, r.Duration+time.Minute)
 	defer cancel()
-	return p.invoke(ctx, "run", target, mode, args)
+	out, err := p.invoke(ctx, invocation{op: "run", target: r.Target, workload: r.Workload.Name, endpoint: r.Endpoint, args: args})
+	if err != nil || logDir == "" {
+		return out, nil, err
+	}
+	lat, err := readTxLogs(filepath.Join(logDir, "tx"))
+	if err != nil {
+		return out, nil, fmt.Errorf("pgbench run target %q workload %s: %w", r.Target, r.Workload.Name, err)
+	}
+	return out, lat, nil
 }
 
-// invoke runs pgbench with args and target's DSN and environment, and parses
-// a benchmark summary when op is "run".
-func (p *Pgbench) invoke(ctx context.Context, op string, target Target, mode string, args []string) (Output, error) {
-	cmd := exec.CommandContext(ctx, p.Path, append(args, target.DSN)...)
-	cmd.Env = append(os.Environ(), target.Env...)
+// invocation is one pgbench child.
+type invocation struct {
+	op       string // "init", "check" or "run"
+	target   string
+	workload string
+	endpoint Endpoint
+	args     []string
+}
+
+// invoke runs pgbench with in.args and the endpoint's DSN and options, and
+// parses a benchmark summary when the op is "run".
+func (p *Pgbench) invoke(ctx context.Context, in invocation) (Output, error) {
+	cmd := exec.CommandContext(ctx, p.Path, append(slices.Clone(in.args), in.endpoint.DSN)...)
+	// The endpoint alone decides the startup options: a PGOPTIONS of our
+	// own environment must not reach PgBouncer or PostgreSQL.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PGOPTIONS=") })
+	cmd.Env = append(cmd.Env, in.endpoint.env()...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
@@ -156,20 +203,20 @@ func (p *Pgbench) invoke(ctx context.Context, op string, target Target, mode str
 	cmd.Stderr = &stderr
 
 	// The DSN may hold a password: log only the target's name.
-	p.Logger.Debug("pgbench", "op", op, "target", target.Name, "mode", mode, "args", args)
+	p.Logger.Debug("pgbench", "op", in.op, "target", in.target, "workload", in.workload, "args", in.args)
 	start := time.Now()
 	runErr := cmd.Run()
-	p.Logger.Debug("pgbench done", "op", op, "target", target.Name, "mode", mode,
+	p.Logger.Debug("pgbench done", "op", in.op, "target", in.target, "workload", in.workload,
 		"elapsed", time.Since(start), "err", runErr)
 
 	if ctx.Err() != nil {
-		return Output{}, fmt.Errorf("pgbench %s target %q: %w", op, target.Name, context.Cause(ctx))
+		return Output{}, fmt.Errorf("pgbench %s target %q: %w", in.op, in.target, context.Cause(ctx))
 	}
 	fail := func(cause error) error {
 		return &PgbenchError{
-			Op:       op,
-			Target:   target.Name,
-			Mode:     mode,
+			Op:       in.op,
+			Target:   in.target,
+			Workload: in.workload,
 			ExitCode: cmd.ProcessState.ExitCode(),
 			Stderr:   tailLines(stderr.String(), stderrLines),
 			Err:      cause,
@@ -179,14 +226,14 @@ func (p *Pgbench) invoke(ctx context.Context, op string, target Target, mode str
 	if runErr != nil && !errors.As(runErr, &exitErr) {
 		// Not started, or I/O trouble: no exit code to read.
 		if cmd.ProcessState == nil {
-			return Output{}, fmt.Errorf("pgbench %s target %q: %w", op, target.Name, runErr)
+			return Output{}, fmt.Errorf("pgbench %s target %q: %w", in.op, in.target, runErr)
 		}
 		return Output{}, fail(runErr)
 	}
 	if cause := classify(cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()); cause != nil {
 		return Output{}, fail(cause)
 	}
-	if op != "run" {
+	if in.op != "run" {
 		return Output{}, nil
 	}
 	out, err := ParseOutput(stdout.String())

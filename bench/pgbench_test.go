@@ -52,11 +52,11 @@ func TestFindPgbench(t *testing.T) {
 
 func TestPgbenchErrorMessage(t *testing.T) {
 	err := error(&PgbenchError{
-		Op: "run", Target: "router", Mode: "prepared", ExitCode: 2,
+		Op: "run", Target: "router", Workload: "select-prepared", ExitCode: 2,
 		Stderr: []string{"pgbench: error: client 0 aborted", "pgbench: error: Run was aborted; the above results are incomplete."},
 		Err:    ErrAborted,
 	})
-	want := `pgbench run target "router" mode prepared: bench: pgbench run aborted (exit status 2): pgbench: error: client 0 aborted | pgbench: error: Run was aborted; the above results are incomplete.`
+	want := `pgbench run target "router" workload select-prepared: bench: pgbench run aborted (exit status 2): pgbench: error: client 0 aborted | pgbench: error: Run was aborted; the above results are incomplete.`
 	if err.Error() != want {
 		t.Errorf("Error() =\n%s\nwant\n%s", err, want)
 	}

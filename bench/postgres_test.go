@@ -1,7 +1,7 @@
 package bench
 
 import (
-	"net"
+	"os/exec"
 	"testing"
 
 	"github.com/shardline/shardline/storage/postgres/pgtest"
@@ -15,13 +15,24 @@ func startPostgres(t *testing.T) string {
 	return pgtest.ForTest(t, 1, 0).Shards()[0].Primary.DSN
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+// testFreePort returns a loopback TCP port that was free a moment ago.
+func testFreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
+}
+
+// requirePgBouncer fails t when pgbouncer is not installed: the bench's
+// integration tests need it, and .ci/run installs it.
+func requirePgBouncer(t *testing.T) {
+	t.Helper()
+	if _, err := FindPgBouncer(""); err != nil {
+		if _, lerr := exec.LookPath("apt-get"); lerr == nil {
+			t.Fatalf("%v (apt-get install pgbouncer; .ci/run installs it)", err)
+		}
+		t.Fatal(err)
+	}
 }

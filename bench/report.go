@@ -2,173 +2,274 @@ package bench
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"slices"
-	"strings"
+	"time"
 )
 
-// Report is the outcome of Run. Its JSON field names are stable; figures
-// that cannot be computed (a ratio to a zero baseline) are 0.
+// Cell statuses.
+const (
+	// StatusOK: every round ran.
+	StatusOK = "ok"
+	// StatusFailed: at least one round failed; figures are medians of the
+	// rounds that did not.
+	StatusFailed = "failed"
+	// StatusUnsupported: the target cannot run the workload (PgBouncer in
+	// transaction mode and named prepared statements); not run.
+	StatusUnsupported = "unsupported"
+	// StatusNotApplicable: the figure does not exist for the target (no
+	// proxy to measure memory of; fewer clients than endpoints); not run.
+	StatusNotApplicable = "n/a"
+)
+
+// Report is the outcome of Run. Its JSON field names are stable. Figures
+// that do not exist (proxy CPU of PostgreSQL directly, a ratio to a
+// missing baseline) are null in JSON.
 type Report struct {
-	Workload        string `json:"workload"`
-	Clients         int    `json:"clients"`
-	Threads         int    `json:"threads"`
-	DurationSeconds int    `json:"duration_seconds"`
-	Rounds          int    `json:"rounds"`
-	// Pgbench is pgbench's version line.
-	Pgbench string `json:"pgbench_version"`
-	// Baseline names the first target, the denominator of every ratio.
-	Baseline string       `json:"baseline"`
-	Modes    []ModeReport `json:"modes"`
+	// Command is the command line that produced the report, when the
+	// caller sets it.
+	Command     string      `json:"command,omitempty"`
+	StartedAt   time.Time   `json:"started_at"`
+	FinishedAt  time.Time   `json:"finished_at"`
+	Environment Environment `json:"environment"`
+	Settings    Settings    `json:"settings"`
+	// Baselines name the targets that ratios divide by.
+	Baselines []string     `json:"baselines"`
+	Targets   []TargetInfo `json:"targets"`
+	// Cells are the workload x clients cells in the order they ran.
+	Cells []Cell `json:"cells"`
+	// Interrupted holds why the run ended early; empty when it finished.
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
-// ModeReport holds one query mode's results, targets in Config order.
-type ModeReport struct {
-	Mode    string         `json:"mode"`
-	Targets []TargetReport `json:"targets"`
+// Settings are the run's parameters.
+type Settings struct {
+	Workloads       []string `json:"workloads"`
+	Clients         []int    `json:"clients"`
+	DurationSeconds int      `json:"duration_seconds"`
+	Rounds          int      `json:"rounds"`
+	MaxThreads      int      `json:"max_threads"`
+	IdleConns       int      `json:"idle_conns"`
+	WarmupSeconds   int      `json:"warmup_seconds"`
 }
 
-// TargetReport is one target's runs in one mode and their medians.
-type TargetReport struct {
-	Target string      `json:"target"`
+// TargetInfo describes one target in the report.
+type TargetInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Endpoints is how many pgbench processes a run of the target starts.
+	Endpoints int `json:"endpoints"`
+	// Proxy is true when the target has a process whose CPU and memory
+	// are measured.
+	Proxy bool `json:"proxy"`
+	// IdleCPUPercent is the proxy process's CPU use (percent of one CPU)
+	// while no client worked, sampled before the matrix; null when not
+	// sampled.
+	IdleCPUPercent *float64 `json:"proxy_idle_cpu_percent"`
+}
+
+// Cell is one workload at one client count (for the idle workload: the
+// number of idle connections), every target.
+type Cell struct {
+	Workload string       `json:"workload"`
+	Clients  int          `json:"clients"`
+	Targets  []TargetCell `json:"targets"`
+}
+
+// TargetCell is one target's runs in a cell and their medians over the
+// rounds that did not fail.
+type TargetCell struct {
+	Target string `json:"target"`
+	Status string `json:"status"`
+	// Reason says why the status is not ok (the first failure's error).
+	Reason string      `json:"reason,omitempty"`
 	Runs   []RunResult `json:"runs"`
-	// TPSMedian and LatencyMedianMs are medians over Runs (the mean of the
-	// two middle values for an even count).
-	TPSMedian       float64 `json:"tps_median"`
-	LatencyMedianMs float64 `json:"latency_median_ms"`
-	// TPSRatio is TPSMedian over the baseline's; LatencyRatio likewise.
-	// Both are 1 for the baseline itself.
-	TPSRatio     float64 `json:"tps_ratio"`
-	LatencyRatio float64 `json:"latency_ratio"`
-	// Failed sums the failed transactions of Runs.
-	Failed int64 `json:"failed"`
+
+	TPS   float64 `json:"tps"`
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	// CPUPerTxnUs is the proxy's CPU time (user+system) per transaction
+	// in microseconds; null without a proxy.
+	CPUPerTxnUs *float64 `json:"proxy_cpu_us_per_txn"`
+	// KiBPerConn is the idle workload's proxy memory per connection.
+	KiBPerConn *float64 `json:"proxy_kib_per_conn,omitempty"`
+	// Failed sums pgbench's failed transactions over the runs.
+	Failed int64 `json:"failed_transactions"`
+	// Ratios maps each baseline's name to this target's figures divided
+	// by the baseline's in the same cell.
+	Ratios map[string]Ratios `json:"ratios"`
 }
 
-// RunResult is one pgbench run: its round (from 1) and what it reported.
+// Ratios are a target's figures over a baseline's; null when either side
+// lacks the figure.
+type Ratios struct {
+	TPS        *float64 `json:"tps"`
+	P50        *float64 `json:"p50"`
+	P99        *float64 `json:"p99"`
+	CPUPerTxn  *float64 `json:"proxy_cpu_per_txn"`
+	KiBPerConn *float64 `json:"proxy_kib_per_conn,omitempty"`
+}
+
+// RunResult is one round of one target in one cell.
 type RunResult struct {
 	Round int `json:"round"`
-	Output
+	// Error is set when the run failed; the figures are then zero.
+	Error string `json:"error,omitempty"`
+
+	TPS           float64 `json:"tps,omitempty"`
+	Transactions  int64   `json:"transactions,omitempty"`
+	Failed        int64   `json:"failed_transactions,omitempty"`
+	LatencyAvgMs  float64 `json:"latency_avg_ms,omitempty"`
+	P50Ms         float64 `json:"p50_ms,omitempty"`
+	P99Ms         float64 `json:"p99_ms,omitempty"`
+	InitialConnMs float64 `json:"initial_connection_ms,omitempty"`
+	// ProxyCPUSeconds is the proxy's user+system CPU time during the run.
+	ProxyCPUSeconds *float64 `json:"proxy_cpu_seconds,omitempty"`
+	CPUPerTxnUs     *float64 `json:"proxy_cpu_us_per_txn,omitempty"`
+	// Pgbench holds each pgbench's own summary, one per endpoint.
+	Pgbench []Output `json:"pgbench,omitempty"`
+	// Idle is the idle workload's measurement.
+	Idle *IdleResult `json:"idle,omitempty"`
 }
 
-func newReport(cfg Config, version string) *Report {
+func newReport(cfg Config, pgbenchVersion string) *Report {
 	r := &Report{
-		Workload:        cfg.Workload,
-		Clients:         cfg.Clients,
-		Threads:         cfg.threads(),
-		DurationSeconds: int(cfg.Duration.Seconds()),
-		Rounds:          cfg.Rounds,
-		Pgbench:         version,
-		Baseline:        cfg.Targets[0].Name,
+		Command:     cfg.Command,
+		Environment: cfg.Environment,
+		StartedAt:   time.Now().UTC(),
+		Settings: Settings{
+			Workloads:       slices.Clone(cfg.Workloads),
+			Clients:         slices.Clone(cfg.Clients),
+			DurationSeconds: int(cfg.Duration / time.Second),
+			Rounds:          cfg.Rounds,
+			MaxThreads:      cfg.MaxThreads,
+			IdleConns:       cfg.IdleConns,
+			WarmupSeconds:   int(max(cfg.Warmup, 0) / time.Second),
+		},
+		Cells: []Cell{},
 	}
-	for _, m := range cfg.Modes {
-		mr := ModeReport{Mode: m}
-		for _, t := range cfg.Targets {
-			mr.Targets = append(mr.Targets, TargetReport{Target: t.Name, Runs: []RunResult{}})
+	r.Environment.Pgbench = pgbenchVersion
+	if r.Environment.LoadAvgStart == "" {
+		r.Environment.LoadAvgStart = loadAvg()
+	}
+	for _, t := range cfg.Targets {
+		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Description: t.Description, Endpoints: len(t.Endpoints), Proxy: t.ProxyPID > 0})
+	}
+	for _, b := range cfg.Baselines {
+		if slices.ContainsFunc(cfg.Targets, func(t Target) bool { return t.Name == b }) {
+			r.Baselines = append(r.Baselines, b)
 		}
-		r.Modes = append(r.Modes, mr)
 	}
 	return r
 }
 
-// summarize computes the medians, ratios and failure sums from the runs.
+// summarize computes each target cell's status, medians and ratios from its
+// runs. Cells with a preset status (unsupported, n/a) keep it.
 func (r *Report) summarize() {
-	for mi := range r.Modes {
-		ts := r.Modes[mi].Targets
-		for ti := range ts {
-			t := &ts[ti]
-			var tps, lat []float64
-			t.Failed = 0
-			for _, run := range t.Runs {
-				tps = append(tps, run.TPS)
-				lat = append(lat, run.LatencyAvgMs)
-				t.Failed += run.Failed
-			}
-			t.TPSMedian = median(tps)
-			t.LatencyMedianMs = median(lat)
+	for ci := range r.Cells {
+		c := &r.Cells[ci]
+		for ti := range c.Targets {
+			c.Targets[ti].summarize()
 		}
-		for ti := range ts {
-			ts[ti].TPSRatio = ratio(ts[ti].TPSMedian, ts[0].TPSMedian)
-			ts[ti].LatencyRatio = ratio(ts[ti].LatencyMedianMs, ts[0].LatencyMedianMs)
+		for ti := range c.Targets {
+			t := &c.Targets[ti]
+			t.Ratios = map[string]Ratios{}
+			for _, b := range r.Baselines {
+				base := c.target(b)
+				if base == nil || !base.hasFigures() || !t.hasFigures() {
+					t.Ratios[b] = Ratios{}
+					continue
+				}
+				t.Ratios[b] = Ratios{
+					TPS:        ratioOf(t.TPS, base.TPS),
+					P50:        ratioOf(t.P50Ms, base.P50Ms),
+					P99:        ratioOf(t.P99Ms, base.P99Ms),
+					CPUPerTxn:  ratioOfPtr(t.CPUPerTxnUs, base.CPUPerTxnUs),
+					KiBPerConn: ratioOfPtr(t.KiBPerConn, base.KiBPerConn),
+				}
+			}
 		}
 	}
 }
 
-// Ratio returns the TPS ratio of target to the baseline in mode, and
-// whether the report has that mode and target.
-func (r *Report) Ratio(mode, target string) (float64, bool) {
-	for _, m := range r.Modes {
-		if m.Mode != mode {
+func (t *TargetCell) summarize() {
+	if t.Status == StatusUnsupported || t.Status == StatusNotApplicable {
+		return
+	}
+	t.Status, t.Reason = StatusOK, ""
+	var tps, p50, p99, cpu, mem []float64
+	t.Failed = 0
+	for _, run := range t.Runs {
+		if run.Error != "" {
+			if t.Status == StatusOK {
+				t.Status, t.Reason = StatusFailed, run.Error
+			}
 			continue
 		}
-		for _, t := range m.Targets {
-			if t.Target == target {
-				return t.TPSRatio, true
-			}
+		t.Failed += run.Failed
+		if run.Idle != nil {
+			mem = append(mem, run.Idle.KiBPerConn())
+			continue
+		}
+		tps = append(tps, run.TPS)
+		p50 = append(p50, run.P50Ms)
+		p99 = append(p99, run.P99Ms)
+		if run.CPUPerTxnUs != nil {
+			cpu = append(cpu, *run.CPUPerTxnUs)
 		}
 	}
-	return 0, false
+	t.TPS, t.P50Ms, t.P99Ms = median(tps), median(p50), median(p99)
+	t.CPUPerTxnUs, t.KiBPerConn = nil, nil
+	if len(cpu) > 0 {
+		t.CPUPerTxnUs = ptr(median(cpu))
+	}
+	if len(mem) > 0 {
+		t.KiBPerConn = ptr(median(mem))
+	}
 }
 
-// WriteTable writes r as an aligned text table, one row per mode and
-// target: mode, target, runs, median TPS, median mean latency in ms, TPS
-// ratio to the baseline, failed transactions.
-func (r *Report) WriteTable(w io.Writer) error {
-	rows := [][]string{{"MODE", "TARGET", "RUNS", "TPS_MEDIAN", "LATENCY_MS_MEDIAN", "TPS_RATIO", "FAILED"}}
-	for _, m := range r.Modes {
-		for _, t := range m.Targets {
-			rows = append(rows, []string{
-				m.Mode,
-				t.Target,
-				fmt.Sprint(len(t.Runs)),
-				fmt.Sprintf("%.1f", t.TPSMedian),
-				fmt.Sprintf("%.3f", t.LatencyMedianMs),
-				fmt.Sprintf("%.2f", t.TPSRatio),
-				fmt.Sprint(t.Failed),
-			})
-		}
+// hasFigures reports whether t has a run that did not fail.
+func (t *TargetCell) hasFigures() bool {
+	if t.Status == StatusUnsupported || t.Status == StatusNotApplicable {
+		return false
 	}
-	// Text columns align left, numbers right.
-	const textCols = 2
-	widths := make([]int, len(rows[0]))
-	for _, row := range rows {
-		for i, cell := range row {
-			widths[i] = max(widths[i], len(cell))
-		}
-	}
-	var b strings.Builder
-	for _, row := range rows {
-		for i, cell := range row {
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			pad := strings.Repeat(" ", widths[i]-len(cell))
-			switch {
-			case i < textCols && i == len(row)-1:
-				b.WriteString(cell)
-			case i < textCols:
-				b.WriteString(cell + pad)
-			default:
-				b.WriteString(pad + cell)
-			}
-		}
-		b.WriteByte('\n')
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return slices.ContainsFunc(t.Runs, func(r RunResult) bool { return r.Error == "" })
 }
 
-// WriteRatios writes one line per mode and non-baseline target, for
-// example "mode simple: router/direct TPS ratio: 0.74".
-func (r *Report) WriteRatios(w io.Writer) error {
-	var b strings.Builder
-	for _, m := range r.Modes {
-		for _, t := range m.Targets[1:] {
-			fmt.Fprintf(&b, "mode %s: %s/%s TPS ratio: %.2f\n", m.Mode, t.Target, r.Baseline, t.TPSRatio)
+// target returns the cell's entry for the named target, or nil.
+func (c *Cell) target(name string) *TargetCell {
+	for i := range c.Targets {
+		if c.Targets[i].Target == name {
+			return &c.Targets[i]
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return nil
+}
+
+// Cell returns the cell of workload at clients, or nil.
+func (r *Report) Cell(workload string, clients int) *Cell {
+	for i := range r.Cells {
+		if r.Cells[i].Workload == workload && r.Cells[i].Clients == clients {
+			return &r.Cells[i]
+		}
+	}
+	return nil
+}
+
+// Target returns the named target's entry in c, or nil.
+func (c *Cell) Target(name string) *TargetCell { return c.target(name) }
+
+// FailedCells counts target cells with StatusFailed.
+func (r *Report) FailedCells() int {
+	n := 0
+	for _, c := range r.Cells {
+		for _, t := range c.Targets {
+			if t.Status == StatusFailed {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // WriteJSON writes r as indented JSON followed by a newline.
@@ -176,17 +277,6 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
-}
-
-// nameWidth is the longest target name, to align progress lines.
-func (r *Report) nameWidth() int {
-	n := 0
-	if len(r.Modes) > 0 {
-		for _, t := range r.Modes[0].Targets {
-			n = max(n, len(t.Target))
-		}
-	}
-	return n
 }
 
 // median returns the median of xs, the mean of the middle two for an even
@@ -204,9 +294,19 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-func ratio(x, base float64) float64 {
+// ratioOf is x/base, or nil when base is zero.
+func ratioOf(x, base float64) *float64 {
 	if base == 0 {
-		return 0
+		return nil
 	}
-	return x / base
+	return ptr(x / base)
 }
+
+func ratioOfPtr(x, base *float64) *float64 {
+	if x == nil || base == nil {
+		return nil
+	}
+	return ratioOf(*x, *base)
+}
+
+func ptr[T any](v T) *T { return &v }

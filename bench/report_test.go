@@ -31,56 +31,93 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-// sampleReport is a report of two modes, two targets, three rounds.
+// sampleReport is a report of three targets (direct, pgbouncer, router)
+// over two pgbench cells and the idle cell, three rounds each.
 func sampleReport() *Report {
-	cfg := Config{Targets: []Target{{Name: "direct", DSN: "x"}, {Name: "router", DSN: "y"}}, Modes: []string{"simple", "prepared"}, Duration: 2 * time.Second}.WithDefaults()
+	cfg := Config{
+		Targets: []Target{
+			{Name: "direct", Description: "PostgreSQL", Endpoints: []Endpoint{{DSN: "x"}}},
+			{Name: "pgbouncer", Description: "PgBouncer | 1.18", Endpoints: []Endpoint{{DSN: "y"}}, ProxyPID: 10},
+			{Name: "router", Description: "router", Endpoints: []Endpoint{{DSN: "z"}}, ProxyPID: 20},
+		},
+		Baselines: []string{"direct", "pgbouncer"},
+		Workloads: []string{"select-simple", "select-prepared", "idle"},
+		Clients:   []int{8},
+		Duration:  2 * time.Second,
+	}.WithDefaults()
 	r := newReport(cfg, "pgbench (PostgreSQL) 15.18")
-	add := func(mi, ti int, tps ...float64) {
-		for i, v := range tps {
-			r.Modes[mi].Targets[ti].Runs = append(r.Modes[mi].Targets[ti].Runs,
-				RunResult{Round: i + 1, Output: Output{TPS: v, LatencyAvgMs: 8 / v * 1000, Transactions: int64(v * 2), Failed: int64(i)}})
-		}
+	r.Command = "shardline bench --quick"
+	r.FinishedAt = r.StartedAt.Add(90 * time.Second)
+	run := func(round int, tps, p50, p99 float64, cpu *float64) RunResult {
+		return RunResult{Round: round, TPS: tps, Transactions: int64(tps * 2), P50Ms: p50, P99Ms: p99, LatencyAvgMs: p50, CPUPerTxnUs: cpu}
 	}
-	add(0, 0, 1000, 1200, 1100)
-	add(0, 1, 800, 700, 900)
-	add(1, 0, 2000, 2000, 2000)
-	add(1, 1, 1500, 1000, 1600)
+	c1 := Cell{Workload: "select-simple", Clients: 8, Targets: []TargetCell{
+		{Target: "direct", Runs: []RunResult{run(1, 1000, 0.5, 2, nil), run(2, 1200, 0.4, 1, nil), run(3, 1100, 0.45, 3, nil)}},
+		{Target: "pgbouncer", Runs: []RunResult{run(1, 800, 0.6, 4, ptr(20.0)), run(2, 700, 0.7, 5, ptr(22.0)), run(3, 900, 0.5, 3, ptr(18.0))}},
+		{Target: "router", Runs: []RunResult{run(1, 880, 0.6, 4, ptr(30.0)), {Round: 2, Error: "pgbench run target \"router\": aborted"}, run(3, 720, 0.6, 4, ptr(40.0))}},
+	}}
+	c2 := Cell{Workload: "select-prepared", Clients: 8, Targets: []TargetCell{
+		{Target: "direct", Runs: []RunResult{run(1, 2000, 0.25, 1, nil)}},
+		{Target: "pgbouncer", Status: StatusUnsupported, Reason: "PgBouncer 1.18 in transaction mode: no prepared statements", Runs: []RunResult{}},
+		{Target: "router", Runs: []RunResult{run(1, 1500, 0.3, 1.5, ptr(35.0))}},
+	}}
+	idle := func(before, after int64) RunResult {
+		return RunResult{Idle: &IdleResult{Conns: 1000, RSSBeforeKiB: before, RSSAfterKiB: after}}
+	}
+	c3 := Cell{Workload: "idle", Clients: 1000, Targets: []TargetCell{
+		{Target: "direct", Status: StatusNotApplicable, Reason: "no proxy process to measure", Runs: []RunResult{}},
+		{Target: "pgbouncer", Runs: []RunResult{idle(4000, 6000), idle(4000, 6100), idle(4000, 5900)}},
+		{Target: "router", Runs: []RunResult{idle(50000, 60000), idle(50000, 58000), idle(50000, 62000)}},
+	}}
+	r.Cells = []Cell{c1, c2, c3}
 	r.summarize()
 	return r
 }
 
 func TestReportSummary(t *testing.T) {
 	r := sampleReport()
-	d, rt := r.Modes[0].Targets[0], r.Modes[0].Targets[1]
-	if d.TPSMedian != 1100 || rt.TPSMedian != 800 {
-		t.Errorf("medians = %v, %v; want 1100, 800", d.TPSMedian, rt.TPSMedian)
+	c := r.Cell("select-simple", 8)
+	d, b, rt := c.Target("direct"), c.Target("pgbouncer"), c.Target("router")
+	if d.Status != StatusOK || d.TPS != 1100 || d.P50Ms != 0.45 || d.P99Ms != 2 || d.CPUPerTxnUs != nil {
+		t.Errorf("direct = %+v", d)
 	}
-	if d.TPSRatio != 1 || rt.TPSRatio != 800.0/1100 {
-		t.Errorf("ratios = %v, %v", d.TPSRatio, rt.TPSRatio)
+	if b.TPS != 800 || *b.CPUPerTxnUs != 20 {
+		t.Errorf("pgbouncer = %+v", b)
 	}
-	if rt.LatencyMedianMs != 10 || rt.LatencyRatio != 10/(8/1100.0*1000) {
-		t.Errorf("latency median %v ratio %v", rt.LatencyMedianMs, rt.LatencyRatio)
+	// The router's failed round is left out of the medians.
+	if rt.Status != StatusFailed || !strings.Contains(rt.Reason, "aborted") || rt.TPS != 800 || *rt.CPUPerTxnUs != 35 {
+		t.Errorf("router = %+v", rt)
 	}
-	if rt.Failed != 3 {
-		t.Errorf("failed = %d, want 3", rt.Failed)
+	if got := *rt.Ratios["direct"].TPS; got != 800.0/1100 {
+		t.Errorf("router/direct TPS = %v", got)
 	}
-	if got, ok := r.Ratio("prepared", "router"); !ok || got != 0.75 {
-		t.Errorf("Ratio(prepared, router) = %v, %v; want 0.75", got, ok)
+	if got := *rt.Ratios["pgbouncer"].CPUPerTxn; got != 35.0/20 {
+		t.Errorf("router/pgbouncer CPU = %v", got)
 	}
-	if _, ok := r.Ratio("extended", "router"); ok {
-		t.Errorf("Ratio of a mode not run reported ok")
+	if rt.Ratios["direct"].CPUPerTxn != nil {
+		t.Errorf("router/direct CPU ratio = %v, want nil (direct has no proxy)", *rt.Ratios["direct"].CPUPerTxn)
 	}
-}
+	if got := *d.Ratios["direct"].TPS; got != 1 {
+		t.Errorf("direct/direct = %v", got)
+	}
 
-func TestReportZeroBaseline(t *testing.T) {
-	cfg := Config{Targets: []Target{{Name: "a", DSN: "x"}, {Name: "b", DSN: "y"}}}.WithDefaults()
-	r := newReport(cfg, "")
-	r.summarize()
-	if _, err := json.Marshal(r); err != nil {
-		t.Fatalf("Marshal of a report without runs: %v", err)
+	p := r.Cell("select-prepared", 8)
+	if pb := p.Target("pgbouncer"); pb.Status != StatusUnsupported || pb.Ratios["direct"].TPS != nil {
+		t.Errorf("unsupported pgbouncer = %+v", pb)
 	}
-	if got := r.Modes[0].Targets[1].TPSRatio; got != 0 {
-		t.Errorf("ratio to a zero baseline = %v, want 0", got)
+	if got := p.Target("router").Ratios["pgbouncer"].TPS; got != nil {
+		t.Errorf("ratio to an unsupported baseline = %v, want nil", *got)
+	}
+
+	idle := r.Cell("idle", 1000)
+	if got := *idle.Target("pgbouncer").KiBPerConn; got != 2 {
+		t.Errorf("pgbouncer KiB/conn = %v, want 2", got)
+	}
+	if got := *idle.Target("router").Ratios["pgbouncer"].KiBPerConn; got != 5 {
+		t.Errorf("router/pgbouncer KiB/conn = %v, want 5", got)
+	}
+	if r.FailedCells() != 1 {
+		t.Errorf("FailedCells = %d", r.FailedCells())
 	}
 }
 
@@ -89,29 +126,61 @@ func TestWriteTable(t *testing.T) {
 	if err := sampleReport().WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := `MODE      TARGET  RUNS  TPS_MEDIAN  LATENCY_MS_MEDIAN  TPS_RATIO  FAILED
-simple    direct     3      1100.0              7.273       1.00       3
-simple    router     3       800.0             10.000       0.73       3
-prepared  direct     3      2000.0              4.000       1.00       3
-prepared  router     3      1500.0              5.333       0.75       3
+	want := `WORKLOAD         CLIENTS  TARGET      TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  TPS/direct  P99/direct  TPS/pgbouncer  P99/pgbouncer  CPU/pgbouncer  NOTE
+select-simple    8        direct     1100   0.450   2.000               n/a        1.00        1.00           1.38           0.50            n/a
+select-simple    8        pgbouncer   800   0.600   4.000              20.0        0.73        2.00           1.00           1.00           1.00
+select-simple    8        router      800   0.600   4.000              35.0        0.73        2.00           1.00           1.00           1.75  FAILED 1/3
+select-prepared  8        direct     2000   0.250   1.000               n/a        1.00        1.00            n/a            n/a            n/a
+select-prepared  8        pgbouncer     -       -       -                 -         n/a         n/a            n/a            n/a            n/a  unsupported
+select-prepared  8        router     1500   0.300   1.500              35.0        0.75        1.50            n/a            n/a            n/a
+
+CONNS  TARGET     RSS_BEFORE_MIB  RSS_AFTER_MIB  KIB/CONN  KIB/CONN/pgbouncer  NOTE
+1000   direct                  -              -         -                 n/a  n/a
+1000   pgbouncer             3.9            5.8       2.0                1.00
+1000   router               48.8           60.5      10.0                5.00
+
+notes:
+  router select-simple c=8: failed: pgbench run target "router": aborted
+  pgbouncer (select-prepared): unsupported: PgBouncer 1.18 in transaction mode: no prepared statements
+  direct (idle): n/a: no proxy process to measure
 `
 	if b.String() != want {
 		t.Errorf("WriteTable =\n%s\nwant\n%s", b.String(), want)
 	}
 }
 
-func TestWriteRatios(t *testing.T) {
+func TestWriteMarkdown(t *testing.T) {
+	r := sampleReport()
+	r.Environment = Environment{NProc: 2, CPUModel: "Intel(R) Xeon(R) Processor", MemTotalMiB: 24105, GoVersion: "go1.26.0",
+		PostgreSQL: "PostgreSQL 15.18", PgBouncer: "PgBouncer 1.18.0", Pgbench: "pgbench (PostgreSQL) 15.18"}
 	var b strings.Builder
-	if err := sampleReport().WriteRatios(&b); err != nil {
+	if err := r.WriteMarkdown(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := "mode simple: router/direct TPS ratio: 0.73\nmode prepared: router/direct TPS ratio: 0.75\n"
-	if b.String() != want {
-		t.Errorf("WriteRatios =\n%s\nwant\n%s", b.String(), want)
+	md := b.String()
+	for _, want := range []string{
+		"```sh\nshardline bench --quick\n```",
+		"| CPUs (nproc) | 2 |",
+		"| CPU model | Intel(R) Xeon(R) Processor |",
+		"| Memory | 23.5 GiB |",
+		"| PostgreSQL | PostgreSQL 15.18 |",
+		"| PgBouncer | PgBouncer 1.18.0 |",
+		"| Go | go1.26.0 |",
+		"| pgbouncer | PgBouncer \\| 1.18 |",
+		"### select-simple\n",
+		"| CLIENTS | TARGET | TPS |",
+		"| 8 | router | 800 | 0.600 | 4.000 | 35.0 | 0.73 | 2.00 | 1.00 | 1.00 | 1.75 | FAILED 1/3 |",
+		"### idle\n",
+		"| 1000 | router | 48.8 | 60.5 | 10.0 | 5.00 |  |",
+		"- pgbouncer (select-prepared): unsupported: PgBouncer 1.18",
+		"(1m30s)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
 	}
 }
 
-// TestReportJSON pins the JSON field names: scripts read them.
 func TestReportJSON(t *testing.T) {
 	var b strings.Builder
 	if err := sampleReport().WriteJSON(&b); err != nil {
@@ -121,36 +190,30 @@ func TestReportJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(b.String()), &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"workload", "clients", "threads", "duration_seconds", "rounds", "pgbench_version", "baseline", "modes"} {
+	for _, k := range []string{"command", "started_at", "finished_at", "environment", "settings", "baselines", "targets", "cells"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("report JSON lacks %q", k)
 		}
 	}
-	mode := m["modes"].([]any)[0].(map[string]any)
-	if mode["mode"] != "simple" {
-		t.Errorf("modes[0].mode = %v", mode["mode"])
-	}
-	target := mode["targets"].([]any)[1].(map[string]any)
-	for _, k := range []string{"target", "runs", "tps_median", "latency_median_ms", "tps_ratio", "latency_ratio", "failed"} {
-		if _, ok := target[k]; !ok {
+	cell := m["cells"].([]any)[0].(map[string]any)
+	direct := cell["targets"].([]any)[0].(map[string]any)
+	for _, k := range []string{"target", "status", "runs", "tps", "p50_ms", "p99_ms", "proxy_cpu_us_per_txn", "ratios"} {
+		if _, ok := direct[k]; !ok {
 			t.Errorf("target JSON lacks %q", k)
 		}
 	}
-	run := target["runs"].([]any)[0].(map[string]any)
-	for _, k := range []string{"round", "tps", "latency_avg_ms", "initial_connection_ms", "transactions", "failed"} {
-		if _, ok := run[k]; !ok {
-			t.Errorf("run JSON lacks %q", k)
-		}
+	if direct["proxy_cpu_us_per_txn"] != nil {
+		t.Errorf("direct proxy CPU = %v, want null", direct["proxy_cpu_us_per_txn"])
 	}
-	if run["tps"] != 800.0 || m["duration_seconds"] != 2.0 {
-		t.Errorf("run tps = %v, duration_seconds = %v", run["tps"], m["duration_seconds"])
+	ratio := direct["ratios"].(map[string]any)["pgbouncer"].(map[string]any)
+	if ratio["tps"] != 1100.0/800 || ratio["proxy_cpu_per_txn"] != nil {
+		t.Errorf("direct/pgbouncer ratios = %v", ratio)
 	}
-
 	var back Report
 	if err := json.Unmarshal([]byte(b.String()), &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Modes[1].Targets[1].Runs[2].TPS != 1600 {
-		t.Errorf("round trip lost a run: %+v", back.Modes[1].Targets[1])
+	if back.Cells[0].Targets[2].Runs[2].TPS != 720 || *back.Cells[2].Targets[1].KiBPerConn != 2 {
+		t.Errorf("round trip lost figures: %+v", back.Cells[0].Targets[2])
 	}
 }

@@ -3,19 +3,27 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
 )
 
-// Run benchmarks every target of cfg (after WithDefaults and Validate): for
-// each mode, for each round, each target in order, one pgbench run of
-// cfg.Duration. Alternating targets within a round spreads drift of the
-// machine (caches, CPU frequency, autovacuum) over all of them. One line per
-// run goes to cfg.Progress.
+// warmupClients is the client count of the warm-up run per target.
+const warmupClients = 8
+
+// Run benchmarks cfg (after WithDefaults and Validate): for each workload,
+// for each client count, Rounds rounds, each round every target in order
+// (A B C A B C ...), so drift of the machine (caches, CPU frequency,
+// autovacuum, neighbours) hits every target alike. One line per run goes to
+// cfg.Progress.
 //
-// The first failing pgbench run ends Run with a *PgbenchError naming the
-// target and mode; a cancelled ctx ends it with an error wrapping the
-// context's cause. In both cases the report of the runs finished so far is
-// returned along with the error (nil only if the config is invalid or
-// pgbench is missing).
+// A failed run does not end Run: it is recorded in its cell (StatusFailed,
+// with pgbench's complaint) and the matrix goes on, so one target's failure
+// does not discard the others' figures. A cancelled ctx ends Run with an
+// error wrapping the context's cause, and the report of the runs finished so
+// far. Run returns a nil report only for an invalid config or a missing
+// pgbench.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -29,30 +37,300 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	workDir := cfg.WorkDir
+	if workDir == "" {
+		if workDir, err = os.MkdirTemp("", "shardline-bench-"); err != nil {
+			return nil, fmt.Errorf("bench work directory: %w", err)
+		}
+		defer os.RemoveAll(workDir)
+	} else if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench work directory: %w", err)
+	}
+
 	rep := newReport(cfg, version)
-	defer rep.summarize()
-	for mi, mode := range cfg.Modes {
-		for round := 1; round <= cfg.Rounds; round++ {
-			for ti, t := range cfg.Targets {
-				out, err := pb.Bench(ctx, t, mode, cfg.Workload, cfg.Clients, cfg.Duration)
-				if err != nil {
-					return rep, err
-				}
-				rep.Modes[mi].Targets[ti].Runs = append(rep.Modes[mi].Targets[ti].Runs, RunResult{Round: round, Output: out})
-				fmt.Fprintf(cfg.Progress, "%-8s round %d/%d  %-*s %12.1f tps %9.3f ms avg %6d failed\n",
-					mode, round, cfg.Rounds, rep.nameWidth(), t.Name, out.TPS, out.LatencyAvgMs, out.Failed)
+	r := &runner{cfg: cfg, pb: pb, logDir: workDir, rep: rep}
+	err = r.run(ctx)
+	rep.FinishedAt = time.Now().UTC()
+	rep.Environment.LoadAvgEnd = loadAvg()
+	rep.summarize()
+	if err != nil {
+		rep.Interrupted = err.Error()
+	}
+	return rep, err
+}
+
+// runner is the state of one Run.
+type runner struct {
+	cfg    Config
+	pb     *Pgbench
+	logDir string
+	rep    *Report
+
+	total, done int
+	started     time.Time
+}
+
+func (r *runner) run(ctx context.Context) error {
+	cfg := r.cfg
+	type cellSpec struct {
+		w       Workload
+		clients int
+	}
+	var cells []cellSpec
+	for _, name := range cfg.Workloads {
+		w, _ := LookupWorkload(name) // validated
+		if w.Idle {
+			cells = append(cells, cellSpec{w, cfg.IdleConns})
+			continue
+		}
+		for _, c := range cfg.Clients {
+			cells = append(cells, cellSpec{w, c})
+		}
+	}
+	for _, c := range cells {
+		for _, t := range cfg.Targets {
+			if st, _ := applicability(t, c.w, c.clients); st == "" {
+				r.total += cfg.Rounds
 			}
 		}
 	}
-	return rep, nil
+
+	if err := r.sampleIdleCPU(ctx); err != nil {
+		return err
+	}
+	if err := r.warmup(ctx); err != nil {
+		return err
+	}
+	r.started = time.Now()
+	for _, spec := range cells {
+		cell := Cell{Workload: spec.w.Name, Clients: spec.clients}
+		for _, t := range cfg.Targets {
+			tc := TargetCell{Target: t.Name, Runs: []RunResult{}}
+			tc.Status, tc.Reason = applicability(t, spec.w, spec.clients)
+			cell.Targets = append(cell.Targets, tc)
+		}
+		r.rep.Cells = append(r.rep.Cells, cell)
+		ci := len(r.rep.Cells) - 1
+		for round := 1; round <= cfg.Rounds; round++ {
+			for ti, t := range cfg.Targets {
+				if r.rep.Cells[ci].Targets[ti].Status != "" {
+					continue
+				}
+				res := r.runOne(ctx, t, spec.w, spec.clients)
+				if ctx.Err() != nil {
+					return fmt.Errorf("bench interrupted: %w", context.Cause(ctx))
+				}
+				res.Round = round
+				r.rep.Cells[ci].Targets[ti].Runs = append(r.rep.Cells[ci].Targets[ti].Runs, res)
+				r.done++
+				r.progress(t, spec.w, spec.clients, round, res)
+			}
+		}
+	}
+	return nil
 }
 
-// Init runs pgbench -i -s SCALE -q against target with the pgbench found as
+// applicability returns a preset status and its reason when target t does
+// not run w at clients, and "" when it does.
+func applicability(t Target, w Workload, clients int) (status, reason string) {
+	if why, ok := t.Unsupported[w.Name]; ok {
+		return StatusUnsupported, why
+	}
+	if w.Idle && t.ProxyPID == 0 {
+		return StatusNotApplicable, "no proxy process to measure"
+	}
+	if !w.Idle && clients < len(t.Endpoints) {
+		return StatusNotApplicable, fmt.Sprintf("needs at least %d clients, one per endpoint", len(t.Endpoints))
+	}
+	return "", ""
+}
+
+// sampleIdleCPU measures each proxy's CPU use while no client works, over
+// one shared window of cfg.IdleSample.
+func (r *runner) sampleIdleCPU(ctx context.Context) error {
+	if r.cfg.IdleSample <= 0 {
+		return nil
+	}
+	before := map[int]ProcStat{}
+	for _, t := range r.cfg.Targets {
+		if t.ProxyPID > 0 {
+			if st, err := ReadProcStat(t.ProxyPID); err == nil {
+				before[t.ProxyPID] = st
+			}
+		}
+	}
+	if len(before) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := sleepCtx(ctx, r.cfg.IdleSample); err != nil {
+		return fmt.Errorf("bench interrupted: %w", err)
+	}
+	elapsed := time.Since(start)
+	for i, t := range r.cfg.Targets {
+		b, ok := before[t.ProxyPID]
+		if !ok {
+			continue
+		}
+		after, err := ReadProcStat(t.ProxyPID)
+		if err != nil {
+			continue
+		}
+		pct := 100 * (after.CPU() - b.CPU()).Seconds() / elapsed.Seconds()
+		r.rep.Targets[i].IdleCPUPercent = ptr(pct)
+		fmt.Fprintf(r.cfg.Progress, "idle %s: proxy uses %.1f%% of a CPU with no clients working\n", t.Name, pct)
+	}
+	return nil
+}
+
+// warmup runs select-simple once per target, unreported.
+func (r *runner) warmup(ctx context.Context) error {
+	if r.cfg.Warmup <= 0 {
+		return nil
+	}
+	w, _ := LookupWorkload(WorkloadSelectSimple)
+	for _, t := range r.cfg.Targets {
+		clients := max(warmupClients, len(t.Endpoints))
+		res := r.runPgbench(ctx, t, w, clients, r.cfg.Warmup, false)
+		if ctx.Err() != nil {
+			return fmt.Errorf("bench interrupted: %w", context.Cause(ctx))
+		}
+		if res.Error != "" {
+			r.cfg.Logger.Warn("warm-up failed", "target", t.Name, "err", res.Error)
+			fmt.Fprintf(r.cfg.Progress, "warm-up %s: FAILED: %s\n", t.Name, res.Error)
+			continue
+		}
+		fmt.Fprintf(r.cfg.Progress, "warm-up %s: %.0f tps\n", t.Name, res.TPS)
+	}
+	return nil
+}
+
+// runOne runs one round of t in a cell.
+func (r *runner) runOne(ctx context.Context, t Target, w Workload, clients int) RunResult {
+	if w.Idle {
+		res, err := holdIdle(ctx, t.Endpoints, clients, t.ProxyPID)
+		if err != nil {
+			return RunResult{Error: err.Error()}
+		}
+		return RunResult{Idle: &res}
+	}
+	return r.runPgbench(ctx, t, w, clients, r.cfg.Duration, true)
+}
+
+// runPgbench runs one pgbench per endpoint of t at once, the clients split
+// between them, and measures the proxy's CPU time around them.
+func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients int, d time.Duration, withLog bool) RunResult {
+	perClients, perThreads := split(clients, r.cfg.MaxThreads, len(t.Endpoints))
+	var cpuBefore ProcStat
+	if t.ProxyPID > 0 {
+		var err error
+		if cpuBefore, err = ReadProcStat(t.ProxyPID); err != nil {
+			return RunResult{Error: err.Error()}
+		}
+	}
+	logDir := ""
+	if withLog {
+		logDir = r.logDir
+	}
+	type leg struct {
+		out Output
+		lat []int64
+		err error
+	}
+	legs := make([]leg, len(t.Endpoints))
+	var wg sync.WaitGroup
+	for i, e := range t.Endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			legs[i].out, legs[i].lat, legs[i].err = r.pb.Bench(ctx, BenchRun{
+				Target: t.Name, Endpoint: e, Workload: w,
+				Clients: perClients[i], Threads: perThreads[i], Duration: d, LogDir: logDir,
+			})
+		}()
+	}
+	wg.Wait()
+
+	var res RunResult
+	var errs []error
+	var lat []int64
+	var latSum float64
+	for _, l := range legs {
+		if l.err != nil {
+			errs = append(errs, l.err)
+			continue
+		}
+		res.Pgbench = append(res.Pgbench, l.out)
+		res.TPS += l.out.TPS
+		res.Transactions += l.out.Transactions
+		res.Failed += l.out.Failed
+		res.InitialConnMs = max(res.InitialConnMs, l.out.InitialConnMs)
+		latSum += l.out.LatencyAvgMs * float64(l.out.Transactions)
+		lat = append(lat, l.lat...)
+	}
+	if t.ProxyPID > 0 {
+		cpuAfter, err := ReadProcStat(t.ProxyPID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("proxy of target %s: %w", t.Name, err))
+		} else if len(errs) == 0 {
+			sec := (cpuAfter.CPU() - cpuBefore.CPU()).Seconds()
+			res.ProxyCPUSeconds = ptr(sec)
+			if res.Transactions > 0 {
+				res.CPUPerTxnUs = ptr(sec * 1e6 / float64(res.Transactions))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return RunResult{Error: strings.Join(msgs, "; ")}
+	}
+	if res.Transactions > 0 {
+		res.LatencyAvgMs = latSum / float64(res.Transactions)
+	}
+	if withLog {
+		s := summarizeLatencies(lat)
+		res.P50Ms, res.P99Ms = s.p50, s.p99
+	}
+	return res
+}
+
+// progress writes one line about a finished run.
+func (r *runner) progress(t Target, w Workload, clients, round int, res RunResult) {
+	width := 0
+	for _, t := range r.cfg.Targets {
+		width = max(width, len(t.Name))
+	}
+	head := fmt.Sprintf("[%d/%d] %-15s c=%-4d round %d/%d %-*s", r.done, r.total, w.Name, clients, round, r.cfg.Rounds, width, t.Name)
+	eta := ""
+	if r.done > 0 && r.done < r.total {
+		per := time.Since(r.started) / time.Duration(r.done)
+		eta = fmt.Sprintf("  eta %v", (per * time.Duration(r.total-r.done)).Round(time.Second))
+	}
+	switch {
+	case res.Error != "":
+		fmt.Fprintf(r.cfg.Progress, "%s FAILED: %s%s\n", head, res.Error, eta)
+	case res.Idle != nil:
+		fmt.Fprintf(r.cfg.Progress, "%s %d idle conns: rss %d -> %d KiB, %.1f KiB/conn%s\n",
+			head, res.Idle.Conns, res.Idle.RSSBeforeKiB, res.Idle.RSSAfterKiB, res.Idle.KiBPerConn(), eta)
+	default:
+		cpu := "n/a"
+		if res.CPUPerTxnUs != nil {
+			cpu = fmt.Sprintf("%.1f us", *res.CPUPerTxnUs)
+		}
+		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s%s\n",
+			head, res.TPS, res.P50Ms, res.P99Ms, cpu, eta)
+	}
+}
+
+// Init runs pgbench -i -s SCALE -q on e with the pgbench found as
 // FindPgbench("") finds it; see (*Pgbench).Init.
-func Init(ctx context.Context, target Target, scale int) error {
+func Init(ctx context.Context, e Endpoint, scale int) error {
 	pb, err := NewPgbench("", nil)
 	if err != nil {
 		return err
 	}
-	return pb.Init(ctx, target, scale)
+	return pb.Init(ctx, "init", e, scale)
 }

@@ -2,129 +2,187 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/storage/postgres/pgtest"
 )
 
-// TestRunPostgres runs the whole benchmark for real, short, against a
-// throwaway PostgreSQL. Both targets are the same server; the second one
-// carries the tenant startup option as the router target does.
-func TestRunPostgres(t *testing.T) {
+// TestRunPgBouncer runs a tiny matrix for real against a throwaway
+// PostgreSQL, directly and through the bench's own PgBouncer: every
+// pgbench workload, the idle one, the unsupported cell, two endpoints for
+// one target, and the figures each cell must have. (The router is measured
+// for real in cmd/shardline's bench test.)
+func TestRunPgBouncer(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts PostgreSQL")
+		t.Skip("starts PostgreSQL and PgBouncer")
 	}
+	requirePgBouncer(t)
 	dsn := startPostgres(t)
 	ctx := t.Context()
-	direct := Target{Name: "direct", DSN: dsn}
-	router := Target{Name: "router", DSN: dsn, Env: []string{"PGOPTIONS=-c shardline.tenant=t1"}}
+	dir := pgtest.Dir(t)
+	b, err := StartPgBouncer(ctx, PgBouncerConfig{Dir: filepath.Join(dir, "pgbouncer"), Server: dsn, PoolSize: 4, Logger: pgtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	direct := Target{Name: "direct", Endpoints: []Endpoint{{DSN: dsn}}}
+	bouncer := Target{Name: "pgbouncer", Endpoints: []Endpoint{b.Endpoint()}, ProxyPID: b.PID(),
+		Unsupported: map[string]string{WorkloadSelectPrepared: "no prepared statements in transaction mode"}}
+	// Two endpoints, as the router's two-shard target has: both reach the
+	// same server here.
+	twice := Target{Name: "pgbouncer-x2", Endpoints: []Endpoint{b.Endpoint(), b.Endpoint()}, ProxyPID: b.PID(), Unsupported: bouncer.Unsupported}
 
 	pb, err := NewPgbench("", slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pb.Check(ctx, direct); !errors.Is(err, ErrNotInitialized) {
+	if err := pb.Check(ctx, "direct", direct.Endpoints[0]); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("Check before Init = %v, want ErrNotInitialized", err)
 	}
-	if err := Init(ctx, router, 1); err != nil {
+	if err := pb.Init(ctx, "direct", direct.Endpoints[0], 1); err != nil {
 		t.Fatalf("Init: %v", err)
-	}
-	if err := pb.Check(ctx, direct); err != nil {
-		t.Fatalf("Check after Init: %v", err)
 	}
 
 	var progress strings.Builder
 	rep, err := Run(ctx, Config{
-		Targets:  []Target{direct, router},
-		Modes:    []string{ModeSimple, ModeExtended, ModePrepared},
-		Clients:  2,
-		Duration: time.Second,
-		Rounds:   1,
-		Progress: &progress,
+		Targets:   []Target{direct, bouncer, twice},
+		Baselines: []string{"direct", "pgbouncer", "absent"},
+		Workloads: []string{WorkloadSelectSimple, WorkloadSelectPrepared, WorkloadWrite, WorkloadChurn, WorkloadIdle},
+		Clients:   []int{1, 2},
+		Duration:  time.Second,
+		Rounds:    1,
+		IdleConns: 50,
+		Warmup:    time.Second,
+		WorkDir:   filepath.Join(dir, "work"),
+		Progress:  &progress,
 	})
+	t.Logf("progress:\n%s", progress.String())
 	if err != nil {
 		t.Fatalf("Run: %v", err)
-	}
-	t.Logf("progress:\n%s", progress.String())
-	if n := strings.Count(progress.String(), "\n"); n != 6 {
-		t.Errorf("%d progress lines, want 6 (3 modes x 2 targets)", n)
-	}
-	if len(rep.Modes) != 3 || rep.Baseline != "direct" || rep.Clients != 2 || rep.Threads != 2 || !strings.Contains(rep.Pgbench, "pgbench") {
-		t.Errorf("report header = %+v", rep)
-	}
-	for _, m := range rep.Modes {
-		for _, tr := range m.Targets {
-			if len(tr.Runs) != 1 || tr.TPSMedian <= 0 || tr.LatencyMedianMs <= 0 || tr.TPSRatio <= 0 || tr.Runs[0].Transactions <= 0 {
-				t.Errorf("mode %s target %s: %+v", m.Mode, tr.Target, tr)
-			}
-		}
 	}
 	var table strings.Builder
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	if err := rep.WriteRatios(&table); err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("table:\n%s", table.String())
-	if strings.Count(table.String(), "router/direct TPS ratio: ") != 3 {
-		t.Errorf("want 3 ratio lines:\n%s", table.String())
+
+	for _, ti := range rep.Targets {
+		if (ti.Name == "direct") != (ti.IdleCPUPercent == nil) {
+			t.Errorf("target %s: idle CPU %v", ti.Name, ti.IdleCPUPercent)
+		}
 	}
-	if _, err := json.Marshal(rep); err != nil {
-		t.Errorf("Marshal: %v", err)
+	if len(rep.Cells) != 4*2+1 || strings.Join(rep.Baselines, ",") != "direct,pgbouncer" || !strings.Contains(rep.Environment.Pgbench, "pgbench") {
+		t.Fatalf("report: %d cells, baselines %q", len(rep.Cells), rep.Baselines)
+	}
+	// 4 pgbench workloads x 2 client counts x 3 targets, minus the
+	// unsupported prepared cells of both PgBouncer targets (4) and the
+	// other cells of pgbouncer-x2 at 1 client (3), plus idle for the two
+	// proxies; 3 warm-up lines, 2 idle CPU lines.
+	if n := strings.Count(progress.String(), "\n"); n != 24-4-3+2+3+2 {
+		t.Errorf("%d progress lines, want 24", n)
+	}
+	if rep.FailedCells() != 0 {
+		t.Errorf("%d failed cells:\n%s", rep.FailedCells(), table.String())
+	}
+	for _, c := range rep.Cells {
+		for _, tc := range c.Targets {
+			switch {
+			case c.Workload == WorkloadIdle && tc.Target == "direct":
+				if tc.Status != StatusNotApplicable {
+					t.Errorf("idle direct: %+v", tc)
+				}
+			case c.Workload == WorkloadIdle:
+				if tc.Status != StatusOK || tc.KiBPerConn == nil || tc.Runs[0].Idle.Conns != 50 || tc.Runs[0].Idle.RSSAfterKiB <= 0 {
+					t.Errorf("idle %s: %+v", tc.Target, tc)
+				}
+			case c.Workload == WorkloadSelectPrepared && tc.Target != "direct":
+				if tc.Status != StatusUnsupported || len(tc.Runs) != 0 {
+					t.Errorf("prepared pgbouncer: %+v", tc)
+				}
+			case tc.Target == "pgbouncer-x2" && c.Clients == 1:
+				if tc.Status != StatusNotApplicable {
+					t.Errorf("pgbouncer-x2 at 1 client: %+v", tc)
+				}
+			default:
+				if tc.Status != StatusOK || tc.TPS <= 0 || tc.P50Ms <= 0 || tc.P99Ms < tc.P50Ms || tc.Runs[0].Transactions <= 0 {
+					t.Errorf("%s c=%d %s: %+v", c.Workload, c.Clients, tc.Target, tc)
+				}
+				if (tc.Target == "direct") != (tc.CPUPerTxnUs == nil) {
+					t.Errorf("%s c=%d %s: proxy CPU %v", c.Workload, c.Clients, tc.Target, tc.CPUPerTxnUs)
+				}
+				if tc.Ratios["direct"].TPS == nil {
+					t.Errorf("%s c=%d %s: no ratio to direct", c.Workload, c.Clients, tc.Target)
+				}
+				if tc.Target == "pgbouncer-x2" && len(tc.Runs[0].Pgbench) != 2 {
+					t.Errorf("pgbouncer-x2: %d pgbench summaries, want 2", len(tc.Runs[0].Pgbench))
+				}
+			}
+		}
 	}
 }
 
-// TestRunFailureNamesTarget checks that a target pgbench cannot reach ends
-// Run with an error naming the target, the mode and pgbench's complaint,
-// and that the runs finished before it are kept.
-func TestRunFailureNamesTarget(t *testing.T) {
+// TestRunRecordsFailures checks that a target pgbench cannot reach is
+// recorded in its cells, with pgbench's complaint, and the matrix goes on.
+func TestRunRecordsFailures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
 	dsn := startPostgres(t)
 	ctx := t.Context()
-	good := Target{Name: "direct", DSN: dsn}
-	if err := Init(ctx, good, 1); err != nil {
+	good := Target{Name: "direct", Endpoints: []Endpoint{{DSN: dsn}}}
+	pb, err := NewPgbench("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Init(ctx, "direct", good.Endpoints[0], 1); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
-	closed := Target{Name: "nowhere", DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(freePort(t)) + "/postgres?sslmode=disable&connect_timeout=5"}
-	rep, err := Run(ctx, Config{Targets: []Target{good, closed}, Modes: []string{ModePrepared}, Clients: 1, Duration: time.Second, Rounds: 1})
-	var pe *PgbenchError
-	if !errors.As(err, &pe) {
-		t.Fatalf("Run = %v, want a *PgbenchError", err)
+	closed := Target{Name: "nowhere", Endpoints: []Endpoint{{DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(testFreePort(t)) + "/postgres?sslmode=disable&connect_timeout=5"}}}
+	rep, err := Run(ctx, Config{Targets: []Target{good, closed}, Workloads: []string{WorkloadSelectExtended}, Clients: []int{1, 2},
+		Duration: time.Second, Rounds: 1, Warmup: -1, IdleSample: -1})
+	if err != nil {
+		t.Fatalf("Run = %v", err)
 	}
-	if pe.Target != "nowhere" || pe.Mode != "prepared" || pe.Op != "run" || pe.ExitCode == 0 {
-		t.Errorf("PgbenchError = %+v", pe)
+	if rep.FailedCells() != 2 {
+		t.Errorf("FailedCells = %d, want 2", rep.FailedCells())
 	}
-	if msg := err.Error(); !strings.Contains(msg, `target "nowhere" mode prepared`) || !strings.Contains(msg, "Connection refused") {
-		t.Errorf("error message %q lacks the target, mode or pgbench's stderr", msg)
-	}
-	if rep == nil || len(rep.Modes[0].Targets[0].Runs) != 1 || rep.Modes[0].Targets[0].TPSMedian <= 0 {
-		t.Errorf("partial report = %+v, want the direct run kept", rep)
+	for _, c := range rep.Cells {
+		if d := c.Target("direct"); d.Status != StatusOK || d.TPS <= 0 {
+			t.Errorf("direct c=%d: %+v", c.Clients, d)
+		}
+		n := c.Target("nowhere")
+		if n.Status != StatusFailed || !strings.Contains(n.Reason, `target "nowhere" workload select-extended`) || !strings.Contains(n.Reason, "Connection refused") {
+			t.Errorf("nowhere c=%d: %+v", c.Clients, n)
+		}
 	}
 }
 
-// TestRunCancel checks that cancelling the context stops pgbench promptly.
+// TestRunCancel checks that cancelling the context stops pgbench promptly
+// and returns the partial report.
 func TestRunCancel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
 	dsn := startPostgres(t)
-	target := Target{Name: "direct", DSN: dsn}
-	if err := Init(t.Context(), target, 1); err != nil {
+	target := Target{Name: "direct", Endpoints: []Endpoint{{DSN: dsn}}}
+	if err := Init(t.Context(), target.Endpoints[0], 1); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := Run(ctx, Config{Targets: []Target{target}, Clients: 1, Duration: 30 * time.Second, Rounds: 1})
+	rep, err := Run(ctx, Config{Targets: []Target{target}, Workloads: []string{WorkloadSelectSimple}, Clients: []int{1}, Duration: 30 * time.Second, Rounds: 1, Warmup: -1, IdleSample: -1})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Run = %v, want context.DeadlineExceeded", err)
+	}
+	if rep == nil || rep.Interrupted == "" {
+		t.Errorf("partial report = %+v, want one marked interrupted", rep)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Run took %v after cancel", d)

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,170 +18,398 @@ import (
 	"github.com/shardline/shardline/bench"
 )
 
-const benchUsage = `usage: shardline bench --direct DSN [flags]
+const benchUsage = `usage: shardline bench [flags]
 
-Runs pgbench (select-only) through the router and against the tenant's shard
-primary directly, alternating the two over several rounds per query mode, and
-prints median TPS and latency per target and the router/direct TPS ratio.
+Compares, side by side in one run, PostgreSQL directly, PgBouncer in
+transaction mode, and the Shardline router (pass-through to one shard, and
+routing across two shards by tenant) with pgbench: select-only in simple,
+extended and prepared modes, writes (-N), connection churn (-C), and 1000
+idle connections. Targets alternate within each round (A B C A B C ...);
+the report gives medians over rounds of TPS, p50 and p99 latency, the
+proxy's CPU time per transaction and memory per idle connection, and ratios
+to PostgreSQL directly and to PgBouncer. See docs/bench.md.
 
-Both targets run with PGOPTIONS='-c shardline.tenant=TENANT', so sessions on
-the shard see the same tenant setting the router would bind.
+By default it is self-contained: it starts a throwaway cluster as a child
+process (shardline up --shards 2 --replicas 0, every port a free one on
+127.0.0.1) and its own PgBouncer (pgbouncer on PATH or in /usr/sbin), and
+stops both at the end. --external (or --direct) benchmarks a running cluster
+instead.
 
---init: "auto" (the default) runs pgbench -i -s SCALE through the router only
-when the pgbench tables are missing; --init (true) always runs it first, which
-drops and refills the tables; --init=false never does.
+--quick is a short run for CI: 2 s runs, 1 round, 32 clients; flags given
+explicitly win over it.
 
 Flags:
 `
 
 // benchCommand is `shardline bench` with its flags parsed; Run does the work.
 type benchCommand struct {
-	Router   string
-	Direct   string
-	Tenant   string
-	Clients  int
-	Duration time.Duration
-	Rounds   int
-	Modes    []string
-	Init     initMode
-	Scale    int
-	Pgbench  string
-	Output   string // "text" or "json"
+	Targets    []string
+	Workloads  []string
+	Clients    []int
+	Rounds     int
+	Duration   time.Duration
+	Warmup     time.Duration
+	Threads    int
+	IdleConns  int
+	PoolSize   int
+	Scale      int
+	Output     string // "text" or "json"
+	ReportPath string // Markdown report; empty for none
+	JSONPath   string // JSON report; empty for none
+	Dir        string // work directory; empty for a temporary one
+	Keep       bool
+	Pgbench    string
+	PgBouncer  string
+	// Shardline is the binary that runs `up`; empty means this one.
+	Shardline string
+	// ShardlineArgs and ShardlineEnv let tests run their own binary as
+	// shardline; no flags set them.
+	ShardlineArgs []string
+	ShardlineEnv  []string
 
-	Stdout io.Writer
-	Stderr io.Writer
+	External  bool
+	Router    string
+	Direct    string
+	Tenant    string
+	Tenant2   string
+	RouterPID int
+	Init      initMode
+
+	// Command is the command line, for the report.
+	Command  string
+	LogLevel slog.Level
+	Stdout   io.Writer
+	Stderr   io.Writer
+}
+
+// quickSettings are what --quick sets, unless the flag is given too.
+var quickSettings = map[string]string{
+	"duration": "2s",
+	"rounds":   "1",
+	"clients":  "32",
+	"warmup":   "1s",
 }
 
 func runBench(ctx context.Context, env *cliEnv, args []string) error {
-	c := benchCommand{Init: initAuto, Stdout: env.Stdout, Stderr: env.Stderr}
-	var modes string
+	c, err := parseBench(env, args)
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// parseBench parses bench's command line into a benchCommand.
+func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
+	c := &benchCommand{Init: initAuto, Stdout: env.Stdout, Stderr: env.Stderr, LogLevel: slog.LevelInfo}
+	var (
+		targets, workloads, clients string
+		quick, verbose              bool
+	)
 	fs := newFlagSet(env, "bench")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, benchUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.Router, "router", "postgres://postgres@127.0.0.1:6432/app?sslmode=disable", "router `DSN`")
-	fs.StringVar(&c.Direct, "direct", "", "`DSN` of the primary of the shard that holds the tenant (required)")
-	fs.StringVar(&c.Tenant, "tenant", "t1", "tenant to run as")
-	fs.IntVar(&c.Clients, "clients", bench.DefaultClients, "pgbench clients (-c); threads are min(clients, 2)")
-	fs.DurationVar(&c.Duration, "duration", bench.DefaultDuration, "length of each pgbench run, whole seconds")
-	fs.IntVar(&c.Rounds, "rounds", bench.DefaultRounds, "runs per target and mode; the report gives medians")
-	fs.StringVar(&modes, "modes", strings.Join(bench.DefaultModes(), ","), "comma-separated query modes: simple, extended, prepared")
-	fs.Var(&c.Init, "init", "create the pgbench tables through the router first: auto, true or false (default auto)")
-	fs.IntVar(&c.Scale, "scale", 1, "pgbench scale factor for --init")
+	fs.StringVar(&targets, "targets", strings.Join(bench.AllTargets(), ","), "comma-separated targets: direct, pgbouncer, router, router-2shards")
+	fs.StringVar(&workloads, "workloads", strings.Join(bench.Workloads(), ","), "comma-separated workloads: select-simple, select-extended, select-prepared, write, churn, idle")
+	fs.StringVar(&clients, "clients", "1,8,32,256", "comma-separated pgbench client counts, one cell each")
+	fs.IntVar(&c.Rounds, "rounds", bench.DefaultRounds, "runs per target and cell; the report gives medians")
+	fs.DurationVar(&c.Duration, "duration", bench.DefaultDuration, "length of each pgbench run (-T), whole seconds")
+	fs.DurationVar(&c.Warmup, "warmup", bench.DefaultWarmup, "one unreported select-simple run per target first; 0 for none")
+	fs.IntVar(&c.Threads, "threads", bench.DefaultMaxThreads, "most pgbench threads (-j) per run; -j is min(clients, threads)")
+	fs.IntVar(&c.IdleConns, "idle-conns", bench.DefaultIdleConns, "connections the idle workload holds open")
+	fs.IntVar(&c.PoolSize, "pool-size", bench.DefaultPoolSize, "server connections per shard of the router and PgBouncer's default_pool_size")
+	fs.IntVar(&c.Scale, "scale", 1, "pgbench -i scale factor")
+	fs.BoolVar(&quick, "quick", false, "a short run for CI (2s runs, 1 round, 32 clients)")
+	fs.StringVar(&c.Output, "o", "text", "output format on stdout: text or json")
+	fs.StringVar(&c.ReportPath, "report", "", "also write a Markdown report to this `file` (for example docs/performance/latest.md)")
+	fs.StringVar(&c.JSONPath, "json", "", "also write the JSON report to this `file`")
+	fs.StringVar(&c.Dir, "dir", "", "work directory for the cluster, PgBouncer and logs (default: a new one under $TMPDIR, removed afterwards)")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (logs of up, PgBouncer)")
 	fs.StringVar(&c.Pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
-	fs.StringVar(&c.Output, "o", "text", "output format: text or json")
+	fs.StringVar(&c.PgBouncer, "pgbouncer", "", "pgbouncer binary (default: on PATH, then /usr/sbin)")
+	fs.StringVar(&c.Shardline, "shardline", "", "shardline binary that runs the throwaway cluster (default: this one)")
+	fs.BoolVar(&verbose, "v", false, "debug logs (every pgbench invocation)")
+	fs.BoolVar(&c.External, "external", false, "benchmark a running cluster: --router, --direct, --tenant")
+	fs.StringVar(&c.Router, "router", "postgres://postgres@127.0.0.1:6432/app?sslmode=disable", "--external: router `DSN`")
+	fs.StringVar(&c.Direct, "direct", "", "--external: `DSN` of the primary of the shard that holds --tenant (implies --external)")
+	fs.StringVar(&c.Tenant, "tenant", "t1", "--external: tenant of the router target")
+	fs.StringVar(&c.Tenant2, "tenant2", "", "--external: a tenant on another shard, for router-2shards (left out without it)")
+	fs.IntVar(&c.RouterPID, "router-pid", 0, "--external: the router's process id, for its CPU and memory (n/a without it)")
+	fs.Var(&c.Init, "init", "--external: create the pgbench tables through the router: auto (when missing), true (always) or false")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
+		return nil, usageErr("unexpected arguments %q", fs.Args())
 	}
-	for m := range strings.SplitSeq(modes, ",") {
-		if m = strings.TrimSpace(m); m != "" {
-			c.Modes = append(c.Modes, m)
-		}
-	}
-	return c.Run(ctx)
-}
-
-// Run checks the command's settings (a bad one is a usage error), prepares
-// the tables, runs the benchmark and writes the report.
-func (c *benchCommand) Run(ctx context.Context) error {
-	if c.Direct == "" {
-		// TODO(bench): resolve the tenant's shard primary from the admin
-		// API (ShowTenant, then Status) once package api has its client.
-		return usageErr("--direct is required: the DSN of the primary of the shard that holds tenant %s "+
-			"(looking it up through the admin API is not wired yet)", c.Tenant)
-	}
-	if err := shardline.ValidateTenant(c.Tenant); err != nil {
-		return usageErr("--tenant: %v", err)
-	}
-	if c.Output != "text" && c.Output != "json" {
-		return usageErr("-o %q: want text or json", c.Output)
-	}
-	if c.Scale < 1 {
-		return usageErr("--scale %d: want at least 1", c.Scale)
-	}
-	tenantEnv := []string{"PGOPTIONS=-c shardline.tenant=" + c.Tenant}
-	direct := bench.Target{Name: "direct", DSN: c.Direct, Env: tenantEnv}
-	router := bench.Target{Name: "router", DSN: c.Router, Env: tenantEnv}
-	logger := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg := bench.Config{
-		Targets:     []bench.Target{direct, router},
-		Modes:       c.Modes,
-		Clients:     c.Clients,
-		Duration:    c.Duration,
-		Rounds:      c.Rounds,
-		Workload:    bench.WorkloadSelectOnly,
-		PgbenchPath: c.Pgbench,
-		Logger:      logger,
-		Progress:    c.Stderr,
-	}
-	// Zero flag values are not defaults here: --rounds 0 is a mistake.
-	if err := cfg.Validate(); err != nil {
-		return usageErr("%v", strings.TrimPrefix(err.Error(), bench.ErrInvalidConfig.Error()+": "))
-	}
-
-	pb, err := bench.NewPgbench(c.Pgbench, logger)
-	if err != nil {
-		return err
-	}
-	if err := c.prepare(ctx, pb, router); err != nil {
-		return err
-	}
-	if err := pb.Check(ctx, direct); err != nil {
-		if errors.Is(err, bench.ErrNotInitialized) {
-			return fmt.Errorf("%w; --direct must reach the database of the primary of the shard that holds tenant %s, "+
-				"where the router put the pgbench tables", err, c.Tenant)
-		}
-		return err
-	}
-
-	rep, err := bench.Run(ctx, cfg)
-	if err != nil {
-		if rep != nil && c.Output == "text" && hasRuns(rep) {
-			fmt.Fprintln(c.Stdout, "partial results (the benchmark did not finish):")
-			_ = rep.WriteTable(c.Stdout)
-		}
-		return err
-	}
-	if c.Output == "json" {
-		return rep.WriteJSON(c.Stdout)
-	}
-	if err := rep.WriteTable(c.Stdout); err != nil {
-		return err
-	}
-	return rep.WriteRatios(c.Stdout)
-}
-
-// prepare creates the pgbench tables through the router as c.Init says, and
-// checks that the router serves them.
-func (c *benchCommand) prepare(ctx context.Context, pb *bench.Pgbench, router bench.Target) error {
-	if c.Init == initAuto {
-		err := pb.Check(ctx, router)
-		if !errors.Is(err, bench.ErrNotInitialized) {
-			return err
-		}
-		fmt.Fprintf(c.Stderr, "pgbench tables missing for tenant %s; creating them through the router (pgbench -i -s %d)\n", c.Tenant, c.Scale)
-	}
-	if c.Init != initNever {
-		if err := pb.Init(ctx, router, c.Scale); err != nil {
-			return err
-		}
-	}
-	return pb.Check(ctx, router)
-}
-
-func hasRuns(r *bench.Report) bool {
-	for _, m := range r.Modes {
-		for _, t := range m.Targets {
-			if len(t.Runs) > 0 {
-				return true
+	if quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range quickSettings {
+			if !set[name] {
+				if err := fs.Set(name, v); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
-	return false
+	if verbose {
+		c.LogLevel = slog.LevelDebug
+	}
+	c.Targets = splitList(targets)
+	c.Workloads = splitList(workloads)
+	for _, s := range splitList(clients) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, usageErr("--clients %q: %q is not a number", clients, s)
+		}
+		c.Clients = append(c.Clients, n)
+	}
+	if c.Direct != "" {
+		c.External = true
+	}
+	c.Command = shellJoin(append([]string{"shardline", "bench"}, args...))
+	return c, nil
+}
+
+// Run checks the settings (a bad one is a usage error), prepares the
+// targets, runs the matrix, writes the outputs and stops what it started.
+// Failed cells make it return an error after the outputs are written.
+func (c *benchCommand) Run(ctx context.Context) (err error) {
+	if c.Output != "text" && c.Output != "json" {
+		return usageErr("-o %q: want text or json", c.Output)
+	}
+	cfg := bench.Config{
+		Workloads:   c.Workloads,
+		Clients:     c.Clients,
+		MaxThreads:  c.Threads,
+		Duration:    c.Duration,
+		Rounds:      c.Rounds,
+		IdleConns:   c.IdleConns,
+		Warmup:      c.Warmup,
+		PgbenchPath: c.Pgbench,
+		Command:     c.Command,
+		Progress:    c.Stderr,
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = -1 // --warmup 0: none
+	}
+	// Check the matrix before starting anything; one placeholder target
+	// stands in for the real ones. Zero flag values are not defaults
+	// here: --rounds 0 is a mistake.
+	check := cfg
+	check.Targets = []bench.Target{{Name: "x", Endpoints: []bench.Endpoint{{DSN: "x"}}}}
+	if err := check.Validate(); err != nil {
+		return usageErr("%v", strings.TrimPrefix(err.Error(), bench.ErrInvalidConfig.Error()+": "))
+	}
+	if len(c.Clients) == 0 && slicesHasNonIdle(c.Workloads) {
+		return usageErr("--clients: no client counts")
+	}
+	for _, t := range c.Targets {
+		if !slices.Contains(bench.AllTargets(), t) {
+			return usageErr("--targets: %q: want some of %s", t, strings.Join(bench.AllTargets(), ", "))
+		}
+	}
+	if c.PoolSize < 1 || c.Scale < 1 {
+		return usageErr("--pool-size and --scale must be at least 1")
+	}
+	if c.IdleConns >= bench.DefaultMaxClientConn-100 {
+		return usageErr("--idle-conns %d: at most %d (PgBouncer's max_client_conn is %d)", c.IdleConns, bench.DefaultMaxClientConn-101, bench.DefaultMaxClientConn)
+	}
+	setupCfg := bench.SetupConfig{
+		Targets:       c.Targets,
+		PoolSize:      c.PoolSize,
+		PgBouncerPath: c.PgBouncer,
+		PgbenchPath:   c.Pgbench,
+		Scale:         c.Scale,
+		Progress:      c.Stderr,
+	}
+	if c.External {
+		if c.Direct == "" {
+			return usageErr("--external needs --direct: the DSN of the primary of the shard that holds tenant %s", c.Tenant)
+		}
+		for _, t := range []string{c.Tenant, c.Tenant2} {
+			if t == "" {
+				continue
+			}
+			if err := shardline.ValidateTenant(t); err != nil {
+				return usageErr("--tenant: %v", err)
+			}
+		}
+		if c.Tenant2 == c.Tenant {
+			return usageErr("--tenant2 must differ from --tenant")
+		}
+		setupCfg.External = &bench.ExternalCluster{RouterDSN: c.Router, DirectDSN: c.Direct, Tenant: c.Tenant, Tenant2: c.Tenant2, RouterPID: c.RouterPID}
+		setupCfg.Init = map[initMode]string{initAuto: bench.InitAuto, initAlways: bench.InitAlways, initNever: bench.InitNever}[c.Init]
+	} else {
+		setupCfg.Shardline = c.Shardline
+		if setupCfg.Shardline == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the shardline binary for the throwaway cluster: %w (pass --shardline)", err)
+			}
+			setupCfg.Shardline = exe
+		}
+		setupCfg.ShardlineArgs, setupCfg.ShardlineEnv = c.ShardlineArgs, c.ShardlineEnv
+	}
+
+	log := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	setupCfg.Logger, cfg.Logger = log, log
+	dir, removeDir, err := c.workDir()
+	if err != nil {
+		return err
+	}
+	setupCfg.Dir = dir
+	cfg.WorkDir = filepath.Join(dir, "pgbench")
+	defer func() {
+		switch {
+		case c.Keep:
+			fmt.Fprintf(c.Stderr, "work directory kept: %s\n", dir)
+		case err != nil:
+			// Keep the logs of up and PgBouncer, not the data.
+			os.RemoveAll(filepath.Join(dir, "up", "cluster"))
+			os.RemoveAll(filepath.Join(dir, "pgbench"))
+			fmt.Fprintf(c.Stderr, "logs kept in %s (up/up.log, pgbouncer/pgbouncer.log)\n", dir)
+		default:
+			removeDir()
+		}
+	}()
+
+	setup, err := bench.Prepare(ctx, setupCfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := setup.Close(); cerr != nil {
+			log.Warn("stopping what the bench started", "err", cerr)
+		}
+	}()
+	cfg.Targets, cfg.Baselines, cfg.Environment = setup.Targets, setup.Baselines, setup.Environment
+	log.Info("benchmark starting", "targets", len(cfg.Targets), "workloads", cfg.Workloads, "clients", cfg.Clients,
+		"rounds", cfg.Rounds, "duration", cfg.Duration)
+	rep, runErr := bench.Run(ctx, cfg)
+	if rep == nil {
+		return runErr
+	}
+	if aerr := setup.Alive(); aerr != nil {
+		log.Error("a process the bench started died during the run", "err", aerr, "router_log", setup.RouterLog)
+	}
+	if err := c.write(rep); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if n := rep.FailedCells(); n > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("%d cell(s) failed; their errors are in the notes", n)}
+	}
+	return nil
+}
+
+// write prints rep on stdout and writes the report files asked for.
+func (c *benchCommand) write(rep *bench.Report) error {
+	var err error
+	if c.Output == "json" {
+		err = rep.WriteJSON(c.Stdout)
+	} else {
+		err = rep.WriteTable(c.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{{c.ReportPath, rep.WriteMarkdown}, {c.JSONPath, rep.WriteJSON}} {
+		if f.path == "" {
+			continue
+		}
+		if err := writeFile(f.path, f.write); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		fmt.Fprintf(c.Stderr, "report written to %s\n", f.path)
+	}
+	return nil
+}
+
+// writeFile creates path (and its directory) with what write writes.
+func writeFile(path string, write func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// workDir returns the work directory (made traversable by the postgres
+// user, who runs PostgreSQL and PgBouncer when we are root) and how to
+// remove it.
+func (c *benchCommand) workDir() (string, func(), error) {
+	if c.Dir != "" {
+		dir, err := filepath.Abs(c.Dir)
+		if err == nil {
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("--dir: %w", err)
+		}
+		// A directory the user named is theirs: remove only what we made.
+		return dir, func() {
+			os.RemoveAll(filepath.Join(dir, "up"))
+			os.RemoveAll(filepath.Join(dir, "pgbouncer"))
+			os.RemoveAll(filepath.Join(dir, "pgbench"))
+		}, nil
+	}
+	dir, err := os.MkdirTemp("", "shardline-bench-")
+	if err != nil {
+		return "", nil, fmt.Errorf("work directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("work directory: %w", err)
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func slicesHasNonIdle(workloads []string) bool {
+	for _, w := range workloads {
+		if w != bench.WorkloadIdle {
+			return true
+		}
+	}
+	return len(workloads) == 0
+}
+
+// shellJoin quotes args for a POSIX shell where needed.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@%+", r))
+		}) < 0 {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
 }
 
 // initMode is the --init flag: a boolean flag (--init, --init=false) that
@@ -207,7 +439,7 @@ func (m *initMode) Set(s string) error {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		return fmt.Errorf("want auto, true or false")
+		return errors.New("want auto, true or false")
 	}
 	if b {
 		*m = initAlways

@@ -1,0 +1,384 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults of ClusterConfig.
+const (
+	DefaultClusterShards = 2
+	clusterReadyTimeout  = 3 * time.Minute
+	// clusterStopGrace exceeds the 15 s in which `shardline up` stops its
+	// PostgreSQL servers after SIGTERM.
+	clusterStopGrace = 30 * time.Second
+	// pgPortLow and pgPortHigh bound the PostgreSQL ports: below Linux's
+	// ephemeral range, so the local ends of client connections (pgbench
+	// opens thousands) do not take them.
+	pgPortLow  = 16000
+	pgPortHigh = 32000
+)
+
+// readyMarker starts the line `shardline up` prints when it serves.
+const readyMarker = "shardline ready:"
+
+// ClusterConfig describes the throwaway cluster the bench runs as a child
+// process: `shardline up` with its shards' primaries and no replicas, every
+// port a free one on 127.0.0.1.
+type ClusterConfig struct {
+	// Command is the shardline binary. Required.
+	Command string
+	// Args are put before "up" (a test binary uses them to act as
+	// shardline); usually empty.
+	Args []string
+	// Env, when set, is the child's environment; nil means this
+	// process's.
+	Env []string
+	// Dir is the cluster directory; it must not hold another cluster.
+	// Required; created (mode 0755, so the postgres user can reach it).
+	Dir string
+	// Shards is --shards (default DefaultClusterShards).
+	Shards int
+	// PoolSize is the router's --pool-size (default DefaultPoolSize).
+	PoolSize int
+	// Logger receives start and stop lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// Cluster is a running `shardline up` child. Its PID is the router's.
+type Cluster struct {
+	Admin
+	// RouterDSN is the router's connection string as `up` printed it.
+	RouterDSN string
+	proc      *child
+	log       *slog.Logger
+}
+
+// StartCluster starts `shardline up` on free ports and waits until it
+// prints its ready line. When a port was taken in the meantime it tries
+// again on other ports (up to three times). The error wraps ErrNotReady
+// with the end of up's log when it exits or is not ready within 3 minutes.
+func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
+	if c.Command == "" || c.Dir == "" {
+		return nil, fmt.Errorf("%w: cluster: Command and Dir are required", ErrInvalidConfig)
+	}
+	if c.Shards == 0 {
+		c.Shards = DefaultClusterShards
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = DefaultPoolSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		cl, err := startClusterOnce(ctx, c)
+		if err == nil {
+			return cl, nil
+		}
+		if attempt == attempts || ctx.Err() != nil || !strings.Contains(err.Error(), "in use") {
+			return nil, err
+		}
+		c.Logger.Info("a port was taken; starting the cluster on other ports", "err", err)
+	}
+}
+
+func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
+	// A failed attempt leaves a manifest that pins its ports: start clean.
+	if err := os.RemoveAll(c.Dir); err != nil {
+		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	// MkdirAll leaves an existing directory's mode alone; the postgres
+	// user must be able to traverse it.
+	if err := os.Chmod(c.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	addrs := make([]string, 5)
+	for i := range addrs {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	pgBase, err := freePortRange(c.Shards)
+	if err != nil {
+		return nil, err
+	}
+	args := append(append([]string(nil), c.Args...), "up",
+		"--dir", filepath.Join(c.Dir, "cluster"),
+		"--shards", strconv.Itoa(c.Shards),
+		"--replicas", "0",
+		"--listen", addrs[0], "--admin", addrs[1], "--metrics", addrs[2],
+		"--etcd", addrs[3], "--etcd-peer", addrs[4],
+		"--pg-port", strconv.Itoa(pgBase),
+		"--pool-size", strconv.Itoa(c.PoolSize))
+	ready := newReadyWatcher()
+	proc, err := startChild(childConfig{
+		name: "shardline up", path: c.Command, args: args, dir: c.Dir, env: c.Env,
+		logPath: filepath.Join(c.Dir, "up.log"), stdout: ready, logger: c.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Logger.Info("starting cluster", "pid", proc.pid(), "router", addrs[0], "admin", addrs[1], "pg_port", pgBase, "log", proc.logPath)
+	timer := time.NewTimer(clusterReadyTimeout)
+	defer timer.Stop()
+	var line string
+	select {
+	case line = <-ready.c:
+	case <-proc.done:
+		return nil, fmt.Errorf("%w: %w", ErrNotReady, proc.exited())
+	case <-timer.C:
+		_ = proc.stop(syscall.SIGTERM, clusterStopGrace)
+		return nil, fmt.Errorf("%w: shardline up not ready after %v%s", ErrNotReady, clusterReadyTimeout, proc.logTail())
+	case <-ctx.Done():
+		_ = proc.stop(syscall.SIGTERM, clusterStopGrace)
+		return nil, context.Cause(ctx)
+	}
+	routerDSN, adminURL, err := ParseReadyLine(line)
+	if err != nil {
+		_ = proc.stop(syscall.SIGTERM, clusterStopGrace)
+		return nil, err
+	}
+	c.Logger.Info("cluster ready", "pid", proc.pid(), "router", routerDSN, "admin", adminURL)
+	return &Cluster{
+		Admin:     Admin{URL: adminURL},
+		RouterDSN: routerDSN,
+		proc:      proc,
+		log:       c.Logger,
+	}, nil
+}
+
+// PID is the process id of `shardline up`, which runs the router.
+func (c *Cluster) PID() int { return c.proc.pid() }
+
+// Err returns nil while the cluster runs and an error wrapping
+// ErrProcessGone once it has exited.
+func (c *Cluster) Err() error { return c.proc.exited() }
+
+// LogPath is the file holding up's stdout and stderr.
+func (c *Cluster) LogPath() string { return c.proc.logPath }
+
+// Close stops the cluster with SIGTERM (up then stops its PostgreSQL
+// servers) and kills it after 30 s. Safe to call more than once.
+func (c *Cluster) Close() error {
+	err := c.proc.stop(syscall.SIGTERM, clusterStopGrace)
+	c.log.Info("cluster stopped", "pid", c.proc.pid(), "err", err)
+	return err
+}
+
+// ParseReadyLine reads the router DSN and the admin URL from the line that
+// `shardline up` prints when ready:
+//
+//	shardline ready: router postgres://...  admin http://...  metrics http://...
+func ParseReadyLine(line string) (routerDSN, adminURL string, err error) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), readyMarker)
+	if !ok {
+		return "", "", fmt.Errorf("ready line %q does not start with %q", line, readyMarker)
+	}
+	f := strings.Fields(rest)
+	for i := 0; i+1 < len(f); i++ {
+		switch f[i] {
+		case "router":
+			routerDSN = f[i+1]
+		case "admin":
+			adminURL = f[i+1]
+		}
+	}
+	if !strings.HasPrefix(routerDSN, "postgres://") && !strings.HasPrefix(routerDSN, "postgresql://") {
+		return "", "", fmt.Errorf("ready line %q: no router postgres:// DSN", line)
+	}
+	if !strings.HasPrefix(adminURL, "http://") && !strings.HasPrefix(adminURL, "https://") {
+		return "", "", fmt.Errorf("ready line %q: no admin http:// URL", line)
+	}
+	return routerDSN, adminURL, nil
+}
+
+// readyWatcher is the child's stdout: it passes on the first line holding
+// readyMarker. It is safe for the one goroutine of os/exec that writes.
+type readyWatcher struct {
+	mu   sync.Mutex
+	buf  []byte
+	sent bool
+	c    chan string
+}
+
+func newReadyWatcher() *readyWatcher { return &readyWatcher{c: make(chan string, 1)} }
+
+func (w *readyWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sent {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) > 64*1024 { // no newline in sight: keep the tail
+				w.buf = w.buf[len(w.buf)-1024:]
+			}
+			return len(p), nil
+		}
+		line := string(w.buf[:i])
+		w.buf = w.buf[i+1:]
+		if strings.Contains(line, readyMarker) {
+			w.sent = true
+			w.buf = nil
+			w.c <- line
+			return len(p), nil
+		}
+	}
+}
+
+// freePortRange returns the first of n consecutive loopback ports that
+// were free a moment ago, between pgPortLow and pgPortHigh.
+func freePortRange(n int) (int, error) {
+	span := pgPortHigh - pgPortLow - n
+	off := rand.IntN(span)
+	for i := 0; i < span; i += n + 1 {
+		base := pgPortLow + (off+i)%span
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no %d consecutive free ports between %d and %d", n, pgPortLow, pgPortHigh)
+}
+
+// Admin reads a cluster's admin API (GET /v1/status, GET /v1/tenants/{t}).
+// It decodes only the fields the bench needs.
+type Admin struct {
+	// URL is the API's base URL, for example http://127.0.0.1:6480.
+	URL string
+	// Client is the HTTP client; nil means one with a 10 s timeout.
+	Client *http.Client
+}
+
+// ShardInfo is one shard of the admin API's status.
+type ShardInfo struct {
+	ID         string
+	PrimaryDSN string
+}
+
+// Shards returns the cluster's shards in the order the API lists them.
+func (a Admin) Shards(ctx context.Context) ([]ShardInfo, error) {
+	var st struct {
+		Shards []struct {
+			ID      string `json:"id"`
+			Primary struct {
+				DSN string `json:"dsn"`
+			} `json:"primary"`
+		} `json:"shards"`
+	}
+	if err := a.get(ctx, "/v1/status", &st); err != nil {
+		return nil, err
+	}
+	var out []ShardInfo
+	for _, s := range st.Shards {
+		if s.ID == "" || s.Primary.DSN == "" {
+			return nil, fmt.Errorf("admin API status: shard %q without a primary DSN", s.ID)
+		}
+		out = append(out, ShardInfo{ID: s.ID, PrimaryDSN: s.Primary.DSN})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("admin API status lists no shards")
+	}
+	return out, nil
+}
+
+// TenantShard returns the shard that holds tenant.
+func (a Admin) TenantShard(ctx context.Context, tenant string) (string, error) {
+	var v struct {
+		Shard string `json:"shard"`
+	}
+	if err := a.get(ctx, "/v1/tenants/"+url.PathEscape(tenant), &v); err != nil {
+		return "", err
+	}
+	if v.Shard == "" {
+		return "", fmt.Errorf("admin API: tenant %s has no shard", tenant)
+	}
+	return v.Shard, nil
+}
+
+// FindTenants returns, for each shard in shards, a tenant it holds, named
+// prefix followed by a number (prefix1, prefix2, ...). Tenants need no
+// registration: any name has a slot, and its slot a shard.
+func (a Admin) FindTenants(ctx context.Context, prefix string, shards []string) (map[string]string, error) {
+	want := make(map[string]bool, len(shards))
+	for _, s := range shards {
+		want[s] = true
+	}
+	found := make(map[string]string, len(shards))
+	for i := 1; i <= 1000 && len(found) < len(want); i++ {
+		t := prefix + strconv.Itoa(i)
+		s, err := a.TenantShard(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if want[s] && found[s] == "" {
+			found[s] = t
+		}
+	}
+	for s := range want {
+		if found[s] == "" {
+			return nil, fmt.Errorf("no tenant %s1..%s1000 lives on shard %s", prefix, prefix, s)
+		}
+	}
+	return found, nil
+}
+
+func (a Admin) get(ctx context.Context, path string, v any) error {
+	hc := a.Client
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.URL, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("admin API GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin API GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("admin API GET %s: %w", path, err)
+	}
+	return nil
+}

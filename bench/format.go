@@ -1,0 +1,322 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// throughputHeader returns the columns of the throughput table: figures,
+// then per baseline the TPS and p99 ratios, and the proxy CPU ratio when
+// the baseline has a proxy.
+func (r *Report) throughputHeader() []string {
+	h := []string{"WORKLOAD", "CLIENTS", "TARGET", "TPS", "P50_MS", "P99_MS", "PROXY_CPU_US/TXN"}
+	for _, b := range r.Baselines {
+		h = append(h, "TPS/"+b, "P99/"+b)
+		if r.hasProxy(b) {
+			h = append(h, "CPU/"+b)
+		}
+	}
+	return append(h, "NOTE")
+}
+
+// throughputRows returns one row per target in each pgbench cell; with
+// workload set, only that workload's cells.
+func (r *Report) throughputRows(workload string) [][]string {
+	var rows [][]string
+	for _, c := range r.Cells {
+		if c.Workload == WorkloadIdle || (workload != "" && c.Workload != workload) {
+			continue
+		}
+		for _, t := range c.Targets {
+			row := []string{c.Workload, fmt.Sprint(c.Clients), t.Target}
+			if t.hasFigures() {
+				row = append(row, fmt.Sprintf("%.0f", t.TPS), fmt.Sprintf("%.3f", t.P50Ms), fmt.Sprintf("%.3f", t.P99Ms), fmtPtr(t.CPUPerTxnUs, "%.1f"))
+			} else {
+				row = append(row, "-", "-", "-", "-")
+			}
+			for _, b := range r.Baselines {
+				ra := t.Ratios[b]
+				row = append(row, fmtPtr(ra.TPS, "%.2f"), fmtPtr(ra.P99, "%.2f"))
+				if r.hasProxy(b) {
+					row = append(row, fmtPtr(ra.CPUPerTxn, "%.2f"))
+				}
+			}
+			rows = append(rows, append(row, t.note()))
+		}
+	}
+	return rows
+}
+
+// idleHeader and idleRows are the idle workload's table.
+func (r *Report) idleHeader() []string {
+	h := []string{"CONNS", "TARGET", "RSS_BEFORE_MIB", "RSS_AFTER_MIB", "KIB/CONN"}
+	for _, b := range r.Baselines {
+		if r.hasProxy(b) {
+			h = append(h, "KIB/CONN/"+b)
+		}
+	}
+	return append(h, "NOTE")
+}
+
+func (r *Report) idleRows() [][]string {
+	var rows [][]string
+	for _, c := range r.Cells {
+		if c.Workload != WorkloadIdle {
+			continue
+		}
+		for _, t := range c.Targets {
+			row := []string{fmt.Sprint(c.Clients), t.Target}
+			if last := t.lastIdle(); last != nil && t.KiBPerConn != nil {
+				row = append(row, fmt.Sprintf("%.1f", float64(last.RSSBeforeKiB)/1024), fmt.Sprintf("%.1f", float64(last.RSSAfterKiB)/1024),
+					fmtPtr(t.KiBPerConn, "%.1f"))
+			} else {
+				row = append(row, "-", "-", "-")
+			}
+			for _, b := range r.Baselines {
+				if r.hasProxy(b) {
+					row = append(row, fmtPtr(t.Ratios[b].KiBPerConn, "%.2f"))
+				}
+			}
+			rows = append(rows, append(row, t.note()))
+		}
+	}
+	return rows
+}
+
+// lastIdle returns the last successful idle run, or nil.
+func (t *TargetCell) lastIdle() *IdleResult {
+	for i := len(t.Runs) - 1; i >= 0; i-- {
+		if t.Runs[i].Error == "" && t.Runs[i].Idle != nil {
+			return t.Runs[i].Idle
+		}
+	}
+	return nil
+}
+
+// note is the short status of a target cell for tables.
+func (t *TargetCell) note() string {
+	switch t.Status {
+	case StatusOK:
+		return ""
+	case StatusFailed:
+		n := 0
+		for _, r := range t.Runs {
+			if r.Error != "" {
+				n++
+			}
+		}
+		return fmt.Sprintf("FAILED %d/%d", n, len(t.Runs))
+	}
+	return t.Status
+}
+
+func (r *Report) hasProxy(target string) bool {
+	return slices.ContainsFunc(r.Targets, func(t TargetInfo) bool { return t.Name == target && t.Proxy })
+}
+
+func fmtPtr(v *float64, format string) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// WriteTable writes r for people: the throughput table, the idle table,
+// and the reasons behind every cell that is not ok.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	if rows := r.throughputRows(""); len(rows) > 0 {
+		writeAligned(&b, r.throughputHeader(), rows, 3)
+	}
+	if rows := r.idleRows(); len(rows) > 0 {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		writeAligned(&b, r.idleHeader(), rows, 2)
+	}
+	if notes := r.notes(); len(notes) > 0 {
+		b.WriteString("\nnotes:\n")
+		for _, n := range notes {
+			b.WriteString("  " + n + "\n")
+		}
+	}
+	if r.Interrupted != "" {
+		fmt.Fprintf(&b, "\nINTERRUPTED: %s (partial results)\n", r.Interrupted)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// notes are one line per failed target cell, with its error, and one line
+// per target and reason for cells not run (unsupported, n/a), naming the
+// workloads it applies to.
+func (r *Report) notes() []string {
+	type skipped struct {
+		target, status, reason string
+		workloads              []string
+	}
+	var (
+		out   []string
+		skips []*skipped
+		index = map[string]*skipped{}
+	)
+	for _, c := range r.Cells {
+		for _, t := range c.Targets {
+			switch t.Status {
+			case StatusOK:
+			case StatusFailed:
+				out = append(out, fmt.Sprintf("%s %s c=%d: failed: %s", t.Target, c.Workload, c.Clients, t.Reason))
+			default:
+				key := t.Target + "\x00" + t.Status + "\x00" + t.Reason
+				s := index[key]
+				if s == nil {
+					s = &skipped{target: t.Target, status: t.Status, reason: t.Reason}
+					index[key] = s
+					skips = append(skips, s)
+				}
+				if !slices.Contains(s.workloads, c.Workload) {
+					s.workloads = append(s.workloads, c.Workload)
+				}
+			}
+		}
+	}
+	for _, s := range skips {
+		out = append(out, fmt.Sprintf("%s (%s): %s: %s", s.target, strings.Join(s.workloads, ", "), s.status, s.reason))
+	}
+	return out
+}
+
+// writeAligned writes an aligned text table; the first textCols columns
+// align left, the others right, the last (a note) left.
+func writeAligned(b *strings.Builder, header []string, rows [][]string, textCols int) {
+	all := append([][]string{header}, rows...)
+	widths := make([]int, len(header))
+	for _, row := range all {
+		for i, cell := range row {
+			widths[i] = max(widths[i], len(cell))
+		}
+	}
+	for _, row := range all {
+		var line strings.Builder
+		for i, cell := range row {
+			if i > 0 {
+				line.WriteString("  ")
+			}
+			pad := strings.Repeat(" ", widths[i]-len(cell))
+			if i < textCols || i == len(row)-1 {
+				line.WriteString(cell + pad)
+			} else {
+				line.WriteString(pad + cell)
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+}
+
+// WriteMarkdown writes r as a Markdown document: the command, the machine,
+// the targets, one table per workload, the idle table and the notes.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("# Shardline benchmark: router vs PgBouncer vs PostgreSQL\n\n")
+	fmt.Fprintf(&b, "Measured %s (%s). How it is measured: [docs/bench.md](../bench.md).\n\n",
+		r.StartedAt.Format("2006-01-02 15:04 MST"), r.FinishedAt.Sub(r.StartedAt).Round(time.Second))
+	if r.Command != "" {
+		fmt.Fprintf(&b, "Command:\n\n```sh\n%s\n```\n\n", r.Command)
+	}
+	if r.Interrupted != "" {
+		fmt.Fprintf(&b, "**Interrupted: %s (partial results).**\n\n", r.Interrupted)
+	}
+	e := r.Environment
+	b.WriteString("## Machine\n\n| | |\n| --- | --- |\n")
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "| %s | %s |\n", k, mdEscape(v))
+		}
+	}
+	row("CPUs (nproc)", fmt.Sprint(e.NProc))
+	row("CPU model", e.CPUModel)
+	if e.MemTotalMiB > 0 {
+		row("Memory", fmt.Sprintf("%.1f GiB", float64(e.MemTotalMiB)/1024))
+	}
+	row("Kernel", e.Kernel)
+	row("PostgreSQL", e.PostgreSQL)
+	row("PgBouncer", e.PgBouncer)
+	row("pgbench", e.Pgbench)
+	row("Go", e.GoVersion)
+	row("Shardline revision", e.Shardline)
+	row("Load average at start / end", strings.TrimSpace(e.LoadAvgStart+" / "+e.LoadAvgEnd))
+
+	s := r.Settings
+	b.WriteString("\n## Settings\n\n")
+	fmt.Fprintf(&b, "Each run is `pgbench -T %d`; %d round(s) per cell, targets alternating within each round; figures are medians over rounds. "+
+		"pgbench threads: min(clients, %d), split between a target's pgbench processes. Idle workload: %d connections. Warm-up: %d s per target.\n\n",
+		s.DurationSeconds, s.Rounds, s.MaxThreads, s.IdleConns, s.WarmupSeconds)
+	b.WriteString("| target | what | proxy CPU with no clients working |\n| --- | --- | --- |\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Name, mdEscape(t.Description), fmtPtr(t.IdleCPUPercent, "%.1f%% of a CPU"))
+	}
+
+	b.WriteString("\n## Results\n\n")
+	b.WriteString("TPS: transactions per second (sum over a target's pgbench processes). P50/P99: latency percentiles " +
+		"of every transaction in pgbench's per-transaction log, in ms. PROXY_CPU_US/TXN: user+system CPU time of the proxy " +
+		"process (PgBouncer, or the `shardline up` process that runs the router) per transaction, in µs; n/a for PostgreSQL directly. " +
+		"X/b columns: this target's figure divided by baseline b's in the same cell (TPS: higher is better; P99 and CPU: lower is better).\n")
+	for _, name := range s.Workloads {
+		if name == WorkloadIdle {
+			continue
+		}
+		rows := r.throughputRows(name)
+		if len(rows) == 0 {
+			continue
+		}
+		wl, _ := LookupWorkload(name)
+		fmt.Fprintf(&b, "\n### %s\n\n%s.\n\n", name, mdEscape(wl.Description))
+		h := r.throughputHeader()
+		writeMarkdownTable(&b, h[1:], dropFirst(rows))
+	}
+	if rows := r.idleRows(); len(rows) > 0 {
+		fmt.Fprintf(&b, "\n### idle\n\n%d connections opened (one `SELECT 1` each) and held idle; proxy memory per connection = "+
+			"(RSS with all open - RSS before) / connections.\n\n", s.IdleConns)
+		writeMarkdownTable(&b, r.idleHeader(), rows)
+	}
+	if notes := r.notes(); len(notes) > 0 {
+		b.WriteString("\n## Notes\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "- %s\n", mdEscape(n))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func dropFirst(rows [][]string) [][]string {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = r[1:]
+	}
+	return out
+}
+
+func writeMarkdownTable(b *strings.Builder, header []string, rows [][]string) {
+	b.WriteString("| " + strings.Join(header, " | ") + " |\n|")
+	for range header {
+		b.WriteString(" --- |")
+	}
+	b.WriteByte('\n')
+	for _, row := range rows {
+		cells := make([]string, len(row))
+		for i, c := range row {
+			cells[i] = mdEscape(c)
+		}
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+}
+
+// mdEscape keeps a value inside one Markdown table cell.
+func mdEscape(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.ReplaceAll(s, "\n", " ")
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shardline/shardline/bench"
+	"github.com/shardline/shardline/storage/postgres/pgtest"
+)
+
+// benchChildEnv, set to 1, makes this test binary act as the shardline
+// command: the bench test starts it as its throwaway cluster
+// (`shardline up`), as the real bench starts its own binary.
+const benchChildEnv = "SHARDLINE_BENCH_TEST_CHILD"
+
+func init() {
+	if os.Getenv(benchChildEnv) != "1" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, &cliEnv{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func TestBenchFlags(t *testing.T) {
+	env := &cliEnv{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }}
+	c, err := parseBench(env, []string{"--quick", "--rounds", "2", "--workloads", "select-simple, idle", "--report", "out dir/r.md"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// --quick sets what was not given; --rounds was.
+	if c.Duration != 2*time.Second || c.Rounds != 2 || !slices.Equal(c.Clients, []int{32}) || c.Warmup != time.Second ||
+		!slices.Equal(c.Workloads, []string{"select-simple", "idle"}) || !slices.Equal(c.Targets, bench.AllTargets()) ||
+		c.External || c.IdleConns != 1000 || c.PoolSize != 20 {
+		t.Errorf("parseBench = %+v", c)
+	}
+	if want := `shardline bench --quick --rounds 2 --workloads 'select-simple, idle' --report 'out dir/r.md'`; c.Command != want {
+		t.Errorf("Command = %s, want %s", c.Command, want)
+	}
+	c, err = parseBench(env, []string{"--direct", "postgres://x@127.0.0.1/app", "--init=false"})
+	if err != nil || !c.External || c.Init != initNever || c.Duration != 10*time.Second || !slices.Equal(c.Clients, []int{1, 8, 32, 256}) {
+		t.Errorf("parseBench(--direct) = %+v, %v", c, err)
+	}
+
+	// Bad settings are usage errors, found before anything starts.
+	for _, args := range [][]string{
+		{"--clients", "1,x"},
+		{"extra"},
+		{"--init", "maybe"},
+		{"-o", "xml"},
+		{"--rounds", "0"},
+		{"--duration", "1500ms"},
+		{"--clients", "0"},
+		{"--clients", ""},
+		{"--workloads", "select-simple,tpcb"},
+		{"--targets", "direct,mysql"},
+		{"--idle-conns", "5000"},
+		{"--pool-size", "0"},
+		{"--external"},
+		{"--direct", "postgres://x@127.0.0.1/app", "--tenant", "a b"},
+		{"--direct", "postgres://x@127.0.0.1/app", "--tenant2", "t1"},
+	} {
+		err := runBench(t.Context(), env, args)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("bench %q = %v, want a usage error (exit 2)", args, err)
+		}
+	}
+}
+
+func TestShellJoin(t *testing.T) {
+	got := shellJoin([]string{"shardline", "bench", "--clients", "1,8", "--report", "a b", "it's", "", "x=y"})
+	if want := `shardline bench --clients 1,8 --report 'a b' 'it'\''s' '' x=y`; got != want {
+		t.Errorf("shellJoin = %s, want %s", got, want)
+	}
+}
+
+// TestBenchEndToEnd runs the self-contained bench for real, tiny: a
+// throwaway cluster (this test binary acting as `shardline up`), its own
+// PgBouncer, all four targets, one round of select-only in two modes,
+// churn and idle. It checks the figures each cell must have, the
+// unsupported cell, the Markdown report, and that the cluster's PostgreSQL
+// servers are stopped at the end. (The write workload runs the same code
+// path with other pgbench arguments; the bench package's tests run it
+// through PgBouncer, and whether the router serves pgbench -N is the
+// router's tests' business.)
+func TestBenchEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster, PgBouncer and pgbench")
+	}
+	if _, err := bench.FindPgBouncer(""); err != nil {
+		t.Fatalf("%v (apt-get install pgbouncer; .ci/run installs it)", err)
+	}
+	dir := pgtest.Dir(t)
+	var stdout, stderr bytes.Buffer
+	c := &benchCommand{
+		Targets:      bench.AllTargets(),
+		Workloads:    []string{"select-simple", "select-prepared", "churn", "idle"},
+		Clients:      []int{2},
+		Rounds:       1,
+		Duration:     time.Second,
+		Threads:      2,
+		IdleConns:    50,
+		PoolSize:     4,
+		Scale:        1,
+		Output:       "json",
+		ReportPath:   filepath.Join(dir, "report", "latest.md"),
+		JSONPath:     filepath.Join(dir, "report", "latest.json"),
+		Dir:          filepath.Join(dir, "work"),
+		Keep:         true,
+		Shardline:    os.Args[0],
+		ShardlineEnv: append(os.Environ(), benchChildEnv+"=1"),
+		Command:      "shardline bench (test)",
+		Stdout:       &stdout,
+		Stderr:       &stderr,
+	}
+	err := c.Run(t.Context())
+	t.Logf("stderr:\n%s", stderr.String())
+	if err != nil {
+		t.Fatalf("Run: %v\nstdout:\n%s", err, stdout.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 4 {
+		t.Fatalf("report: %d cells, baselines %q, %d targets", len(rep.Cells), rep.Baselines, len(rep.Targets))
+	}
+	e := rep.Environment
+	if e.NProc < 1 || e.GoVersion == "" || !strings.HasPrefix(e.PostgreSQL, "PostgreSQL ") ||
+		!strings.HasPrefix(e.PgBouncer, "PgBouncer ") || !strings.Contains(e.Pgbench, "pgbench") {
+		t.Errorf("environment = %+v", e)
+	}
+	for _, cell := range rep.Cells {
+		for _, tc := range cell.Targets {
+			where := cell.Workload + " " + tc.Target
+			switch {
+			case cell.Workload == "idle" && tc.Target == "direct":
+				if tc.Status != bench.StatusNotApplicable {
+					t.Errorf("%s: %+v", where, tc)
+				}
+			case cell.Workload == "idle":
+				if tc.Status != bench.StatusOK || tc.KiBPerConn == nil {
+					t.Errorf("%s: %+v", where, tc)
+				}
+			case cell.Workload == "select-prepared" && tc.Target == "pgbouncer":
+				if tc.Status != bench.StatusUnsupported || !strings.Contains(tc.Reason, "prepared") {
+					t.Errorf("%s: %+v", where, tc)
+				}
+			default:
+				if tc.Status != bench.StatusOK || tc.TPS <= 0 || tc.P50Ms <= 0 || tc.P99Ms < tc.P50Ms {
+					t.Errorf("%s: %+v", where, tc)
+				}
+				if (tc.Target == "direct") != (tc.CPUPerTxnUs == nil) {
+					t.Errorf("%s: proxy CPU %v", where, tc.CPUPerTxnUs)
+				}
+				if tc.Ratios["direct"].TPS == nil {
+					t.Errorf("%s: no TPS ratio to direct", where)
+				}
+				if n := len(tc.Runs[0].Pgbench); (tc.Target == "router-2shards") != (n == 2) {
+					t.Errorf("%s: %d pgbench processes", where, n)
+				}
+			}
+		}
+	}
+	if js, err := os.ReadFile(c.JSONPath); err != nil || !bytes.Equal(js, stdout.Bytes()) {
+		t.Errorf("JSON report file differs from stdout (%v)", err)
+	}
+	md, err := os.ReadFile(c.ReportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "### idle"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("Markdown report lacks %q:\n%s", want, md)
+		}
+	}
+	if pids := postmasterPIDs(t, filepath.Join(c.Dir, "up", "cluster")); len(pids) != 0 {
+		t.Errorf("PostgreSQL still running after the bench: pids %v", pids)
+	}
+	if b, _ := os.ReadFile(filepath.Join(c.Dir, "up", "up.log")); !strings.Contains(string(b), "stopped") {
+		t.Errorf("up.log does not show a clean stop:\n%s", b)
+	}
+}
