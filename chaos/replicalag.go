@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,12 +134,13 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	rep := &ReplicaLagReport{MaxLag: cfg.MaxLag}
-	var mu sync.Mutex
+	var mu sync.Mutex // guards rep and lat
 	var lat []time.Duration
 	var wg sync.WaitGroup
+	var failMu sync.Mutex // guards rep.FirstViolation only
 	fail := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
+		failMu.Lock()
+		defer failMu.Unlock()
 		if rep.FirstViolation == "" {
 			rep.FirstViolation = fmt.Sprintf(format, args...)
 		}
@@ -181,12 +183,14 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 		go func() {
 			defer wg.Done()
 			st, err := runSession(runCtx, cfg, tenant, writer, int64(w), fail)
+			if err != nil && runCtx.Err() == nil {
+				cfg.Logger.Error("session", "tenant", tenant, "err", err)
+				fail("session %s: %v", tenant, err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && runCtx.Err() == nil {
-				cfg.Logger.Error("session", "tenant", tenant, "err", err)
 				rep.Errors++
-				fail("session %s: %v", tenant, err)
 			}
 			rep.Writes += st.writes
 			rep.ReadsPrimary += st.primary
@@ -337,14 +341,19 @@ func ignoreDone(ctx context.Context, err error) error {
 	return err
 }
 
-// withOptions adds libpq options to a URL DSN.
+// withOptions adds libpq options to a URL DSN. Spaces become %20: libpq
+// does not read '+' as a space.
 func withOptions(dsn, opts string) (string, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "", fmt.Errorf("router DSN: %w", err)
 	}
 	q := u.Query()
-	q.Set("options", opts)
-	u.RawQuery = q.Encode()
+	q.Del("options")
+	enc := q.Encode()
+	if enc != "" {
+		enc += "&"
+	}
+	u.RawQuery = enc + "options=" + strings.ReplaceAll(url.QueryEscape(opts), "+", "%20")
 	return u.String(), nil
 }

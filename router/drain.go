@@ -56,10 +56,12 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 	switch typ {
 	case 'E':
 		if p.internal {
+			// The connection's settings or tenant binding are now unknown:
+			// tell the client, and never pool the connection again.
 			s.log.Warn("session setup statement failed on the server", "shard", s.be.pool.shard, "error", errorMessage(body))
-		} else {
-			s.fwd(typ, body)
+			s.be.broken = true
 		}
+		s.fwd(typ, body)
 		if p.kind == 'Q' {
 			s.errSeen = true
 			return nil

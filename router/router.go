@@ -35,6 +35,9 @@ type Router struct {
 	serverParams atomic.Pointer[map[string]string]
 	mapRevision  atomic.Int64
 
+	settingsMu sync.Mutex
+	settingsOK map[string]struct{} // startup setting lists a server accepted
+
 	nextPID  atomic.Uint32
 	sessMu   sync.Mutex
 	sessions map[uint32]*session
@@ -51,13 +54,14 @@ func New(cfg Config) (*Router, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Router{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		metrics:  newMetrics(cfg.Registerer),
-		tables:   newTableCheck(cfg.StatementCacheSize),
-		sessions: make(map[uint32]*session),
-		ctx:      ctx,
-		cancel:   cancel,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		metrics:    newMetrics(cfg.Registerer),
+		tables:     newTableCheck(cfg.StatementCacheSize),
+		sessions:   make(map[uint32]*session),
+		settingsOK: make(map[string]struct{}),
+		ctx:        ctx,
+		cancel:     cancel,
 	}
 	empty := map[string]*pool{}
 	r.pools.Store(&empty)
@@ -233,4 +237,22 @@ func (r *Router) cancelRequest(pid, secret uint32) {
 	if err := b.cancel(ctx); err != nil {
 		r.log.Warn("forward cancel request", "shard", b.pool.shard, "err", err)
 	}
+}
+
+const maxKnownSettings = 1024
+
+func (r *Router) knownSettings(sql string) bool {
+	r.settingsMu.Lock()
+	defer r.settingsMu.Unlock()
+	_, ok := r.settingsOK[sql]
+	return ok
+}
+
+func (r *Router) rememberSettings(sql string) {
+	r.settingsMu.Lock()
+	defer r.settingsMu.Unlock()
+	if len(r.settingsOK) >= maxKnownSettings {
+		clear(r.settingsOK)
+	}
+	r.settingsOK[sql] = struct{}{}
 }

@@ -659,3 +659,29 @@ func TestIdleConnectionKilledOnServer(t *testing.T) {
 		t.Fatal("same server pid after termination")
 	}
 }
+
+func TestBadStartupSettings(t *testing.T) {
+	needCluster(t)
+	ctx := testCtx(t)
+	// A setting the server does not know fails the connection, as PostgreSQL would.
+	_, err := pgx.Connect(ctx, routerDSN("options=-c%20no_such_setting%3D1"))
+	if pgCode(err) != "42704" {
+		t.Fatalf("unknown startup setting: %v", err)
+	}
+	// Options that do not parse as -c name=value.
+	_, err = pgx.Connect(ctx, routerDSN("options=-c+shardline.tenant%3Dx"))
+	if pgCode(err) != codeInvalidParameter {
+		t.Fatalf("malformed options: %v", err)
+	}
+	// A bad value of a real setting.
+	_, err = pgx.Connect(ctx, routerDSN("options=-c%20statement_timeout%3Dforever"))
+	if pgCode(err) != "22023" {
+		t.Fatalf("bad setting value: %v", err)
+	}
+	// A valid one works, and is applied.
+	c := connect(t, "options=-c%20statement_timeout%3D1234%20-c%20shardline.tenant%3Dst")
+	var v string
+	if err := c.QueryRow(ctx, "SHOW statement_timeout").Scan(&v); err != nil || v != "1234ms" {
+		t.Fatalf("statement_timeout = %q, %v", v, err)
+	}
+}

@@ -153,6 +153,9 @@ func (s *session) greet() error {
 	if err != nil {
 		return err
 	}
+	if err := s.validateSettings(); err != nil {
+		return err
+	}
 	if s.st.minor > 0 || len(s.st.unsupported) > 0 {
 		// We speak 3.0 and no protocol extensions.
 		s.mb.reset().int32(0).int32(int32(len(s.st.unsupported)))
@@ -210,8 +213,90 @@ func (s *session) serverParams() (map[string]string, error) {
 	return map[string]string{}, nil
 }
 
+// validateSettings applies the session's startup settings once on a server
+// connection, as PostgreSQL checks startup parameters, so an unknown
+// setting or a bad value fails the connection instead of every transaction
+// later. Validated setting lists are remembered (bounded), so the usual
+// case costs nothing.
+func (s *session) validateSettings() error {
+	if s.paramSQL == "" || s.r.knownSettings(s.paramSQL) {
+		return nil
+	}
+	pl, err := s.r.placement()
+	if err != nil {
+		return err
+	}
+	pool, err := s.r.poolFor(pl, anyShard(pl))
+	if err != nil {
+		return err
+	}
+	b, err := pool.acquire(s.r.ctx, nil)
+	if err != nil {
+		return err
+	}
+	b.out.Write(queryMsg("RESET ALL;" + s.paramSQL))
+	b.applied, b.tenant = s.paramSQL, ""
+	if err := b.out.Flush(); err != nil {
+		b.broken = true
+		pool.release(b)
+		return &Error{Code: codeConnectionFailure, Fatal: true, Message: "lost a server connection while checking startup settings", Err: err}
+	}
+	var serverErr []byte
+	for {
+		typ, body, err := b.in.next()
+		if err != nil {
+			b.broken = true
+			pool.release(b)
+			return &Error{Code: codeConnectionFailure, Fatal: true, Message: "lost a server connection while checking startup settings", Err: err}
+		}
+		if typ == 'E' && serverErr == nil {
+			serverErr = append([]byte(nil), body...)
+		}
+		if typ == 'Z' {
+			break
+		}
+	}
+	if serverErr != nil {
+		b.applied = "\x00failed"
+		pool.release(b)
+		return &serverFatal{body: serverErr}
+	}
+	pool.release(b)
+	s.r.rememberSettings(s.paramSQL)
+	return nil
+}
+
+// serverFatal is a server's ErrorResponse the router relays as FATAL.
+type serverFatal struct{ body []byte }
+
+func (e *serverFatal) Error() string {
+	return "server rejected a startup setting: " + errorMessage(e.body).String()
+}
+
 // fail sends a fatal error to the client.
 func (s *session) fail(err error) {
+	var sf *serverFatal
+	if errors.As(err, &sf) {
+		body := sf.body
+		// Relay the server's error with its severity raised to FATAL.
+		var m msgBuilder
+		for len(body) > 1 {
+			f := body[0]
+			v, rest, ok := cstring(body[1:])
+			if !ok {
+				break
+			}
+			if f == 'S' || f == 'V' {
+				v = "FATAL"
+			}
+			m.byte1(f).str(v)
+			body = rest
+		}
+		m.byte1(0)
+		writeMsg(s.out, 'E', m.b)
+		_ = s.out.Flush()
+		return
+	}
 	e := asRouterError(err)
 	e.Fatal = true
 	s.r.metrics.errors.WithLabelValues(e.Code).Inc()

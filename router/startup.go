@@ -106,6 +106,8 @@ func parseStartup(body []byte) (*startup, error) {
 			}
 		case strings.HasPrefix(k, "_pq_."):
 			st.unsupported = append(st.unsupported, k)
+		case !validSettingName(k):
+			return nil, &Error{Code: codeInvalidParameter, Fatal: true, Message: fmt.Sprintf("invalid startup parameter name %q", k)}
 		default:
 			st.params = append(st.params, [2]string{k, v})
 		}
@@ -171,8 +173,8 @@ func parseOptions(s string) ([][2]string, error) {
 			return nil, optionsErr(fmt.Sprintf("unsupported option %q", a))
 		}
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, optionsErr(fmt.Sprintf("setting %q has no name=value", kv))
+		if !ok || !validSettingName(k) {
+			return nil, optionsErr(fmt.Sprintf("setting %q is not name=value with a name of letters, digits, '_', '-' and '.'", kv))
 		}
 		out = append(out, [2]string{strings.ReplaceAll(strings.ToLower(k), "-", "_"), v})
 	}
@@ -210,4 +212,19 @@ func (r *Router) serveConn(c net.Conn) {
 	r.metrics.sessionsOpen.Inc()
 	defer r.metrics.sessions.Dec()
 	s.run()
+}
+
+// validSettingName reports whether a run-time parameter name is made of
+// letters, digits, '_', '-' and '.' (what PostgreSQL's GUC names use).
+func validSettingName(k string) bool {
+	if k == "" || len(k) > 63 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
