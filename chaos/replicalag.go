@@ -24,13 +24,10 @@ import (
 type ReplicaLagConfig struct {
 	// RouterDSN reaches the router.
 	RouterDSN string
-	// Primaries and Replicas are every shard's primary and replica DSNs
-	// (the drill creates its tables on the primaries and pauses replay on
-	// the replicas).
-	Primaries []string
-	Replicas  []string
-	// Tenants the workers write as; spread them over the shards.
-	Tenants []string
+	// Shards are the cluster's shards: the drill creates its tables on the
+	// primaries, pauses replay on the replicas, and runs sessions as each
+	// shard's tenant.
+	Shards []DrillShard
 	// Duration of the workload (default 30 s).
 	Duration time.Duration
 	// Workers is the number of writing sessions (default 4); as many
@@ -69,22 +66,35 @@ func (c *ReplicaLagConfig) setDefaults() {
 	}
 }
 
+// DrillShard is one shard as the drill sees it.
+type DrillShard struct {
+	Primary  string   // DSN
+	Replicas []string // DSNs
+	Tenant   string   // a tenant that lives on this shard
+}
+
 // Validate fills defaults and checks the configuration.
 func (c *ReplicaLagConfig) Validate() error {
 	c.setDefaults()
 	switch {
 	case c.RouterDSN == "":
 		return errors.New("drill: RouterDSN is required")
-	case len(c.Primaries) == 0:
-		return errors.New("drill: no shard primaries")
-	case len(c.Replicas) == 0:
-		return errors.New("drill: the cluster has no replicas: start it with --replicas 1 or more")
-	case len(c.Tenants) == 0:
-		return errors.New("drill: no tenants")
+	case len(c.Shards) == 0:
+		return errors.New("drill: no shards")
 	case c.Duration < time.Second || c.Duration > time.Hour:
 		return fmt.Errorf("drill: duration %s out of range 1s..1h", c.Duration)
 	case c.Workers < 1 || c.Workers > 64:
 		return fmt.Errorf("drill: workers %d out of range 1..64", c.Workers)
+	}
+	replicas := 0
+	for _, sh := range c.Shards {
+		replicas += len(sh.Replicas)
+		if sh.Primary == "" || sh.Tenant == "" {
+			return errors.New("drill: every shard needs a primary and a tenant")
+		}
+	}
+	if replicas == 0 {
+		return errors.New("drill: the cluster has no replicas: start it with --replicas 1 or more")
 	}
 	return nil
 }
@@ -112,7 +122,8 @@ func (r *ReplicaLagReport) OK() bool { return r.StaleReads == 0 && r.RYWMisses =
 const drillSchema = `
 CREATE TABLE IF NOT EXISTS shardline_drill_heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL);
 INSERT INTO shardline_drill_heartbeat VALUES (1, clock_timestamp()) ON CONFLICT (id) DO NOTHING;
-CREATE TABLE IF NOT EXISTS shardline_drill_rw (tenant_id text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (tenant_id, seq));`
+CREATE TABLE IF NOT EXISTS shardline_drill_rw (tenant_id text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (tenant_id, seq));
+TRUNCATE shardline_drill_rw;`
 
 // RunReplicaLag runs the drill. It returns an error only when the drill
 // could not run; broken invariants are in the report (see OK).
@@ -120,8 +131,8 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	for _, dsn := range cfg.Primaries {
-		c, err := pgx.Connect(ctx, dsn)
+	for _, sh := range cfg.Shards {
+		c, err := pgx.Connect(ctx, sh.Primary)
 		if err != nil {
 			return nil, fmt.Errorf("drill: connect to a primary: %w", err)
 		}
@@ -148,11 +159,13 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 	start := time.Now()
 
 	// Heartbeats on every primary.
-	for _, dsn := range cfg.Primaries {
+	hbs := make([]*beats, len(cfg.Shards))
+	for i, sh := range cfg.Shards {
+		hbs[i] = &beats{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := heartbeat(runCtx, dsn, cfg.Heartbeat); err != nil && runCtx.Err() == nil {
+			if err := hbs[i].run(runCtx, sh.Primary, cfg.Heartbeat); err != nil && runCtx.Err() == nil {
 				cfg.Logger.Error("heartbeat", "err", err)
 				mu.Lock()
 				rep.Errors++
@@ -161,7 +174,11 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 		}()
 	}
 	// The fault: pause and resume replay on the replicas at random.
-	for i, dsn := range cfg.Replicas {
+	var replicas []string
+	for _, sh := range cfg.Shards {
+		replicas = append(replicas, sh.Replicas...)
+	}
+	for i, dsn := range replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -177,12 +194,13 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 	}
 	// Sessions: writers (write then read their own write) and readers.
 	for w := 0; w < 2*cfg.Workers; w++ {
-		tenant := cfg.Tenants[w%len(cfg.Tenants)]
+		shard := w % len(cfg.Shards)
+		tenant := cfg.Shards[shard].Tenant
 		writer := w < cfg.Workers
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := runSession(runCtx, cfg, tenant, writer, int64(w), fail)
+			st, err := runSession(runCtx, cfg, tenant, hbs[shard], writer, int64(w), fail)
 			if err != nil && runCtx.Err() == nil {
 				cfg.Logger.Error("session", "tenant", tenant, "err", err)
 				fail("session %s: %v", tenant, err)
@@ -234,7 +252,7 @@ type sessionStats struct {
 
 // runSession is one client session through the router with
 // shardline.target=auto and the drill's bound.
-func runSession(ctx context.Context, cfg ReplicaLagConfig, tenant string, writer bool, id int64, fail func(string, ...any)) (sessionStats, error) {
+func runSession(ctx context.Context, cfg ReplicaLagConfig, tenant string, hb *beats, writer bool, id int64, fail func(string, ...any)) (sessionStats, error) {
 	var st sessionStats
 	opts := fmt.Sprintf("-c shardline.tenant=%s -c shardline.target=auto -c shardline.max_lag=%dms -c synchronous_commit=on",
 		tenant, cfg.MaxLag.Milliseconds())
@@ -247,8 +265,6 @@ func runSession(ctx context.Context, cfg ReplicaLagConfig, tenant string, writer
 		return st, err
 	}
 	defer c.Close(context.Background())
-	// The slack covers the heartbeat interval and a commit's own latency.
-	slack := cfg.Heartbeat + 20*time.Millisecond
 	for seq := id << 40; ctx.Err() == nil; seq++ {
 		if writer {
 			if _, err := c.Exec(ctx, "INSERT INTO shardline_drill_rw VALUES ($1, $2)", tenant, seq); err != nil {
@@ -258,22 +274,22 @@ func runSession(ctx context.Context, cfg ReplicaLagConfig, tenant string, writer
 		}
 		t0 := time.Now()
 		var n int
-		var hb time.Time
+		var seen time.Time
 		var onReplica bool
 		err := c.QueryRow(ctx, `SELECT (SELECT count(*) FROM shardline_drill_rw WHERE tenant_id = $1 AND seq = $2),
-			(SELECT ts FROM shardline_drill_heartbeat WHERE id = 1), pg_is_in_recovery()`, tenant, seq).Scan(&n, &hb, &onReplica)
+			(SELECT ts FROM shardline_drill_heartbeat WHERE id = 1), pg_is_in_recovery()`, tenant, seq).Scan(&n, &seen, &onReplica)
 		if err != nil {
 			return st, ignoreDone(ctx, err)
 		}
 		st.lat = append(st.lat, time.Since(t0))
 		if onReplica {
 			st.replica++
-			staleness := t0.Sub(hb) - slack
+			staleness := hb.staleness(seen, t0)
 			st.maxStale = max(st.maxStale, staleness)
 			if staleness > cfg.MaxLag {
 				st.stale++
-				fail("stale read: tenant %s saw the heartbeat of %s at %s, %s beyond max_lag %s",
-					tenant, hb.Format(time.RFC3339Nano), t0.Format(time.RFC3339Nano), staleness-cfg.MaxLag, cfg.MaxLag)
+				fail("stale read: tenant %s read at %s missed a heartbeat committed %s earlier (max_lag %s)",
+					tenant, t0.Format(time.RFC3339Nano), staleness, cfg.MaxLag)
 			}
 		} else {
 			st.primary++
@@ -286,24 +302,59 @@ func runSession(ctx context.Context, cfg ReplicaLagConfig, tenant string, writer
 	return st, nil
 }
 
-func heartbeat(ctx context.Context, dsn string, every time.Duration) error {
+// beats is one primary's heartbeat writer and what it wrote: each value
+// and when its commit was acknowledged. A replica read that returns value v
+// and starts at t0 missed every later value; the oldest of those committed
+// at c, so the read was at least t0-c stale. Measuring against the
+// acknowledged commits (not an assumed rate) keeps a slow or stalled
+// heartbeat from looking like a stale replica.
+type beats struct {
+	mu   sync.Mutex
+	vals []time.Time // written values, increasing
+	acks []time.Time // when each commit was acknowledged
+}
+
+func (b *beats) run(ctx context.Context, dsn string, every time.Duration) error {
 	c, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "SET synchronous_commit = on"); err != nil {
+		return err
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if _, err := c.Exec(ctx, "UPDATE shardline_drill_heartbeat SET ts = clock_timestamp() WHERE id = 1"); err != nil {
+		v := time.Now().Truncate(time.Microsecond) // timestamptz keeps microseconds
+		if _, err := c.Exec(ctx, "UPDATE shardline_drill_heartbeat SET ts = $1 WHERE id = 1", v); err != nil {
 			return ignoreDone(ctx, err)
 		}
+		ack := time.Now()
+		b.mu.Lock()
+		b.vals = append(b.vals, v)
+		b.acks = append(b.acks, ack)
+		b.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// staleness returns how stale a read that started at t0 and saw value seen
+// was, at least: 0 when it missed no heartbeat committed before t0.
+func (b *beats) staleness(seen, t0 time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(b.vals, seen, func(v, s time.Time) int { return v.Compare(s) })
+	for ; i < len(b.vals) && !b.vals[i].After(seen); i++ {
+	}
+	if i >= len(b.vals) || !b.acks[i].Before(t0) {
+		return 0
+	}
+	return t0.Sub(b.acks[i])
 }
 
 // flapReplay pauses and resumes WAL replay at random (pauses of 0 to 1.5

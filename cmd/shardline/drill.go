@@ -60,24 +60,25 @@ func (c *drillCommand) Run(ctx context.Context) error {
 		return adminError(c.Client, err)
 	}
 	cfg := chaos.ReplicaLagConfig{RouterDSN: c.RouterDSN, Duration: c.Duration, Workers: c.Workers, MaxLag: c.MaxLag, Progress: c.Stderr}
-	need := map[string]bool{}
+	index := map[string]int{}
 	for _, s := range st.Shards {
-		cfg.Primaries = append(cfg.Primaries, s.Primary.DSN)
+		ds := chaos.DrillShard{Primary: s.Primary.DSN}
 		for _, r := range s.Replicas {
-			cfg.Replicas = append(cfg.Replicas, r.DSN)
+			ds.Replicas = append(ds.Replicas, r.DSN)
 		}
-		need[s.ID] = true
+		index[s.ID] = len(cfg.Shards)
+		cfg.Shards = append(cfg.Shards, ds)
 	}
 	// One tenant per shard, found by asking where candidate ids live.
-	for i := 0; len(need) > 0 && i < 1000; i++ {
+	for i, missing := 0, len(cfg.Shards); missing > 0 && i < 1000; i++ {
 		name := fmt.Sprintf("drill-%d", i)
 		v, err := c.Client.ShowTenant(ctx, name)
 		if err != nil {
 			return adminError(c.Client, err)
 		}
-		if need[v.Shard] {
-			delete(need, v.Shard)
-			cfg.Tenants = append(cfg.Tenants, name)
+		if k, ok := index[v.Shard]; ok && cfg.Shards[k].Tenant == "" {
+			cfg.Shards[k].Tenant = name
+			missing--
 		}
 	}
 	rep, err := chaos.RunReplicaLag(ctx, cfg)

@@ -55,6 +55,12 @@ func freePGPort(t *testing.T) int {
 // is ready. The returned stop cancels it and waits for Run to return.
 func startUp(t *testing.T, dir string, shards, replicas int) (upInfo, func() error) {
 	t.Helper()
+	return startUpWith(t, dir, shards, replicas, nil)
+}
+
+// startUpWith is startUp with a hook to change the command's settings.
+func startUpWith(t *testing.T, dir string, shards, replicas int, change func(*upCommand)) (upInfo, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	readyc := make(chan upInfo, 1)
 	c := &upCommand{
@@ -63,6 +69,9 @@ func startUp(t *testing.T, dir string, shards, replicas int) (upInfo, func() err
 		Database: "app", BasePort: freePGPort(t), PoolSize: 8,
 		Stdout: &bytes.Buffer{}, Logger: pgtest.Logger(t),
 		OnReady: func(i upInfo) { readyc <- i },
+	}
+	if change != nil {
+		change(c)
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
