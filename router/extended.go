@@ -43,12 +43,18 @@ func (s *session) handleParse(body []byte) error {
 		return &Error{Code: codeProtocolViolation, Message: "invalid Parse message"}
 	}
 	info := classify(query)
-	switch info.kind {
-	case stmtRouterSet, stmtRouterReset, stmtRouterShow:
+	virtual := info.kind == stmtRouterSet || info.kind == stmtRouterReset || info.kind == stmtRouterShow ||
+		// BEGIN outside a transaction is answered by the router and sent
+		// with the next statement, once it is known where that goes.
+		(info.kind == stmtBegin && !info.multi && s.be == nil)
+	if virtual {
 		in := info
-		s.stmts[name] = &prepared{virtual: &in, query: string(query)}
+		in.text = string(query)
+		s.stmts[name] = &prepared{virtual: &in, query: in.text}
 		s.push(pending{kind: 'P', synth: parseComplete})
 		return nil
+	}
+	switch info.kind {
 	case stmtForbidden:
 		return s.extError(forbiddenErr())
 	}

@@ -98,7 +98,9 @@ func newMonitor(src PlacementSource, interval time.Duration, m *metrics) *monito
 func (m *monitor) run(ctx context.Context) {
 	defer func() {
 		for _, c := range m.conns {
-			c.Close(context.Background())
+			if c != nil {
+				c.Close(context.Background())
+			}
 		}
 	}()
 	t := time.NewTicker(m.interval)

@@ -383,3 +383,42 @@ func TestKilledReplica(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestExtendedProtocolReadOnlyTransaction: drivers such as psycopg send
+// BEGIN READ ONLY through the extended protocol; it is deferred like the
+// simple-protocol one and the transaction may use a replica.
+func TestExtendedProtocolReadOnlyTransaction(t *testing.T) {
+	const tenant = "extro"
+	rep := replicaOf(t, shardOf(t, tenant))
+	awaitMonitor(t, "replica caught up", func(h map[string]shardline.ReplicaHealth) bool {
+		return h[rep.Name].Healthy && h[rep.Name].LagMillis == 0
+	})
+	c := connect(t, "options=-c%20shardline.tenant%3D"+tenant+"%20-c%20shardline.target%3Dreplica")
+	ctx := testCtx(t)
+	// pgconn's ExecParams is Parse/Bind/Describe/Execute/Sync, as psycopg sends it.
+	extended := func(sql string) {
+		t.Helper()
+		if res := c.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Read(); res.Err != nil {
+			t.Fatalf("%s: %v", sql, res.Err)
+		}
+	}
+	extended("BEGIN READ ONLY")
+	var inRecovery bool
+	var ro string
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").Scan(&inRecovery, &ro); err != nil {
+		t.Fatal(err)
+	}
+	if !inRecovery || ro != "on" {
+		t.Fatalf("extended BEGIN READ ONLY: replica=%v read_only=%s", inRecovery, ro)
+	}
+	extended("COMMIT")
+	// A read-write transaction begun the same way goes to the primary.
+	extended("BEGIN")
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {
+		t.Fatalf("extended BEGIN: replica=%v err=%v", inRecovery, err)
+	}
+	extended("ROLLBACK")
+	if c.PgConn().TxStatus() != 'I' {
+		t.Fatalf("status after ROLLBACK = %c", c.PgConn().TxStatus())
+	}
+}

@@ -449,9 +449,7 @@ func (s *session) handleQuery(body []byte) error {
 		if s.be == nil && s.deferred == nil && (s.tenantFor(q) == "" || s.target != targetPrimary) && !info.multi {
 			// The shard (or whether a replica may serve it) is not known
 			// until the next statement: answer now, send it with that one.
-			ro, explicit := beginReadOnly(q)
-			s.txReadOnly = ro || (!explicit && s.defaultReadOnly)
-			s.deferred = [][]byte{appendMsg(nil, 'Q', body)}
+			s.deferBegin(q)
 			s.push(pending{kind: 'Q', synth: commandComplete("BEGIN")})
 			s.push(pending{kind: 'Q', syncRFQ: true})
 			return s.drain()
@@ -471,6 +469,13 @@ func (s *session) handleQuery(body []byte) error {
 	}
 	s.pinned = s.pinned || info.pins
 	return s.sendQuery(body, settingOpOf(&info, q))
+}
+
+// deferBegin keeps a BEGIN to send with the transaction's first statement.
+func (s *session) deferBegin(q []byte) {
+	ro, explicit := beginReadOnly(q)
+	s.txReadOnly = ro || (!explicit && s.defaultReadOnly)
+	s.deferred = [][]byte{queryMsg(string(q))}
 }
 
 // sendQuery forwards a simple Query to the held connection and drains.
@@ -791,6 +796,12 @@ func (s *session) serverGone(err error) error {
 // its response. extended leaves out the RowDescription (Describe sends it).
 func (s *session) execRouterStatement(info *stmtInfo, extended bool) error {
 	switch info.kind {
+	case stmtBegin:
+		if s.be == nil && s.deferred == nil {
+			s.deferBegin([]byte(info.text))
+		}
+		s.push(pending{kind: 'E', synth: commandComplete("BEGIN")})
+		return nil
 	case stmtRouterSet, stmtRouterReset:
 		reset := info.kind == stmtRouterReset || info.isDefault
 		if err := s.setRouterSetting(info.name, info.value, reset); err != nil {
@@ -960,8 +971,13 @@ func (s *session) applySettings() {
 		case stmtResetAll:
 			s.params = s.startupSettings()
 		}
-		if op.name == "default_transaction_read_only" || op.kind == stmtResetAll {
+		switch {
+		case op.name == "default_transaction_read_only" || op.kind == stmtResetAll:
 			s.defaultReadOnly = s.settingIsOn("default_transaction_read_only")
+		case op.name == "session characteristics": // SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY
+			if ro, explicit := beginReadOnly([]byte(op.sql)); explicit {
+				s.defaultReadOnly = ro
+			}
 		}
 	}
 	s.pendingSets = s.pendingSets[:0]

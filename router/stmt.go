@@ -30,6 +30,9 @@ type stmtInfo struct {
 	isDefault bool
 	// multi is set when the text holds more than one statement.
 	multi bool
+	// text is the statement, kept only for router-answered statements that
+	// are forwarded later (a deferred BEGIN).
+	text string
 	// pins is set when the statement leaves state on the server connection
 	// that outlives the transaction (LISTEN, temporary tables, session
 	// advisory locks, SQL PREPARE, cursors WITH HOLD): the session then
