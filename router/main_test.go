@@ -179,6 +179,7 @@ func testCtx(t *testing.T) context.Context {
 // applySchema runs ddl on every shard primary.
 func applySchema(t *testing.T, ddl string) {
 	t.Helper()
+	needCluster(t)
 	for _, s := range env.pg.Shards() {
 		if err := postgres.ApplySchema(testCtx(t), s.Primary.DSN, ddl); err != nil {
 			t.Fatalf("schema on %s: %v", s.ID, err)
@@ -188,5 +189,6 @@ func applySchema(t *testing.T, ddl string) {
 
 func shardOf(t *testing.T, tenant string) shardline.ShardID {
 	t.Helper()
+	needCluster(t)
 	return env.watcher.Current().Locate(shardline.TenantID(tenant)).Shard
 }

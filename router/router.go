@@ -33,7 +33,6 @@ type Router struct {
 	defaultMaxLag lagBound
 
 	serverParams atomic.Pointer[map[string]string]
-	mapRevision  atomic.Int64
 
 	settingsMu sync.Mutex
 	settingsOK map[string]struct{} // startup setting lists a server accepted
@@ -80,12 +79,12 @@ func New(cfg Config) (*Router, error) {
 }
 
 // MapRevision returns the etcd revision of the placement map the router
-// routed by most recently.
+// routes by (every transaction reads the current map).
 func (r *Router) MapRevision() int64 {
 	if p := r.cfg.Placement.Current(); p != nil {
-		r.mapRevision.Store(p.Revision)
+		return p.Revision
 	}
-	return r.mapRevision.Load()
+	return 0
 }
 
 // Serve accepts connections on ln until Close is called or ln fails. It
@@ -196,7 +195,6 @@ func (r *Router) placement() (*shardline.Placement, error) {
 		return nil, &Error{Code: codeCannotConnectNow, Message: "the router has no placement map yet",
 			Hint: "Wait for the cluster to finish starting ('shardline status')."}
 	}
-	r.mapRevision.Store(p.Revision)
 	return p, nil
 }
 

@@ -58,6 +58,12 @@ func classify(q []byte) stmtInfo {
 		}
 		return info
 	}
+	if isWordFold(q[w.pos:], "select") { // the common case, without allocating
+		if mentionsBinding(q) {
+			info.kind = stmtForbidden
+		}
+		return info
+	}
 	info.multi = isMulti(q)
 	first := w.next()
 	switch first.text {
@@ -291,4 +297,18 @@ func pinsSession(q []byte, first byte) bool {
 		}
 	}
 	return false
+}
+
+// isWordFold reports whether q starts with the keyword kw (ASCII lower case)
+// followed by a non-identifier byte or the end.
+func isWordFold(q []byte, kw string) bool {
+	if len(q) < len(kw) {
+		return false
+	}
+	for i := 0; i < len(kw); i++ {
+		if q[i]|0x20 != kw[i] {
+			return false
+		}
+	}
+	return len(q) == len(kw) || !isIdentByte(q[len(kw)])
 }

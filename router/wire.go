@@ -70,12 +70,21 @@ func unexpectedEOF(err error) error {
 	return err
 }
 
-// writeMsg appends one message to w.
+// writeMsg appends one message to w without allocating: the header is
+// built in w's own free buffer space.
 func writeMsg(w *bufio.Writer, typ byte, body []byte) {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
-	w.Write(hdr[:])
+	if w.Available() < 5 {
+		_ = w.Flush() // an error stays in w and is returned by the next Flush
+	}
+	hdr := w.AvailableBuffer()
+	hdr = append(hdr, typ)
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(body)+4))
+	if len(body) <= w.Available()-5 {
+		hdr = append(hdr, body...)
+		w.Write(hdr)
+		return
+	}
+	w.Write(hdr)
 	w.Write(body)
 }
 
