@@ -46,7 +46,8 @@ type PgbenchError struct {
 	Workload string
 	// ExitCode is pgbench's exit status, or -1 if it did not exit normally.
 	ExitCode int
-	// Stderr holds the last meaningful lines pgbench wrote to stderr.
+	// Stderr holds the last meaningful lines pgbench wrote to stderr, or
+	// to stdout when it wrote nothing to stderr.
 	Stderr []string
 	// Err is the cause.
 	Err error

@@ -69,8 +69,8 @@ func (r *Report) idleRows() [][]string {
 		}
 		for _, t := range c.Targets {
 			row := []string{fmt.Sprint(c.Clients), t.Target}
-			if last := t.lastIdle(); last != nil && t.KiBPerConn != nil {
-				row = append(row, fmt.Sprintf("%.1f", float64(last.RSSBeforeKiB)/1024), fmt.Sprintf("%.1f", float64(last.RSSAfterKiB)/1024),
+			if first := t.firstIdle(); first != nil && t.KiBPerConn != nil {
+				row = append(row, fmt.Sprintf("%.1f", float64(first.RSSBeforeKiB)/1024), fmt.Sprintf("%.1f", float64(first.RSSAfterKiB)/1024),
 					fmtPtr(t.KiBPerConn, "%.1f"))
 			} else {
 				row = append(row, "-", "-", "-")
@@ -86,11 +86,12 @@ func (r *Report) idleRows() [][]string {
 	return rows
 }
 
-// lastIdle returns the last successful idle run, or nil.
-func (t *TargetCell) lastIdle() *IdleResult {
-	for i := len(t.Runs) - 1; i >= 0; i-- {
-		if t.Runs[i].Error == "" && t.Runs[i].Idle != nil {
-			return t.Runs[i].Idle
+// firstIdle returns the first successful idle run, the one KiBPerConn
+// comes from, or nil.
+func (t *TargetCell) firstIdle() *IdleResult {
+	for _, r := range t.Runs {
+		if r.Error == "" && r.Idle != nil {
+			return r.Idle
 		}
 	}
 	return nil
@@ -279,7 +280,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	if rows := r.idleRows(); len(rows) > 0 {
 		fmt.Fprintf(&b, "\n### idle\n\n%d connections opened (one `SELECT 1` each) and held idle; proxy memory per connection = "+
-			"(RSS with all open - RSS before) / connections.\n\n", s.IdleConns)
+			"(RSS with all open - RSS before) / connections, from the first round, which runs before any other workload "+
+			"(later rounds reuse memory the earlier connections freed; every round is in the JSON report).\n\n", s.IdleConns)
 		writeMarkdownTable(&b, r.idleHeader(), rows)
 	}
 	if notes := r.notes(); len(notes) > 0 {

@@ -213,12 +213,18 @@ func (p *Pgbench) invoke(ctx context.Context, in invocation) (Output, error) {
 		return Output{}, fmt.Errorf("pgbench %s target %q: %w", in.op, in.target, context.Cause(ctx))
 	}
 	fail := func(cause error) error {
+		lines := tailLines(stderr.String(), stderrLines)
+		if len(lines) == 0 {
+			// Quiet on stderr: the end of the summary says what it did
+			// ("number of transactions actually processed: 0").
+			lines = tailLines(stdout.String(), 2)
+		}
 		return &PgbenchError{
 			Op:       in.op,
 			Target:   in.target,
 			Workload: in.workload,
 			ExitCode: cmd.ProcessState.ExitCode(),
-			Stderr:   tailLines(stderr.String(), stderrLines),
+			Stderr:   lines,
 			Err:      cause,
 		}
 	}

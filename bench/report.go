@@ -91,7 +91,10 @@ type TargetCell struct {
 	// CPUPerTxnUs is the proxy's CPU time (user+system) per transaction
 	// in microseconds; null without a proxy.
 	CPUPerTxnUs *float64 `json:"proxy_cpu_us_per_txn"`
-	// KiBPerConn is the idle workload's proxy memory per connection.
+	// KiBPerConn is the idle workload's proxy memory per connection, from
+	// the first round that did not fail, not the median: later rounds
+	// reuse memory that the earlier ones' connections freed (Go's heap,
+	// PgBouncer's slab caches) and read low. Every round is in Runs.
 	KiBPerConn *float64 `json:"proxy_kib_per_conn,omitempty"`
 	// Failed sums pgbench's failed transactions over the runs.
 	Failed int64 `json:"failed_transactions"`
@@ -197,7 +200,8 @@ func (t *TargetCell) summarize() {
 		return
 	}
 	t.Status, t.Reason = StatusOK, ""
-	var tps, p50, p99, cpu, mem []float64
+	var tps, p50, p99, cpu []float64
+	var mem *float64
 	t.Failed = 0
 	for _, run := range t.Runs {
 		if run.Error != "" {
@@ -208,7 +212,9 @@ func (t *TargetCell) summarize() {
 		}
 		t.Failed += run.Failed
 		if run.Idle != nil {
-			mem = append(mem, run.Idle.KiBPerConn())
+			if mem == nil {
+				mem = ptr(run.Idle.KiBPerConn())
+			}
 			continue
 		}
 		tps = append(tps, run.TPS)
@@ -219,12 +225,9 @@ func (t *TargetCell) summarize() {
 		}
 	}
 	t.TPS, t.P50Ms, t.P99Ms = median(tps), median(p50), median(p99)
-	t.CPUPerTxnUs, t.KiBPerConn = nil, nil
+	t.CPUPerTxnUs, t.KiBPerConn = nil, mem
 	if len(cpu) > 0 {
 		t.CPUPerTxnUs = ptr(median(cpu))
-	}
-	if len(mem) > 0 {
-		t.KiBPerConn = ptr(median(mem))
 	}
 }
 

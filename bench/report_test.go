@@ -67,7 +67,7 @@ func sampleReport() *Report {
 	c3 := Cell{Workload: "idle", Clients: 1000, Targets: []TargetCell{
 		{Target: "direct", Status: StatusNotApplicable, Reason: "no proxy process to measure", Runs: []RunResult{}},
 		{Target: "pgbouncer", Runs: []RunResult{idle(4000, 6000), idle(4000, 6100), idle(4000, 5900)}},
-		{Target: "router", Runs: []RunResult{idle(50000, 60000), idle(50000, 58000), idle(50000, 62000)}},
+		{Target: "router", Runs: []RunResult{idle(50000, 62000), idle(50000, 60000), idle(50000, 58000)}},
 	}}
 	r.Cells = []Cell{c1, c2, c3}
 	r.summarize()
@@ -113,8 +113,12 @@ func TestReportSummary(t *testing.T) {
 	if got := *idle.Target("pgbouncer").KiBPerConn; got != 2 {
 		t.Errorf("pgbouncer KiB/conn = %v, want 2", got)
 	}
-	if got := *idle.Target("router").Ratios["pgbouncer"].KiBPerConn; got != 5 {
-		t.Errorf("router/pgbouncer KiB/conn = %v, want 5", got)
+	// Memory per connection is the first round's, not the median.
+	if got := *idle.Target("router").KiBPerConn; got != 12 {
+		t.Errorf("router KiB/conn = %v, want 12 (the first round)", got)
+	}
+	if got := *idle.Target("router").Ratios["pgbouncer"].KiBPerConn; got != 6 {
+		t.Errorf("router/pgbouncer KiB/conn = %v, want 6", got)
 	}
 	if r.FailedCells() != 1 {
 		t.Errorf("FailedCells = %d", r.FailedCells())
@@ -136,8 +140,8 @@ select-prepared  8        router     1500   0.300   1.500              35.0     
 
 CONNS  TARGET     RSS_BEFORE_MIB  RSS_AFTER_MIB  KIB/CONN  KIB/CONN/pgbouncer  NOTE
 1000   direct                  -              -         -                 n/a  n/a
-1000   pgbouncer             3.9            5.8       2.0                1.00
-1000   router               48.8           60.5      10.0                5.00
+1000   pgbouncer             3.9            5.9       2.0                1.00
+1000   router               48.8           60.5      12.0                6.00
 
 notes:
   router select-simple c=8: failed: pgbench run target "router": aborted
@@ -171,7 +175,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| CLIENTS | TARGET | TPS |",
 		"| 8 | router | 800 | 0.600 | 4.000 | 35.0 | 0.73 | 2.00 | 1.00 | 1.00 | 1.75 | FAILED 1/3 |",
 		"### idle\n",
-		"| 1000 | router | 48.8 | 60.5 | 10.0 | 5.00 |  |",
+		"| 1000 | router | 48.8 | 60.5 | 12.0 | 6.00 |  |",
 		"- pgbouncer (select-prepared): unsupported: PgBouncer 1.18",
 		"(1m30s)",
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,11 +77,18 @@ func (r *runner) run(ctx context.Context) error {
 		w       Workload
 		clients int
 	}
+	// The idle workload runs first, on proxies that have served only the
+	// warm-up: memory that connections free stays with the process (Go's
+	// heap, PgBouncer's slab caches) and would hide the growth of a later
+	// measurement.
 	var cells []cellSpec
+	if slices.Contains(cfg.Workloads, WorkloadIdle) {
+		w, _ := LookupWorkload(WorkloadIdle)
+		cells = append(cells, cellSpec{w, cfg.IdleConns})
+	}
 	for _, name := range cfg.Workloads {
 		w, _ := LookupWorkload(name) // validated
 		if w.Idle {
-			cells = append(cells, cellSpec{w, cfg.IdleConns})
 			continue
 		}
 		for _, c := range cfg.Clients {
@@ -88,8 +96,8 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	for _, c := range cells {
-		for _, t := range cfg.Targets {
-			if st, _ := applicability(t, c.w, c.clients); st == "" {
+		for ti := range cfg.Targets {
+			if st, _ := applicability(cfg.Targets, ti, c.w, c.clients); st == "" {
 				r.total += cfg.Rounds
 			}
 		}
@@ -104,9 +112,9 @@ func (r *runner) run(ctx context.Context) error {
 	r.started = time.Now()
 	for _, spec := range cells {
 		cell := Cell{Workload: spec.w.Name, Clients: spec.clients}
-		for _, t := range cfg.Targets {
+		for ti, t := range cfg.Targets {
 			tc := TargetCell{Target: t.Name, Runs: []RunResult{}}
-			tc.Status, tc.Reason = applicability(t, spec.w, spec.clients)
+			tc.Status, tc.Reason = applicability(cfg.Targets, ti, spec.w, spec.clients)
 			cell.Targets = append(cell.Targets, tc)
 		}
 		r.rep.Cells = append(r.rep.Cells, cell)
@@ -130,14 +138,24 @@ func (r *runner) run(ctx context.Context) error {
 	return nil
 }
 
-// applicability returns a preset status and its reason when target t does
-// not run w at clients, and "" when it does.
-func applicability(t Target, w Workload, clients int) (status, reason string) {
+// applicability returns a preset status and its reason when target
+// targets[i] does not run w at clients, and "" when it does.
+func applicability(targets []Target, i int, w Workload, clients int) (status, reason string) {
+	t := targets[i]
 	if why, ok := t.Unsupported[w.Name]; ok {
 		return StatusUnsupported, why
 	}
 	if w.Idle && t.ProxyPID == 0 {
 		return StatusNotApplicable, "no proxy process to measure"
+	}
+	if w.Idle {
+		// A second target on the same process would read the memory the
+		// first one's connections freed.
+		for _, prev := range targets[:i] {
+			if prev.ProxyPID == t.ProxyPID {
+				return StatusNotApplicable, "same proxy process as " + prev.Name + ", measured there"
+			}
+		}
 	}
 	if !w.Idle && clients < len(t.Endpoints) {
 		return StatusNotApplicable, fmt.Sprintf("needs at least %d clients, one per endpoint", len(t.Endpoints))
