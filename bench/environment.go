@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"debug/buildinfo"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -20,9 +21,12 @@ type Environment struct {
 	// GoVersion is the Go version the bench (and, when it starts the
 	// cluster itself, the router) was built with.
 	GoVersion string `json:"go_version"`
-	// Shardline is the VCS revision the binary was built from, with
-	// "+dirty" when the tree had changes; empty when unknown.
-	Shardline  string `json:"shardline_revision,omitempty"`
+	// Shardline is the VCS revision of the shardline binary that ran the
+	// router (the throwaway cluster's; "+dirty" when its tree had
+	// changes); empty when unknown (an external cluster).
+	Shardline string `json:"shardline_revision,omitempty"`
+	// Bench is the VCS revision of the binary that ran the bench.
+	Bench      string `json:"bench_revision,omitempty"`
 	PostgreSQL string `json:"postgresql_version,omitempty"`
 	PgBouncer  string `json:"pgbouncer_version,omitempty"`
 	Pgbench    string `json:"pgbench_version"`
@@ -46,8 +50,20 @@ func ReadEnvironment() Environment {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		e.Kernel = strings.TrimSpace(string(b))
 	}
-	e.Shardline = vcsRevision()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		e.Bench = vcsRevision(bi)
+	}
 	return e
+}
+
+// BinaryRevision returns the VCS revision a Go binary was built from, with
+// "+dirty" when its tree had changes, or "" when it does not say.
+func BinaryRevision(path string) string {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return vcsRevision(bi)
 }
 
 // cpuModel returns the first "model name" (x86) or "Model"/"Hardware"
@@ -94,11 +110,7 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func vcsRevision() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
+func vcsRevision(bi *debug.BuildInfo) string {
 	var rev, modified string
 	for _, s := range bi.Settings {
 		switch s.Key {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -23,6 +24,12 @@ func TestEnvironmentParsers(t *testing.T) {
 	}
 	if got := memTotalMiB("MemTotal: lots\n"); got != 0 {
 		t.Errorf("memTotalMiB(bad) = %d", got)
+	}
+	if got := BinaryRevision("/nonexistent"); got != "" {
+		t.Errorf("BinaryRevision of a missing file = %q", got)
+	}
+	if exe, err := os.Executable(); err == nil {
+		_ = BinaryRevision(exe) // a test binary has no VCS stamp; it must not fail
 	}
 	e := ReadEnvironment()
 	if e.NProc != runtime.NumCPU() || !strings.HasPrefix(e.GoVersion, "go") {

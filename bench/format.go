@@ -247,7 +247,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	row("PgBouncer", e.PgBouncer)
 	row("pgbench", e.Pgbench)
 	row("Go", e.GoVersion)
-	row("Shardline revision", e.Shardline)
+	row("Shardline revision (router)", e.Shardline)
+	row("Bench revision", e.Bench)
 	row("Load average at start / end", strings.TrimSpace(e.LoadAvgStart+" / "+e.LoadAvgEnd))
 
 	s := r.Settings

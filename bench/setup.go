@@ -172,6 +172,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 			return nil, fmt.Errorf("start cluster: %w", err)
 		}
 		s.RouterLog = s.cluster.LogPath()
+		s.Environment.Shardline = BinaryRevision(cfg.Shardline)
 		routerDSN, routerPID = s.cluster.RouterDSN, s.cluster.PID()
 		shards, err := s.cluster.Shards(ctx)
 		if err != nil {
