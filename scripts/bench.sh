@@ -37,8 +37,9 @@ fi
 tmp="$(mktemp -d)"
 cleanup+=("$tmp")
 bin="$tmp/shardline"
-say "go build -o $bin ./cmd/shardline"
-go build -o "$bin" ./cmd/shardline
+# -buildvcs=true: the report names the revision (GOFLAGS may turn it off).
+say "go build -buildvcs=true -o $bin ./cmd/shardline"
+go build -buildvcs=true -o "$bin" ./cmd/shardline
 
 out="${OUT:-docs/performance/latest}"
 say "shardline bench $* (report: $out.md, $out.json)"
