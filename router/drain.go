@@ -76,9 +76,12 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		s.beStatus = status
 		if forward {
 			if status == 'I' && s.txWrote {
+				// The token's round trip reuses the read buffer body points
+				// into: forward the status from a copy.
 				if err := s.takeWriteToken(); err != nil {
 					return err
 				}
+				body = []byte{status}
 			}
 			s.fwd(typ, body)
 		}

@@ -219,12 +219,17 @@ func TestTokenCrossesSessions(t *testing.T) {
 	rep := replicaOf(t, shard)
 	ctx := testCtx(t)
 	r := connectDSN(t, rep.DSN)
-	awaitMonitor(t, "replica healthy", func(h map[string]shardline.ReplicaHealth) bool { return h[rep.Name].Healthy })
+	awaitMonitor(t, "replica caught up", func(h map[string]shardline.ReplicaHealth) bool {
+		return h[rep.Name].Healthy && h[rep.Name].LagMillis == 0
+	})
 	pauseReplay(t, r)
 
 	w := connect(t, "options=-c%20shardline.tenant%3D"+tenant)
 	if _, err := w.Exec(ctx, "INSERT INTO rw VALUES ($1, 1)", tenant); err != nil {
 		t.Fatal(err)
+	}
+	if st := w.PgConn().TxStatus(); st != 'I' {
+		t.Fatalf("transaction status after a write = %q, want 'I'", st)
 	}
 	token := w.PgConn().ParameterStatus("shardline.lsn")
 	var shown string
