@@ -52,6 +52,9 @@ func (s *session) pop() {
 // onServerMessage handles one server message for the head of the queue.
 func (s *session) onServerMessage(typ byte, body []byte) error {
 	p := &s.queue[0]
+	if p.token {
+		return s.onTokenMessage(typ, body)
+	}
 	forward := !p.swallow
 	switch typ {
 	case 'E':
@@ -74,6 +77,14 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		}
 		status := body[0]
 		s.beStatus = status
+		if forward && len(s.queue) > 1 && s.queue[1].token {
+			// The write token was pipelined after this batch: the client's
+			// ReadyForQuery waits for it (see onTokenMessage).
+			s.heldRFQ = status
+			s.pop()
+			s.onReady(status)
+			return nil
+		}
 		if forward {
 			if status == 'I' && s.txWrote {
 				// The token's round trip reuses the read buffer body points
@@ -207,6 +218,73 @@ func (s *session) takeWriteToken() error {
 }
 
 var writeTokenQuery = queryMsg("SELECT pg_current_wal_insert_lsn()::text")
+
+// tokenAfter reports whether the write-token query should be pipelined
+// after statement q: q commits a transaction that wrote, or q is an
+// autocommit write. Then the token costs no round trip of its own; other
+// write transactions take it with one (takeWriteToken).
+func (s *session) tokenAfter(q []byte) bool {
+	if s.be == nil || s.beReplica || s.r.cfg.NoWriteTokens {
+		return false
+	}
+	w := words{q: q}
+	w.skipSpace()
+	rest := q[w.pos:]
+	if s.beStatus == 'T' {
+		return s.txWrote && (isWordFold(rest, "commit") || isWordFold(rest, "end")) && !isMulti(q)
+	}
+	if s.beStatus != 'I' || isMulti(q) {
+		return false
+	}
+	for _, kw := range []string{"insert", "update", "delete", "merge"} {
+		if isWordFold(rest, kw) {
+			return true
+		}
+	}
+	return false
+}
+
+// pipelineToken sends the write-token query right behind the client's
+// batch, in the same network write.
+func (s *session) pipelineToken() {
+	s.be.out.Write(writeTokenQuery)
+	s.tokenErr, s.tokenLSN = false, 0
+	s.push(pending{kind: 'Q', swallow: true, token: true})
+}
+
+// onTokenMessage reads the pipelined token query's response; at its end the
+// token and then the client's held ReadyForQuery are sent.
+func (s *session) onTokenMessage(typ byte, body []byte) error {
+	switch typ {
+	case 'D':
+		if len(body) > 6 {
+			lsn, err := shardline.ParseLSN(string(body[6:]))
+			s.tokenLSN, s.tokenErr = lsn, s.tokenErr || err != nil
+		}
+	case 'E':
+		s.tokenErr = true
+		s.log.Warn("read-your-writes token not taken", "shard", s.be.pool.shard, "error", errorMessage(body))
+	case 'Z':
+		if len(body) != 1 {
+			return s.serverGone(errProtocol)
+		}
+		status := body[0]
+		s.beStatus = status
+		s.pop()
+		// A token read inside a still-open transaction (a deferred BEGIN
+		// went ahead of the write) is before the commit: drop it, and the
+		// commit takes the token.
+		if status == 'I' && !s.tokenErr && s.tokenLSN != 0 {
+			s.r.metrics.writeTokens.Inc()
+			s.advanceToken(shardline.Token{Shard: s.txShard, LSN: s.tokenLSN})
+			s.out.Write(parameterStatus("shardline.lsn", s.token.String()))
+			s.txWrote = false
+		}
+		s.fwd('Z', []byte{s.heldRFQ})
+		s.onReady(status)
+	}
+	return nil
+}
 
 // afterExtendedError mirrors the server, which skips everything up to the
 // next Sync after an error: the entries up to the Sync get no response.

@@ -153,6 +153,7 @@ func (s *session) handleBind(body []byte) error {
 		s.mb.reset().str(portal).str(prep.server).bytes(params)
 		writeMsg(s.be.out, 'B', s.mb.b)
 	}
+	s.lastBound = prep.query
 	s.push(pending{kind: 'B'})
 	return nil
 }
@@ -240,6 +241,9 @@ func (s *session) handleExecute(body []byte) error {
 			Hint: "Bind and Execute in the same transaction."})
 	}
 	writeMsg(s.be.out, 'E', body)
+	if prep == nil && s.tokenAfter([]byte(s.lastBound)) {
+		s.tokenNext = true
+	}
 	p := pending{kind: 'E'}
 	if prep != nil {
 		p.set = prep.set
@@ -282,6 +286,10 @@ func (s *session) handleSync() error {
 	if s.be != nil {
 		writeMsg(s.be.out, 'S', nil)
 		s.push(pending{kind: 'S'})
+		if s.tokenNext {
+			s.tokenNext = false
+			s.pipelineToken()
+		}
 		if err := s.be.out.Flush(); err != nil {
 			return s.serverGone(err)
 		}

@@ -427,3 +427,57 @@ func TestExtendedProtocolReadOnlyTransaction(t *testing.T) {
 		t.Fatalf("status after ROLLBACK = %c", c.PgConn().TxStatus())
 	}
 }
+
+// TestWriteTokenAfterCommit: the token of a transaction is taken after its
+// commit, whichever way the transaction began, and never inside it.
+func TestWriteTokenAfterCommit(t *testing.T) {
+	const tenant = "tokcommit"
+	applySchema(t, `CREATE TABLE IF NOT EXISTS rw (tenant_id text NOT NULL, n int NOT NULL)`)
+	ctx := testCtx(t)
+	c := connect(t, "options=-c%20shardline.tenant%3D"+tenant+"%20-c%20shardline.target%3Dauto")
+	d := direct(t, shardOf(t, tenant))
+	lsnNow := func() shardline.LSN {
+		var s string
+		if err := d.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		l, _ := shardline.ParseLSN(s)
+		return l
+	}
+	tokenOf := func() shardline.LSN {
+		tok, err := shardline.ParseToken(c.PgConn().ParameterStatus("shardline.lsn"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.LSN
+	}
+	// Autocommit write: extended protocol (pgx with arguments) and simple.
+	if _, err := c.Exec(ctx, "INSERT INTO rw VALUES ($1, 1)", tenant); err != nil {
+		t.Fatal(err)
+	}
+	if got, now := tokenOf(), lsnNow(); got == 0 || got > now {
+		t.Fatalf("autocommit token %s, server at %s", got, now)
+	}
+	for _, begin := range []string{"BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ"} {
+		before := tokenOf()
+		if _, err := c.Exec(ctx, begin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "INSERT INTO rw VALUES ($1, 2)", tenant); err != nil {
+			t.Fatal(err)
+		}
+		if tokenOf() != before {
+			t.Fatalf("%s: token moved inside the transaction", begin)
+		}
+		beforeCommit := lsnNow() // the commit record is written after this
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if got := tokenOf(); got <= beforeCommit {
+			t.Fatalf("%s: token %s after COMMIT is not past the commit (WAL was at %s before it)", begin, got, beforeCommit)
+		}
+		if c.PgConn().TxStatus() != 'I' {
+			t.Fatalf("status after COMMIT %q", c.PgConn().TxStatus())
+		}
+	}
+}

@@ -60,6 +60,12 @@ type session struct {
 	token           shardline.Token // read-your-writes: reads need a replica at or past it
 	defaultReadOnly bool            // default_transaction_read_only
 
+	lastBound string // the statement of the last Bind (for write-token pipelining)
+	tokenNext bool   // the batch ends with a write: pipeline the write token after its Sync
+	tokenErr  bool   // the pipelined token query failed
+	tokenLSN  shardline.LSN
+	heldRFQ   byte // the client's ReadyForQuery status, held until the token arrives
+
 	queue     []pending
 	forwarded int // descriptions written to the client (ParseComplete, RowDescription, ...)
 	results   int // rows, results, errors and ReadyForQuery written to the client
@@ -98,6 +104,7 @@ type pending struct {
 	syncRFQ  bool   // synthesize ReadyForQuery with the session's status
 	swallow  bool   // read the server's response but do not forward it
 	internal bool   // the router's own setup query: errors are logged
+	token    bool   // the pipelined write-token query
 	server   string // Parse: the server-side statement name
 	client   string // Parse: the client's statement name
 	set      *settingOp
@@ -468,7 +475,7 @@ func (s *session) handleQuery(body []byte) error {
 		return s.queryError(err)
 	}
 	s.pinned = s.pinned || info.pins
-	return s.sendQuery(body, settingOpOf(&info, q))
+	return s.sendQuery(body, settingOpOf(&info, q), s.tokenAfter(q))
 }
 
 // deferBegin keeps a BEGIN to send with the transaction's first statement.
@@ -479,9 +486,12 @@ func (s *session) deferBegin(q []byte) {
 }
 
 // sendQuery forwards a simple Query to the held connection and drains.
-func (s *session) sendQuery(body []byte, op *settingOp) error {
+func (s *session) sendQuery(body []byte, op *settingOp, token bool) error {
 	writeMsg(s.be.out, 'Q', body)
 	s.push(pending{kind: 'Q', set: op})
+	if token {
+		s.pipelineToken()
+	}
 	if err := s.be.out.Flush(); err != nil {
 		return s.serverGone(err)
 	}
