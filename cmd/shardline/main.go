@@ -26,7 +26,7 @@ func commands() []command {
 		{"status", "show shards, members and the router's map revision", runStatus},
 		{"tenant", "create, show and list tenants", runTenant},
 		{"schema", "apply a SQL file to every shard primary", runSchema},
-		{"bench", "compare pgbench through the router with the shard directly", runBench},
+		{"bench", "pgbench side by side: PostgreSQL, PgBouncer and the router", runBench},
 		{"drill", "run a fault drill that checks an invariant (replica-lag)", runDrill},
 	}
 }
