@@ -46,8 +46,13 @@ func (s *session) handleParse(body []byte) error {
 	virtual := info.kind == stmtRouterSet || info.kind == stmtRouterReset || info.kind == stmtRouterShow ||
 		// BEGIN outside a transaction is answered by the router and sent
 		// with the next statement, once it is known where that goes.
-		(info.kind == stmtBegin && !info.multi && s.be == nil)
+		(info.kind == stmtBegin && !info.multi && s.be == nil) ||
+		// So is SET TRANSACTION while such a BEGIN waits.
+		(s.deferred != nil && s.be == nil && !info.multi && isSetTransaction(query))
 	if virtual {
+		if info.kind == stmtOther {
+			info.kind = stmtSetTransaction
+		}
 		in := info
 		in.text = string(query)
 		s.stmts[name] = &prepared{virtual: &in, query: in.text}

@@ -417,6 +417,16 @@ func TestExtendedProtocolReadOnlyTransaction(t *testing.T) {
 		t.Fatalf("extended BEGIN READ ONLY: replica=%v read_only=%s", inRecovery, ro)
 	}
 	extended("COMMIT")
+	// BEGIN then SET TRANSACTION READ ONLY, both extended.
+	extended("BEGIN")
+	extended("SET TRANSACTION READ ONLY")
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").Scan(&inRecovery, &ro); err != nil {
+		t.Fatal(err)
+	}
+	if !inRecovery || ro != "on" {
+		t.Fatalf("extended BEGIN; SET TRANSACTION READ ONLY: replica=%v read_only=%s", inRecovery, ro)
+	}
+	extended("COMMIT")
 	// A read-write transaction begun the same way goes to the primary.
 	extended("BEGIN")
 	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {

@@ -9,16 +9,17 @@ import (
 type stmtKind uint8
 
 const (
-	stmtOther        stmtKind = iota
-	stmtRouterSet             // SET shardline.x = v: answered by the router
-	stmtRouterReset           // RESET shardline.x
-	stmtRouterShow            // SHOW shardline.x
-	stmtSessionSet            // SET name ...: tracked and replayed on other backends
-	stmtSessionReset          // RESET name
-	stmtResetAll              // RESET ALL
-	stmtDiscardAll            // DISCARD ALL: answered by the router
-	stmtBegin                 // BEGIN / START TRANSACTION
-	stmtForbidden             // writes the tenant binding behind the router's back
+	stmtOther          stmtKind = iota
+	stmtRouterSet               // SET shardline.x = v: answered by the router
+	stmtRouterReset             // RESET shardline.x
+	stmtRouterShow              // SHOW shardline.x
+	stmtSessionSet              // SET name ...: tracked and replayed on other backends
+	stmtSessionReset            // RESET name
+	stmtResetAll                // RESET ALL
+	stmtDiscardAll              // DISCARD ALL: answered by the router
+	stmtBegin                   // BEGIN / START TRANSACTION
+	stmtForbidden               // writes the tenant binding behind the router's back
+	stmtSetTransaction          // SET TRANSACTION while a BEGIN is deferred (extended protocol)
 )
 
 // stmtInfo is the classification of one statement text.

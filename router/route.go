@@ -1,0 +1,235 @@
+package router
+
+import (
+	"github.com/shardline/shardline"
+	"strings"
+)
+
+// Routing: which shard member serves a transaction, and binding the
+// session's tenant and settings on the server connection it gets.
+
+// tenantFor returns the tenant a statement runs for: its comment's, else the
+// session's.
+func (s *session) tenantFor(q []byte) shardline.TenantID {
+	if t, ok := commentTenant(q); ok {
+		return shardline.TenantID(t)
+	}
+	return s.tenant
+}
+
+// route makes sure a server connection of the right shard is held for the
+// statement q, binding the tenant and session settings on it. readOnly
+// allows a replica within the session's staleness bound and token.
+func (s *session) route(q []byte, readOnly bool) error {
+	tenant := s.tenant
+	if t, ok := commentTenant(q); ok {
+		if err := shardline.ValidateTenant(t); err != nil {
+			return &Error{Code: codeInvalidParameter, Message: "invalid tenant in statement comment: " + err.Error(),
+				Hint: "Write the comment as /* tenant='acme' */ with a valid tenant id."}
+		}
+		tenant = shardline.TenantID(t)
+	}
+	if s.be != nil {
+		if s.pinned && s.beStatus == 'I' {
+			return s.rebindPinned(tenant)
+		}
+		return s.rebindInTransaction(tenant)
+	}
+	pl, err := s.r.placement()
+	if err != nil {
+		return err
+	}
+	var shard shardline.ShardID
+	if tenant == "" {
+		s.r.metrics.parses.Inc()
+		v := s.r.tables.check(string(q))
+		if !v.anyShard {
+			return &Error{Code: codeNoTenant, Message: "no tenant is set for a statement that reads table " + v.table, Hint: tenantHint}
+		}
+		shard = anyShard(pl)
+	} else {
+		shard = pl.Locate(tenant).Shard
+	}
+	var pool *pool
+	if readOnly && !s.avoidReplica {
+		var reason string
+		pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait)
+		if pool == nil {
+			s.r.metrics.fallbacks.WithLabelValues(string(shard), reason).Inc()
+			s.r.metrics.reads.WithLabelValues(string(shard), "primary").Inc()
+		} else {
+			s.r.metrics.reads.WithLabelValues(string(shard), "replica").Inc()
+			if s.deferred == nil { // autocommit: retryable elsewhere (see retry.go)
+				s.startRecording(pool.member)
+			}
+		}
+	}
+	if pool == nil {
+		if pool, err = s.r.poolFor(pl, shard); err != nil {
+			return err
+		}
+	}
+	be, err := pool.acquire(s.r.ctx, s.lastBe)
+	if err != nil {
+		return err
+	}
+	pool.metrics.transactions.Inc()
+	s.be, s.beStatus, s.txTenant, s.txShard = be, 'I', tenant, shard
+	s.beReplica, s.txWrote = pool.replica, false
+	s.current.Store(be)
+	if setup := s.setupSQL(be, tenant); setup != "" {
+		be.out.Write(queryMsg(setup))
+		s.push(pending{kind: 'Q', swallow: true, internal: true})
+	}
+	for _, m := range s.deferred {
+		be.out.Write(m)
+		s.push(pending{kind: 'Q', swallow: true})
+	}
+	s.deferred = nil
+	return nil
+}
+
+// rebindPinned binds another tenant on a pinned session's connection
+// between transactions; the tenant must live on the same shard.
+func (s *session) rebindPinned(tenant shardline.TenantID) error {
+	if tenant == s.be.tenant {
+		s.txTenant = tenant
+		return nil
+	}
+	pl, err := s.r.placement()
+	if err != nil {
+		return err
+	}
+	if tenant != "" && pl.Locate(tenant).Shard != s.txShard {
+		return &Error{Code: codeFeatureNotSupported,
+			Message: "session is pinned to shard " + string(s.txShard) + " and tenant \"" + string(tenant) + "\" lives on " + string(pl.Locate(tenant).Shard),
+			Hint:    "LISTEN, temporary tables, session advisory locks, PREPARE and WITH HOLD cursors pin a session to its server connection; use a new session for the other tenant."}
+	}
+	s.txTenant = tenant
+	s.be.tenant = tenant
+	s.be.out.Write(queryMsg(bindSQL(tenant)))
+	s.push(pending{kind: 'Q', swallow: true, internal: true})
+	return nil
+}
+
+// rebindInTransaction handles a statement inside a transaction: it must be
+// for the transaction's tenant, or the transaction had none yet and the
+// tenant lives on the transaction's shard.
+func (s *session) rebindInTransaction(tenant shardline.TenantID) error {
+	if tenant == "" || tenant == s.txTenant {
+		return nil
+	}
+	if s.txTenant == "" {
+		pl, err := s.r.placement()
+		if err != nil {
+			return err
+		}
+		if pl.Locate(tenant).Shard == s.txShard {
+			s.txTenant = tenant
+			s.be.out.Write(queryMsg(bindSQL(tenant)))
+			s.be.tenant = tenant
+			s.push(pending{kind: 'Q', swallow: true, internal: true})
+			return nil
+		}
+	}
+	return &Error{Code: codeActiveTransaction,
+		Message: "cannot switch to tenant \"" + string(tenant) + "\" inside a transaction of tenant \"" + string(s.txTenant) + "\"",
+		Hint:    "A transaction belongs to one tenant: commit or roll back first, then set the other tenant."}
+}
+
+// setupSQL returns the statements that make be carry this session's
+// settings and tenant, or "" when it already does.
+func (s *session) setupSQL(be *backend, tenant shardline.TenantID) string {
+	var sb strings.Builder
+	if be.applied != s.paramSQL {
+		sb.WriteString("RESET ALL;")
+		sb.WriteString(s.paramSQL)
+		be.applied = s.paramSQL
+		be.tenant = ""
+	}
+	if be.tenant != tenant {
+		sb.WriteString(bindSQL(tenant))
+		be.tenant = tenant
+	}
+	return sb.String()
+}
+
+func bindSQL(t shardline.TenantID) string {
+	if t == "" {
+		return "RESET shardline.tenant;"
+	}
+	return "SET shardline.tenant = " + quoteLiteral(string(t)) + ";"
+}
+
+// anyShard is where statements that read no tenant data go: the first shard.
+func anyShard(p *shardline.Placement) shardline.ShardID {
+	var first shardline.ShardID
+	for id := range p.Shards {
+		if first == "" || id < first {
+			first = id
+		}
+	}
+	return first
+}
+
+// readOnlyRoute reports whether the transaction that statement q starts may
+// go to a replica: a deferred READ ONLY transaction, or an autocommit
+// statement the session's target allows.
+func (s *session) readOnlyRoute(q []byte) bool {
+	if s.be != nil || s.target == targetPrimary {
+		return false
+	}
+	if s.deferred != nil {
+		return s.txReadOnly
+	}
+	return s.readIntent(q)
+}
+
+// readIntent reports whether an autocommit statement may go to a replica
+// under the session's target.
+func (s *session) readIntent(q []byte) bool {
+	switch s.target {
+	case targetReplica:
+		return s.defaultReadOnly
+	case targetAuto:
+		return s.defaultReadOnly || isPlainSelect(q)
+	}
+	return false
+}
+
+// deferBegin keeps a BEGIN to send with the transaction's first statement.
+func (s *session) deferBegin(q []byte) {
+	ro, explicit := beginReadOnly(q)
+	s.txReadOnly = ro || (!explicit && s.defaultReadOnly)
+	s.deferred = [][]byte{queryMsg(string(q))}
+}
+
+// endTransaction returns (or, when broken or aborting, closes) the held
+// server connection.
+func (s *session) endTransaction(abort bool) {
+	be := s.be
+	if be == nil || (s.pinned && !abort) {
+		return
+	}
+	if s.pinned {
+		be.broken = true // it carries session state no other session may see
+	}
+	s.be = nil
+	s.current.Store(nil)
+	s.txTenant, s.txShard = "", ""
+	if abort && s.beStatus != 'I' {
+		be.broken = true
+	}
+	if abort && len(s.queue) > 0 {
+		be.broken = true // responses still in flight
+	}
+	if be.broken {
+		be.pool.discard(be)
+		if s.lastBe == be {
+			s.lastBe = nil
+		}
+		return
+	}
+	s.lastBe = be
+	be.pool.release(be)
+}
