@@ -132,14 +132,8 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 		return nil, err
 	}
 	for _, sh := range cfg.Shards {
-		c, err := pgx.Connect(ctx, sh.Primary)
-		if err != nil {
-			return nil, fmt.Errorf("drill: connect to a primary: %w", err)
-		}
-		_, err = c.Exec(ctx, drillSchema)
-		c.Close(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("drill: create drill tables: %w", err)
+		if err := createDrillTables(ctx, sh); err != nil {
+			return nil, err
 		}
 	}
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
@@ -300,6 +294,59 @@ func runSession(ctx context.Context, cfg ReplicaLagConfig, tenant string, hb *be
 		}
 	}
 	return st, nil
+}
+
+// createDrillTables creates the drill's tables on a shard's primary and
+// waits until every replica has replayed them: a replica within the bound
+// may legitimately not have them yet, which is not what the drill tests.
+func createDrillTables(ctx context.Context, sh DrillShard) error {
+	c, err := pgx.Connect(ctx, sh.Primary)
+	if err != nil {
+		return fmt.Errorf("drill: connect to a primary: %w", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, drillSchema); err != nil {
+		return fmt.Errorf("drill: create drill tables: %w", err)
+	}
+	var lsn string
+	if err := c.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+		return fmt.Errorf("drill: read the primary's WAL position: %w", err)
+	}
+	for _, dsn := range sh.Replicas {
+		if err := awaitReplay(ctx, dsn, lsn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awaitReplay polls a replica until it has replayed lsn (resuming replay a
+// previous drill may have left paused), for at most 30 s.
+func awaitReplay(ctx context.Context, dsn, lsn string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("drill: connect to a replica: %w", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "SELECT pg_wal_replay_resume()"); err != nil {
+		return fmt.Errorf("drill: resume replay: %w", err)
+	}
+	for {
+		var done bool
+		if err := c.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&done); err != nil {
+			return fmt.Errorf("drill: wait for a replica to replay the drill tables: %w", err)
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drill: a replica did not replay the drill tables: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond): // polling another server's state
+		}
+	}
 }
 
 // beats is one primary's heartbeat writer and what it wrote: each value
