@@ -38,8 +38,8 @@ const (
 const readyMarker = "shardline ready:"
 
 // ClusterConfig describes the throwaway cluster the bench runs as a child
-// process: `shardline up` with its shards' primaries and no replicas, every
-// port a free one on 127.0.0.1.
+// process: `shardline up` with its shards' primaries (and Replicas streaming
+// replicas each), every port a free one on 127.0.0.1.
 type ClusterConfig struct {
 	// Command is the shardline binary. Required.
 	Command string
@@ -56,6 +56,11 @@ type ClusterConfig struct {
 	Shards int
 	// PoolSize is the router's --pool-size (default DefaultPoolSize).
 	PoolSize int
+	// Replicas is --replicas: streaming replicas per shard (default 0).
+	Replicas int
+	// NoWriteTokens starts the router with --no-write-tokens: no
+	// read-your-writes token after write transactions.
+	NoWriteTokens bool
 	// Logger receives start and stop lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -65,8 +70,10 @@ type Cluster struct {
 	Admin
 	// RouterDSN is the router's connection string as `up` printed it.
 	RouterDSN string
-	proc      *child
-	log       *slog.Logger
+	// MetricsURL is the router's Prometheus endpoint (--metrics).
+	MetricsURL string
+	proc       *child
+	log        *slog.Logger
 }
 
 // StartCluster starts `shardline up` on free ports and waits until it
@@ -82,6 +89,9 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = DefaultPoolSize
+	}
+	if c.Replicas < 0 {
+		return nil, fmt.Errorf("%w: cluster: negative replicas", ErrInvalidConfig)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -120,18 +130,21 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 		}
 		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
-	pgBase, err := freePortRange(c.Shards)
+	pgBase, err := freePortRange(c.Shards * (1 + c.Replicas))
 	if err != nil {
 		return nil, err
 	}
 	args := append(append([]string(nil), c.Args...), "up",
 		"--dir", filepath.Join(c.Dir, "cluster"),
 		"--shards", strconv.Itoa(c.Shards),
-		"--replicas", "0",
+		"--replicas", strconv.Itoa(c.Replicas),
 		"--listen", addrs[0], "--admin", addrs[1], "--metrics", addrs[2],
 		"--etcd", addrs[3], "--etcd-peer", addrs[4],
 		"--pg-port", strconv.Itoa(pgBase),
 		"--pool-size", strconv.Itoa(c.PoolSize))
+	if c.NoWriteTokens {
+		args = append(args, "--no-write-tokens")
+	}
 	ready := newReadyWatcher()
 	proc, err := startChild(childConfig{
 		name: "shardline up", path: c.Command, args: args, dir: c.Dir, env: c.Env,
@@ -162,10 +175,11 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	}
 	c.Logger.Info("cluster ready", "pid", proc.pid(), "router", routerDSN, "admin", adminURL)
 	return &Cluster{
-		Admin:     Admin{URL: adminURL},
-		RouterDSN: routerDSN,
-		proc:      proc,
-		log:       c.Logger,
+		Admin:      Admin{URL: adminURL},
+		RouterDSN:  routerDSN,
+		MetricsURL: "http://" + addrs[2] + "/metrics",
+		proc:       proc,
+		log:        c.Logger,
 	}, nil
 }
 
@@ -287,6 +301,17 @@ type Admin struct {
 type ShardInfo struct {
 	ID         string
 	PrimaryDSN string
+	Replicas   []ReplicaInfo
+}
+
+// ReplicaInfo is one replica of a shard with the router's last health
+// sample.
+type ReplicaInfo struct {
+	Name    string
+	Healthy bool
+	// LagMS is -1 while the router has not sampled the replica or it is
+	// behind every primary position the router remembers.
+	LagMS int64
 }
 
 // Shards returns the cluster's shards in the order the API lists them.
@@ -297,6 +322,11 @@ func (a Admin) Shards(ctx context.Context) ([]ShardInfo, error) {
 			Primary struct {
 				DSN string `json:"dsn"`
 			} `json:"primary"`
+			Replicas []struct {
+				Name    string `json:"name"`
+				Healthy bool   `json:"healthy"`
+				LagMS   int64  `json:"lag_ms"`
+			} `json:"replicas"`
 		} `json:"shards"`
 	}
 	if err := a.get(ctx, "/v1/status", &st); err != nil {
@@ -307,12 +337,61 @@ func (a Admin) Shards(ctx context.Context) ([]ShardInfo, error) {
 		if s.ID == "" || s.Primary.DSN == "" {
 			return nil, fmt.Errorf("admin API status: shard %q without a primary DSN", s.ID)
 		}
-		out = append(out, ShardInfo{ID: s.ID, PrimaryDSN: s.Primary.DSN})
+		info := ShardInfo{ID: s.ID, PrimaryDSN: s.Primary.DSN}
+		for _, r := range s.Replicas {
+			info.Replicas = append(info.Replicas, ReplicaInfo{Name: r.Name, Healthy: r.Healthy, LagMS: r.LagMS})
+		}
+		out = append(out, info)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("admin API status lists no shards")
 	}
 	return out, nil
+}
+
+// replicaPoll is how often WaitReplicas reads the status.
+const replicaPoll = 250 * time.Millisecond
+
+// WaitReplicas waits until shard has at least one replica and every one is
+// healthy with a lag of at most maxLag in the router's last sample, so that
+// reads within that bound can go to them. It fails after timeout with the
+// replicas' last state.
+func (a Admin) WaitReplicas(ctx context.Context, shard string, maxLag, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		shards, err := a.Shards(ctx)
+		if err != nil {
+			return err
+		}
+		var reps []ReplicaInfo
+		found := false
+		for _, s := range shards {
+			if s.ID == shard {
+				reps, found = s.Replicas, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("admin API status: no shard %s", shard)
+		}
+		if len(reps) == 0 {
+			return fmt.Errorf("shard %s has no replicas", shard)
+		}
+		ready := true
+		for _, r := range reps {
+			if !r.Healthy || r.LagMS < 0 || time.Duration(r.LagMS)*time.Millisecond > maxLag {
+				ready = false
+			}
+		}
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: the replicas of shard %s are not healthy within %v of lag after %v: %+v", ErrNotReady, shard, maxLag, timeout, reps)
+		}
+		if err := sleepCtx(ctx, replicaPoll); err != nil {
+			return err
+		}
+	}
 }
 
 // TenantShard returns the shard that holds tenant.

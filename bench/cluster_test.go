@@ -2,11 +2,13 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -95,6 +97,47 @@ func TestAdmin(t *testing.T) {
 	}
 	if _, err := (Admin{URL: srv.URL + "/nothing"}).Shards(ctx); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("Shards of a wrong URL = %v", err)
+	}
+}
+
+func TestWaitReplicas(t *testing.T) {
+	// s1's replica is unsampled, then behind, then caught up; s2 has none.
+	states := []string{
+		`{"name":"s1-replica1","healthy":false,"lag_bytes":0,"lag_ms":-1}`,
+		`{"name":"s1-replica1","healthy":true,"lag_bytes":900000,"lag_ms":4000}`,
+		`{"name":"s1-replica1","healthy":true,"lag_bytes":0,"lag_ms":0}`,
+	}
+	var calls atomic.Int32
+	var stuck atomic.Bool // from then on: behind
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := states[min(int(calls.Add(1))-1, len(states)-1)]
+		if stuck.Load() {
+			st = states[1]
+		}
+		w.Write([]byte(`{"shards":[{"id":"s1","primary":{"dsn":"postgres://a"},"replicas":[` + st + `]},
+			{"id":"s2","primary":{"dsn":"postgres://b"},"replicas":[]}]}`))
+	}))
+	defer srv.Close()
+	a := Admin{URL: srv.URL}
+	ctx := t.Context()
+	if err := a.WaitReplicas(ctx, "s1", time.Second, 10*time.Second); err != nil || calls.Load() != 3 {
+		t.Errorf("WaitReplicas = %v after %d status reads, want nil after 3", err, calls.Load())
+	}
+	shards, err := a.Shards(ctx)
+	if err != nil || len(shards[0].Replicas) != 1 || shards[0].Replicas[0] != (ReplicaInfo{Name: "s1-replica1", Healthy: true}) || shards[1].Replicas != nil {
+		t.Errorf("Shards = %+v, %v", shards, err)
+	}
+	if err := a.WaitReplicas(ctx, "s2", time.Second, time.Second); err == nil || !strings.Contains(err.Error(), "no replicas") {
+		t.Errorf("WaitReplicas(no replicas) = %v", err)
+	}
+	if err := a.WaitReplicas(ctx, "s3", time.Second, time.Second); err == nil || !strings.Contains(err.Error(), "no shard s3") {
+		t.Errorf("WaitReplicas(unknown shard) = %v", err)
+	}
+	stuck.Store(true)
+	start := time.Now()
+	err = a.WaitReplicas(ctx, "s1", time.Second, 600*time.Millisecond)
+	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "LagMS:4000") || time.Since(start) > 5*time.Second {
+		t.Errorf("WaitReplicas(lagging) = %v", err)
 	}
 }
 

@@ -53,6 +53,24 @@ type Target struct {
 	// Unsupported maps a workload name to why the target cannot run it;
 	// such cells are reported as unsupported and not run.
 	Unsupported map[string]string
+	// Workloads, when not empty, are the only workloads the target runs:
+	// it is left out of every other workload's cells. Empty means every
+	// workload without OwnTargets; those run only on the targets that name
+	// them here.
+	Workloads []string
+	// MetricsURL is the router's Prometheus endpoint
+	// (http://127.0.0.1:6490/metrics); when set, each run reads the
+	// router's counters before and after (RunResult.Router). Empty for
+	// none.
+	MetricsURL string
+}
+
+// runs reports whether the target runs workload w.
+func (t Target) runs(w Workload) bool {
+	if len(t.Workloads) == 0 {
+		return !w.OwnTargets
+	}
+	return slices.Contains(t.Workloads, w.Name)
 }
 
 // Config says what Run measures: every workload at every client count, each
@@ -61,8 +79,9 @@ type Config struct {
 	// Targets are benchmarked in this order within each round.
 	Targets []Target
 	// Baselines name the targets that the report's ratios divide by
-	// ("direct", "pgbouncer"); names not among Targets are ignored. Nil
-	// means the first target.
+	// ("direct", "pgbouncer"); names not among Targets are ignored. A
+	// cell's ratios divide by the baselines that run in it (the replica
+	// workloads have baselines of their own). Nil means the first target.
 	Baselines []string
 	// Workloads are workload names (see Workloads); each is measured at
 	// every client count before the next.
@@ -171,6 +190,10 @@ func (c Config) Validate() error {
 		if slices.Contains(c.Workloads[:i], w) {
 			return fmt.Errorf("%w: workload %q listed twice", ErrInvalidConfig, w)
 		}
+		wl, _ := LookupWorkload(w)
+		if !slices.ContainsFunc(c.Targets, func(t Target) bool { return t.runs(wl) }) {
+			return fmt.Errorf("%w: workload %q: no target runs it", ErrInvalidConfig, w)
+		}
 	}
 	if len(c.Clients) == 0 && c.needsClients() {
 		return fmt.Errorf("%w: no client counts", ErrInvalidConfig)
@@ -245,6 +268,14 @@ func (t Target) validate() error {
 		if err := e.validate(); err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
+	}
+	for _, w := range t.Workloads {
+		if _, err := LookupWorkload(w); err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
+		}
+	}
+	if t.MetricsURL != "" && !strings.HasPrefix(t.MetricsURL, "http://") && !strings.HasPrefix(t.MetricsURL, "https://") {
+		return fmt.Errorf("%s: metrics URL %q is not http(s)", t.Name, t.MetricsURL)
 	}
 	if t.ProxyPID < 0 {
 		return fmt.Errorf("%s: negative proxy pid", t.Name)

@@ -56,6 +56,9 @@ func TestConfigValidate(t *testing.T) {
 		{"warmup", func(c *Config) { c.Warmup = 1500 * time.Millisecond }, "warmup"},
 		{"rounds", func(c *Config) { c.Rounds = -2 }, "rounds"},
 		{"idle", func(c *Config) { c.IdleConns = -1 }, "idle"},
+		{"replica workload without its targets", func(c *Config) { c.Workloads = []string{"select-simple", "replica-read"} }, `"replica-read": no target runs it`},
+		{"target workload unknown", func(c *Config) { c.Targets[1].Workloads = []string{"tpcb"} }, `"tpcb"`},
+		{"metrics URL", func(c *Config) { c.Targets[1].MetricsURL = "127.0.0.1:6490" }, "metrics URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,8 +71,16 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	// Only the idle workload: no client counts needed.
+	// A replica workload with a target of its own; the default workloads
+	// keep the default targets.
 	c := validConfig()
+	c.Workloads = []string{"select-simple", "write-token"}
+	c.Targets = append(c.Targets, Target{Name: "router-tokens", Endpoints: []Endpoint{{DSN: "x"}}, Workloads: []string{"write-token"}, MetricsURL: "http://127.0.0.1:6490/metrics"})
+	if err := c.Validate(); err != nil {
+		t.Errorf("replica workload with its target: %v", err)
+	}
+	// Only the idle workload: no client counts needed.
+	c = validConfig()
 	c.Workloads, c.Clients = []string{WorkloadIdle}, []int{}
 	if err := c.Validate(); err != nil {
 		t.Errorf("idle only without clients: %v", err)
@@ -110,7 +121,28 @@ func TestWorkloads(t *testing.T) {
 			t.Errorf("LookupWorkload(%q) = %+v, %v", name, w, err)
 		}
 	}
-	if _, err := LookupWorkload("tpcb"); err == nil || !strings.Contains(err.Error(), "select-simple") {
+	if got := ReplicaWorkloads(); !slices.Equal(got, []string{"replica-read", "write-token"}) {
+		t.Errorf("ReplicaWorkloads = %q", got)
+	}
+	for name, args := range map[string]string{"replica-read": "-S -M simple", "write-token": "-N -M simple"} {
+		w, err := LookupWorkload(name)
+		if err != nil || strings.Join(w.Args, " ") != args || !w.OwnTargets || w.Idle || w.Description == "" {
+			t.Errorf("LookupWorkload(%q) = %+v, %v", name, w, err)
+		}
+	}
+	// Which targets run what.
+	plain, own := Target{Name: "router"}, Target{Name: "router-replica", Workloads: []string{"replica-read"}}
+	for _, tt := range []struct {
+		t    Target
+		w    string
+		want bool
+	}{{plain, "select-simple", true}, {plain, "idle", true}, {plain, "replica-read", false}, {own, "replica-read", true}, {own, "select-simple", false}, {own, "write-token", false}} {
+		w, _ := LookupWorkload(tt.w)
+		if got := tt.t.runs(w); got != tt.want {
+			t.Errorf("%s runs %s = %v, want %v", tt.t.Name, tt.w, got, tt.want)
+		}
+	}
+	if _, err := LookupWorkload("tpcb"); err == nil || !strings.Contains(err.Error(), "select-simple") || !strings.Contains(err.Error(), "write-token") {
 		t.Errorf("LookupWorkload of an unknown name = %v", err)
 	}
 	// The returned args are a copy.

@@ -8,36 +8,73 @@ import (
 	"time"
 )
 
-// throughputHeader returns the columns of the throughput table: figures,
-// then per baseline the TPS and p99 ratios, and the proxy CPU ratio when
-// the baseline has a proxy.
-func (r *Report) throughputHeader() []string {
-	h := []string{"WORKLOAD", "CLIENTS", "TARGET", "TPS", "P50_MS", "P99_MS", "PROXY_CPU_US/TXN"}
-	for _, b := range r.Baselines {
-		h = append(h, "TPS/"+b, "P99/"+b)
-		if r.hasProxy(b) {
-			h = append(h, "CPU/"+b)
-		}
-	}
-	return append(h, "NOTE")
+// ownTargets reports whether workload runs on targets of its own (the
+// replica workloads): its cells have a table of their own.
+func ownTargets(workload string) bool {
+	w, err := LookupWorkload(workload)
+	return err == nil && w.OwnTargets
 }
 
-// throughputRows returns one row per target in each pgbench cell; with
-// workload set, only that workload's cells.
-func (r *Report) throughputRows(workload string) [][]string {
-	var rows [][]string
+// isDefaultCell matches the cells of the main throughput table: pgbench
+// workloads that run on the default targets.
+func isDefaultCell(c Cell) bool { return c.Workload != WorkloadIdle && !ownTargets(c.Workload) }
+
+// workloadCells matches the cells of one workload.
+func workloadCells(name string) func(Cell) bool {
+	return func(c Cell) bool { return c.Workload == name }
+}
+
+// baselinesIn returns the baselines that run in at least one cell that
+// match selects, in the order of r.Baselines.
+func (r *Report) baselinesIn(match func(Cell) bool) []string {
+	var out []string
+	for _, b := range r.Baselines {
+		for _, c := range r.Cells {
+			if match(c) && c.target(b) != nil {
+				out = append(out, b)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// throughputTable returns the header and rows of a throughput table of
+// the cells match selects: figures, with counters the router's replica
+// share and write tokens per transaction, then per baseline that runs in
+// those cells the TPS and p99 ratios, and the proxy CPU ratio when the
+// baseline has a proxy; one row per target in each cell.
+func (r *Report) throughputTable(match func(Cell) bool, counters bool) (header []string, rows [][]string) {
+	bases := r.baselinesIn(match)
+	header = []string{"WORKLOAD", "CLIENTS", "TARGET", "TPS", "P50_MS", "P99_MS", "PROXY_CPU_US/TXN"}
+	if counters {
+		header = append(header, "REPLICA_SHARE", "TOKENS/TXN")
+	}
+	for _, b := range bases {
+		header = append(header, "TPS/"+b, "P99/"+b)
+		if r.hasProxy(b) {
+			header = append(header, "CPU/"+b)
+		}
+	}
+	header = append(header, "NOTE")
 	for _, c := range r.Cells {
-		if c.Workload == WorkloadIdle || (workload != "" && c.Workload != workload) {
+		if !match(c) {
 			continue
 		}
 		for _, t := range c.Targets {
 			row := []string{c.Workload, fmt.Sprint(c.Clients), t.Target}
 			if t.hasFigures() {
 				row = append(row, fmt.Sprintf("%.0f", t.TPS), fmt.Sprintf("%.3f", t.P50Ms), fmt.Sprintf("%.3f", t.P99Ms), fmtPtr(t.CPUPerTxnUs, "%.1f"))
+				if counters {
+					row = append(row, fmtPtr(scale(t.ReplicaShare, 100), "%.1f%%"), fmtPtr(t.WriteTokensPerTxn, "%.2f"))
+				}
 			} else {
 				row = append(row, "-", "-", "-", "-")
+				if counters {
+					row = append(row, "-", "-")
+				}
 			}
-			for _, b := range r.Baselines {
+			for _, b := range bases {
 				ra := t.Ratios[b]
 				row = append(row, fmtPtr(ra.TPS, "%.2f"), fmtPtr(ra.P99, "%.2f"))
 				if r.hasProxy(b) {
@@ -47,18 +84,33 @@ func (r *Report) throughputRows(workload string) [][]string {
 			rows = append(rows, append(row, t.note()))
 		}
 	}
-	return rows
+	return header, rows
+}
+
+// ownWorkloads are the workloads with targets of their own that have
+// cells, in the order of the settings.
+func (r *Report) ownWorkloads() []string {
+	var out []string
+	for _, name := range r.Settings.Workloads {
+		if ownTargets(name) && slices.ContainsFunc(r.Cells, workloadCells(name)) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // idleHeader and idleRows are the idle workload's table.
 func (r *Report) idleHeader() []string {
 	h := []string{"CONNS", "TARGET", "RSS_BEFORE_MIB", "RSS_AFTER_MIB", "KIB/CONN"}
-	for _, b := range r.Baselines {
-		if r.hasProxy(b) {
-			h = append(h, "KIB/CONN/"+b)
-		}
+	for _, b := range r.idleBaselines() {
+		h = append(h, "KIB/CONN/"+b)
 	}
 	return append(h, "NOTE")
+}
+
+// idleBaselines are the baselines with a proxy that run in the idle cell.
+func (r *Report) idleBaselines() []string {
+	return slices.DeleteFunc(r.baselinesIn(workloadCells(WorkloadIdle)), func(b string) bool { return !r.hasProxy(b) })
 }
 
 func (r *Report) idleRows() [][]string {
@@ -75,10 +127,8 @@ func (r *Report) idleRows() [][]string {
 			} else {
 				row = append(row, "-", "-", "-")
 			}
-			for _, b := range r.Baselines {
-				if r.hasProxy(b) {
-					row = append(row, fmtPtr(t.Ratios[b].KiBPerConn, "%.2f"))
-				}
+			for _, b := range r.idleBaselines() {
+				row = append(row, fmtPtr(t.Ratios[b].KiBPerConn, "%.2f"))
 			}
 			rows = append(rows, append(row, t.note()))
 		}
@@ -125,12 +175,20 @@ func fmtPtr(v *float64, format string) string {
 	return fmt.Sprintf(format, *v)
 }
 
-// WriteTable writes r for people: the throughput table, the idle table,
-// and the reasons behind every cell that is not ok.
+// WriteTable writes r for people: the throughput table, one table per
+// replica workload, the idle table, and the reasons behind every cell that
+// is not ok.
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
-	if rows := r.throughputRows(""); len(rows) > 0 {
-		writeAligned(&b, r.throughputHeader(), rows, 3)
+	if h, rows := r.throughputTable(isDefaultCell, false); len(rows) > 0 {
+		writeAligned(&b, h, rows, 3)
+	}
+	for _, name := range r.ownWorkloads() {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		h, rows := r.throughputTable(workloadCells(name), true)
+		writeAligned(&b, h, rows, 3)
 	}
 	if rows := r.idleRows(); len(rows) > 0 {
 		if b.Len() > 0 {
@@ -265,18 +323,23 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("TPS: transactions per second (sum over a target's pgbench processes). P50/P99: latency percentiles " +
 		"of every transaction in pgbench's per-transaction log, in ms. PROXY_CPU_US/TXN: user+system CPU time of the proxy " +
 		"process (PgBouncer, or the `shardline up` process that runs the router) per transaction, in µs; n/a for PostgreSQL directly. " +
-		"X/b columns: this target's figure divided by baseline b's in the same cell (TPS: higher is better; P99 and CPU: lower is better).\n")
+		"X/b columns: this target's figure divided by baseline b's in the same cell (TPS: higher is better; P99 and CPU: lower is better).")
+	if len(r.ownWorkloads()) > 0 {
+		b.WriteString(" Replica workloads: REPLICA_SHARE is the share of the transactions the router routed that a replica served, " +
+			"TOKENS/TXN the read-your-writes tokens taken per routed transaction, both from the router's Prometheus counters read " +
+			"before and after each run (medians over rounds).")
+	}
+	b.WriteByte('\n')
 	for _, name := range s.Workloads {
 		if name == WorkloadIdle {
 			continue
 		}
-		rows := r.throughputRows(name)
+		h, rows := r.throughputTable(workloadCells(name), ownTargets(name))
 		if len(rows) == 0 {
 			continue
 		}
 		wl, _ := LookupWorkload(name)
 		fmt.Fprintf(&b, "\n### %s\n\n%s.\n\n", name, mdEscape(wl.Description))
-		h := r.throughputHeader()
 		writeMarkdownTable(&b, h[1:], dropFirst(rows))
 	}
 	if rows := r.idleRows(); len(rows) > 0 {

@@ -62,6 +62,11 @@ type TargetInfo struct {
 	// Proxy is true when the target has a process whose CPU and memory
 	// are measured.
 	Proxy bool `json:"proxy"`
+	// Workloads are the only workloads the target runs (targets built
+	// for the replica workloads); empty for every other one.
+	Workloads []string `json:"workloads,omitempty"`
+	// RouterMetrics is true when each run reads the router's counters.
+	RouterMetrics bool `json:"router_metrics,omitempty"`
 	// IdleCPUPercent is the proxy process's CPU use (percent of one CPU)
 	// while no client worked, sampled before the matrix; null when not
 	// sampled.
@@ -96,10 +101,16 @@ type TargetCell struct {
 	// reuse memory that the earlier ones' connections freed (Go's heap,
 	// PgBouncer's slab caches) and read low. Every round is in Runs.
 	KiBPerConn *float64 `json:"proxy_kib_per_conn,omitempty"`
+	// ReplicaShare is the median over rounds of the share of the routed
+	// transactions that a replica served (RouterCounters.ReplicaShare);
+	// WriteTokensPerTxn the median of write tokens per routed
+	// transaction. Both only for targets that read the router's counters.
+	ReplicaShare      *float64 `json:"replica_share,omitempty"`
+	WriteTokensPerTxn *float64 `json:"write_tokens_per_txn,omitempty"`
 	// Failed sums pgbench's failed transactions over the runs.
 	Failed int64 `json:"failed_transactions"`
-	// Ratios maps each baseline's name to this target's figures divided
-	// by the baseline's in the same cell.
+	// Ratios maps the name of each baseline that runs in the cell to this
+	// target's figures divided by the baseline's.
 	Ratios map[string]Ratios `json:"ratios"`
 }
 
@@ -131,6 +142,9 @@ type RunResult struct {
 	CPUPerTxnUs     *float64 `json:"proxy_cpu_us_per_txn,omitempty"`
 	// Pgbench holds each pgbench's own summary, one per endpoint.
 	Pgbench []Output `json:"pgbench,omitempty"`
+	// Router is the change of the router's counters over the run, for
+	// targets with Target.MetricsURL.
+	Router *RouterCounters `json:"router,omitempty"`
 	// Idle is the idle workload's measurement.
 	Idle *IdleResult `json:"idle,omitempty"`
 }
@@ -156,7 +170,8 @@ func newReport(cfg Config, pgbenchVersion string) *Report {
 		r.Environment.LoadAvgStart = loadAvg()
 	}
 	for _, t := range cfg.Targets {
-		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Description: t.Description, Endpoints: len(t.Endpoints), Proxy: t.ProxyPID > 0})
+		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Description: t.Description, Endpoints: len(t.Endpoints), Proxy: t.ProxyPID > 0,
+			Workloads: slices.Clone(t.Workloads), RouterMetrics: t.MetricsURL != ""})
 	}
 	for _, b := range cfg.Baselines {
 		if slices.ContainsFunc(cfg.Targets, func(t Target) bool { return t.Name == b }) {
@@ -167,7 +182,8 @@ func newReport(cfg Config, pgbenchVersion string) *Report {
 }
 
 // summarize computes each target cell's status, medians and ratios from its
-// runs. Cells with a preset status (unsupported, n/a) keep it.
+// runs. Cells with a preset status (unsupported, n/a) keep it. Ratios
+// divide by the baselines that run in the cell.
 func (r *Report) summarize() {
 	for ci := range r.Cells {
 		c := &r.Cells[ci]
@@ -179,7 +195,10 @@ func (r *Report) summarize() {
 			t.Ratios = map[string]Ratios{}
 			for _, b := range r.Baselines {
 				base := c.target(b)
-				if base == nil || !base.hasFigures() || !t.hasFigures() {
+				if base == nil {
+					continue // the baseline does not run in this cell
+				}
+				if !base.hasFigures() || !t.hasFigures() {
 					t.Ratios[b] = Ratios{}
 					continue
 				}
@@ -200,7 +219,7 @@ func (t *TargetCell) summarize() {
 		return
 	}
 	t.Status, t.Reason = StatusOK, ""
-	var tps, p50, p99, cpu []float64
+	var tps, p50, p99, cpu, share, tokens []float64
 	var mem *float64
 	t.Failed = 0
 	for _, run := range t.Runs {
@@ -223,12 +242,26 @@ func (t *TargetCell) summarize() {
 		if run.CPUPerTxnUs != nil {
 			cpu = append(cpu, *run.CPUPerTxnUs)
 		}
+		if run.Router != nil {
+			if v := run.Router.ReplicaShare(); v != nil {
+				share = append(share, *v)
+			}
+			if v := run.Router.WriteTokensPerTxn(); v != nil {
+				tokens = append(tokens, *v)
+			}
+		}
 	}
 	t.TPS, t.P50Ms, t.P99Ms = median(tps), median(p50), median(p99)
-	t.CPUPerTxnUs, t.KiBPerConn = nil, mem
-	if len(cpu) > 0 {
-		t.CPUPerTxnUs = ptr(median(cpu))
+	t.CPUPerTxnUs, t.KiBPerConn = medianPtr(cpu), mem
+	t.ReplicaShare, t.WriteTokensPerTxn = medianPtr(share), medianPtr(tokens)
+}
+
+// medianPtr is the median of xs, or nil for none.
+func medianPtr(xs []float64) *float64 {
+	if len(xs) == 0 {
+		return nil
 	}
+	return ptr(median(xs))
 }
 
 // hasFigures reports whether t has a run that did not fail.
@@ -313,3 +346,11 @@ func ratioOfPtr(x, base *float64) *float64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// scale is *v times k, or nil.
+func scale(v *float64, k float64) *float64 {
+	if v == nil {
+		return nil
+	}
+	return ptr(*v * k)
+}

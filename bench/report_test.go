@@ -221,3 +221,130 @@ func TestReportJSON(t *testing.T) {
 		t.Errorf("round trip lost figures: %+v", back.Cells[0].Targets[2])
 	}
 }
+
+// replicaReport is a report of the default select-simple workload (direct,
+// router) and both replica workloads on their own targets, two rounds
+// each, with the router's counters.
+func replicaReport() *Report {
+	own := func(name, w string) Target {
+		return Target{Name: name, Endpoints: []Endpoint{{DSN: "r"}}, ProxyPID: 20, Workloads: []string{w}, MetricsURL: "http://127.0.0.1:1/metrics"}
+	}
+	cfg := Config{
+		Targets: []Target{
+			{Name: "direct", Endpoints: []Endpoint{{DSN: "x"}}},
+			{Name: "router", Endpoints: []Endpoint{{DSN: "z"}}, ProxyPID: 20},
+			own("router-primary", "replica-read"), own("router-replica", "replica-read"),
+			own("router-no-tokens", "write-token"), own("router-tokens", "write-token"),
+		},
+		Baselines: []string{"direct", "router-primary", "router-no-tokens"},
+		Workloads: []string{"select-simple", "replica-read", "write-token"},
+		Clients:   []int{8},
+	}.WithDefaults()
+	r := newReport(cfg, "pgbench (PostgreSQL) 15.18")
+	run := func(round int, tps, p99, cpu float64, c *RouterCounters) RunResult {
+		return RunResult{Round: round, TPS: tps, Transactions: int64(tps), P50Ms: 0.5, P99Ms: p99, CPUPerTxnUs: ptr(cpu), Router: c}
+	}
+	counters := func(txns, replica, tokens int64) *RouterCounters {
+		return &RouterCounters{Transactions: txns, ReplicaReads: replica, PrimaryReads: txns - replica, WriteTokens: tokens}
+	}
+	r.Cells = []Cell{
+		{Workload: "select-simple", Clients: 8, Targets: []TargetCell{
+			{Target: "direct", Runs: []RunResult{{Round: 1, TPS: 1000, Transactions: 1000, P50Ms: 0.4, P99Ms: 1}}},
+			{Target: "router", Runs: []RunResult{run(1, 800, 2, 30, nil)}},
+		}},
+		{Workload: "replica-read", Clients: 8, Targets: []TargetCell{
+			{Target: "router-primary", Runs: []RunResult{run(1, 800, 2, 30, counters(800, 0, 0)), run(2, 1000, 2, 28, counters(1000, 0, 0))}},
+			{Target: "router-replica", Runs: []RunResult{run(1, 720, 3, 33, counters(720, 720, 0)), run(2, 900, 3, 31, counters(1000, 990, 0))}},
+		}},
+		{Workload: "write-token", Clients: 8, Targets: []TargetCell{
+			{Target: "router-no-tokens", Runs: []RunResult{run(1, 500, 4, 40, counters(500, 0, 0)), run(2, 500, 4, 40, counters(500, 0, 0))}},
+			{Target: "router-tokens", Runs: []RunResult{run(1, 450, 5, 50, counters(450, 0, 450)), {Round: 2, Error: "router metrics: connection refused"}}},
+		}},
+	}
+	r.summarize()
+	return r
+}
+
+func TestReplicaReport(t *testing.T) {
+	r := replicaReport()
+	rr := r.Cell("replica-read", 8)
+	p, rep := rr.Target("router-primary"), rr.Target("router-replica")
+	if *p.ReplicaShare != 0 || *p.WriteTokensPerTxn != 0 || *rep.ReplicaShare != (1+0.99)/2 {
+		t.Errorf("replica shares: primary %v, replica %v", *p.ReplicaShare, *rep.ReplicaShare)
+	}
+	// Ratios divide by the baselines that run in the cell only.
+	if len(rep.Ratios) != 1 || *rep.Ratios["router-primary"].TPS != 810.0/900 || *rep.Ratios["router-primary"].CPUPerTxn != 32.0/29 {
+		t.Errorf("router-replica ratios = %+v", rep.Ratios)
+	}
+	if d := r.Cell("select-simple", 8).Target("router"); len(d.Ratios) != 1 || d.Ratios["direct"].TPS == nil || d.ReplicaShare != nil {
+		t.Errorf("router select-simple = %+v", d)
+	}
+	tok := r.Cell("write-token", 8).Target("router-tokens")
+	if tok.Status != StatusFailed || *tok.WriteTokensPerTxn != 1 || *tok.Ratios["router-no-tokens"].TPS != 0.9 {
+		t.Errorf("router-tokens = %+v", tok)
+	}
+
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `WORKLOAD       CLIENTS  TARGET   TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  TPS/direct  P99/direct  NOTE
+select-simple  8        direct  1000   0.400   1.000               n/a        1.00        1.00
+select-simple  8        router   800   0.500   2.000              30.0        0.80        2.00
+
+WORKLOAD      CLIENTS  TARGET          TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  REPLICA_SHARE  TOKENS/TXN  TPS/router-primary  P99/router-primary  CPU/router-primary  NOTE
+replica-read  8        router-primary  900   0.500   2.000              29.0           0.0%        0.00                1.00                1.00                1.00
+replica-read  8        router-replica  810   0.500   3.000              32.0          99.5%        0.00                0.90                1.50                1.10
+
+WORKLOAD     CLIENTS  TARGET            TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  REPLICA_SHARE  TOKENS/TXN  TPS/router-no-tokens  P99/router-no-tokens  CPU/router-no-tokens  NOTE
+write-token  8        router-no-tokens  500   0.500   4.000              40.0           0.0%        0.00                  1.00                  1.00                  1.00
+write-token  8        router-tokens     450   0.500   5.000              50.0           0.0%        1.00                  0.90                  1.25                  1.25  FAILED 1/2
+
+notes:
+  router-tokens write-token c=8: failed: router metrics: connection refused
+`
+	if b.String() != want {
+		t.Errorf("WriteTable =\n%s\nwant\n%s", b.String(), want)
+	}
+
+	b.Reset()
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"REPLICA_SHARE is the share of the transactions the router routed that a replica served",
+		"### replica-read\n\npgbench -S -M simple through the router on a cluster with one streaming replica per shard",
+		"| CLIENTS | TARGET | TPS | P50_MS | P99_MS | PROXY_CPU_US/TXN | REPLICA_SHARE | TOKENS/TXN | TPS/router-primary | P99/router-primary | CPU/router-primary | NOTE |",
+		"| 8 | router-replica | 810 | 0.500 | 3.000 | 32.0 | 99.5% | 0.00 | 0.90 | 1.50 | 1.10 |  |",
+		"### write-token\n",
+		"| 8 | router-tokens | 450 | 0.500 | 5.000 | 50.0 | 0.0% | 1.00 | 0.90 | 1.25 | 1.25 | FAILED 1/2 |",
+		"### select-simple\n",
+		"| CLIENTS | TARGET | TPS | P50_MS | P99_MS | PROXY_CPU_US/TXN | TPS/direct | P99/direct | NOTE |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+
+	b.Reset()
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal([]byte(b.String()), &back); err != nil {
+		t.Fatal(err)
+	}
+	got := back.Cell("replica-read", 8).Target("router-replica")
+	if *got.ReplicaShare != *rep.ReplicaShare || got.Runs[1].Router.ReplicaReads != 990 {
+		t.Errorf("JSON round trip: %+v", got)
+	}
+	if ti := back.Targets[3]; ti.Name != "router-replica" || !ti.RouterMetrics || len(ti.Workloads) != 1 {
+		t.Errorf("target info = %+v", ti)
+	}
+	for _, k := range []string{`"replica_share"`, `"write_tokens_per_txn"`, `"router": {`, `"replica_reads"`, `"write_tokens"`} {
+		if !strings.Contains(b.String(), k) {
+			t.Errorf("JSON lacks %s", k)
+		}
+	}
+}

@@ -96,7 +96,10 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	for _, c := range cells {
-		for ti := range cfg.Targets {
+		for ti, t := range cfg.Targets {
+			if !t.runs(c.w) {
+				continue
+			}
 			if st, _ := applicability(cfg.Targets, ti, c.w, c.clients); st == "" {
 				r.total += cfg.Rounds
 			}
@@ -111,16 +114,22 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.started = time.Now()
 	for _, spec := range cells {
+		// The cell holds only the targets that run its workload.
 		cell := Cell{Workload: spec.w.Name, Clients: spec.clients}
+		var cellTargets []Target
 		for ti, t := range cfg.Targets {
+			if !t.runs(spec.w) {
+				continue
+			}
 			tc := TargetCell{Target: t.Name, Runs: []RunResult{}}
 			tc.Status, tc.Reason = applicability(cfg.Targets, ti, spec.w, spec.clients)
 			cell.Targets = append(cell.Targets, tc)
+			cellTargets = append(cellTargets, t)
 		}
 		r.rep.Cells = append(r.rep.Cells, cell)
 		ci := len(r.rep.Cells) - 1
 		for round := 1; round <= cfg.Rounds; round++ {
-			for ti, t := range cfg.Targets {
+			for ti, t := range cellTargets {
 				if r.rep.Cells[ci].Targets[ti].Status != "" {
 					continue
 				}
@@ -139,7 +148,8 @@ func (r *runner) run(ctx context.Context) error {
 }
 
 // applicability returns a preset status and its reason when target
-// targets[i] does not run w at clients, and "" when it does.
+// targets[i], which runs w (Target.runs), does not run it at clients, and
+// "" when it does.
 func applicability(targets []Target, i int, w Workload, clients int) (status, reason string) {
 	t := targets[i]
 	if why, ok := t.Unsupported[w.Name]; ok {
@@ -152,7 +162,7 @@ func applicability(targets []Target, i int, w Workload, clients int) (status, re
 		// A second target on the same process would read the memory the
 		// first one's connections freed.
 		for _, prev := range targets[:i] {
-			if prev.ProxyPID == t.ProxyPID {
+			if prev.ProxyPID == t.ProxyPID && prev.runs(w) {
 				return StatusNotApplicable, "same proxy process as " + prev.Name + ", measured there"
 			}
 		}
@@ -236,9 +246,20 @@ func (r *runner) runOne(ctx context.Context, t Target, w Workload, clients int) 
 }
 
 // runPgbench runs one pgbench per endpoint of t at once, the clients split
-// between them, and measures the proxy's CPU time around them.
-func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients int, d time.Duration, withLog bool) RunResult {
+// between them, and measures the proxy's CPU time around them. A reported
+// run (not the warm-up) also reads pgbench's transaction logs and the
+// router's counters.
+func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients int, d time.Duration, reported bool) RunResult {
 	perClients, perThreads := split(clients, r.cfg.MaxThreads, len(t.Endpoints))
+	// The router's counters are read outside the CPU window: a scrape
+	// costs the router CPU time of its own.
+	var metricsBefore RouterCounters
+	if reported && t.MetricsURL != "" {
+		var err error
+		if metricsBefore, err = ScrapeRouter(ctx, t.MetricsURL); err != nil {
+			return RunResult{Error: err.Error()}
+		}
+	}
 	var cpuBefore ProcStat
 	if t.ProxyPID > 0 {
 		var err error
@@ -247,7 +268,7 @@ func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients i
 		}
 	}
 	logDir := ""
-	if withLog {
+	if reported {
 		logDir = r.logDir
 	}
 	type leg struct {
@@ -298,6 +319,14 @@ func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients i
 			}
 		}
 	}
+	if reported && t.MetricsURL != "" && len(errs) == 0 {
+		after, err := ScrapeRouter(ctx, t.MetricsURL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %s: %w", t.Name, err))
+		} else {
+			res.Router = ptr(after.Sub(metricsBefore))
+		}
+	}
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))
 		for i, e := range errs {
@@ -308,7 +337,7 @@ func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients i
 	if res.Transactions > 0 {
 		res.LatencyAvgMs = latSum / float64(res.Transactions)
 	}
-	if withLog {
+	if reported {
 		s := summarizeLatencies(lat)
 		res.P50Ms, res.P99Ms = s.p50, s.p99
 	}
@@ -338,8 +367,13 @@ func (r *runner) progress(t Target, w Workload, clients, round int, res RunResul
 		if res.CPUPerTxnUs != nil {
 			cpu = fmt.Sprintf("%.1f us", *res.CPUPerTxnUs)
 		}
-		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s%s\n",
-			head, res.TPS, res.P50Ms, res.P99Ms, cpu, eta)
+		counters := ""
+		if c := res.Router; c != nil {
+			counters = fmt.Sprintf("  replica share %s  write tokens/txn %s",
+				fmtPtr(scale(c.ReplicaShare(), 100), "%.1f%%"), fmtPtr(c.WriteTokensPerTxn(), "%.2f"))
+		}
+		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s%s%s\n",
+			head, res.TPS, res.P50Ms, res.P99Ms, cpu, counters, eta)
 	}
 }
 

@@ -27,10 +27,32 @@ const (
 	// TargetRouter2 is the router with the clients split between a tenant
 	// on the first shard and one on the second.
 	TargetRouter2 = "router-2shards"
+
+	// TargetRouterPrimary and TargetRouterReplica are the replica-read
+	// workload's targets: the router on a cluster with replicas, every
+	// session read-only by default (default_transaction_read_only=on),
+	// with shardline.target=primary and shardline.target=replica.
+	TargetRouterPrimary = "router-primary"
+	TargetRouterReplica = "router-replica"
+	// TargetRouterNoTokens and TargetRouterTokens are the write-token
+	// workload's targets: the router of a second throwaway cluster started
+	// with --no-write-tokens, and the first cluster's router, which takes
+	// a read-your-writes token after each write transaction.
+	TargetRouterNoTokens = "router-no-tokens"
+	TargetRouterTokens   = "router-tokens"
 )
 
-// AllTargets returns the target names Prepare knows, in benchmark order. It
-// returns a new slice on each call.
+// benchReplicas is the streaming replicas per shard of a throwaway cluster
+// for the replica workloads.
+const benchReplicas = 1
+
+// replicaReadyTimeout bounds the wait for the replicas to catch up after
+// the pgbench tables were created.
+const replicaReadyTimeout = 2 * time.Minute
+
+// AllTargets returns the names of the targets that --targets selects, in
+// benchmark order; the replica workloads' targets come with their
+// workloads. It returns a new slice on each call.
 func AllTargets() []string {
 	return []string{TargetDirect, TargetPgBouncer, TargetRouter, TargetRouter2}
 }
@@ -82,6 +104,15 @@ type SetupConfig struct {
 	// empty means all. The first of direct and pgbouncer present are the
 	// baselines of ratios.
 	Targets []string
+	// Workloads are the workloads that will run (default Workloads()).
+	// The Targets are built only when a default workload is among them;
+	// WorkloadReplicaRead adds router-primary and router-replica (baseline
+	// router-primary), WorkloadWriteToken router-no-tokens and
+	// router-tokens (baseline router-no-tokens). With either, the
+	// throwaway cluster has a streaming replica per shard; write-token
+	// starts a second one, with --no-write-tokens. Neither works with an
+	// External cluster.
+	Workloads []string
 	// PoolSize is the server connections per shard of the router and
 	// PgBouncer's default_pool_size (default DefaultPoolSize), so both
 	// pool alike.
@@ -111,20 +142,27 @@ type SetupConfig struct {
 type Setup struct {
 	Targets []Target
 	// Baselines are the targets ratios divide by: direct and pgbouncer,
-	// those present.
+	// those present (else the first default target), and router-primary
+	// and router-no-tokens for the replica workloads.
 	Baselines []string
 	// Environment has the machine and every version filled in.
 	Environment Environment
 	// RouterLog is the throwaway cluster's log file; empty otherwise.
 	RouterLog string
+	// NoTokensLog is the log file of the second throwaway cluster (with
+	// --no-write-tokens, for the write-token workload); empty otherwise.
+	NoTokensLog string
 
-	cluster *Cluster
-	bouncer *PgBouncer
+	cluster  *Cluster
+	noTokens *Cluster
+	bouncer  *PgBouncer
 }
 
 // Prepare starts what the targets need (a throwaway `shardline up` unless
-// cfg.External is set, and a PgBouncer), creates the pgbench tables through
-// the router for each tenant, checks that every target serves them, and
+// cfg.External is set, a second one with --no-write-tokens for the
+// write-token workload, and a PgBouncer), creates the pgbench tables
+// through the router for each tenant, waits for the replicas to catch up
+// when reads go to them, checks that every target serves the tables, and
 // returns the targets. On error it stops whatever it started. Close stops
 // them.
 func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
@@ -146,7 +184,17 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	if s.Environment.Pgbench, err = pb.Version(ctx); err != nil {
 		return nil, err
 	}
+	replicaRead := slices.Contains(cfg.Workloads, WorkloadReplicaRead)
+	writeToken := slices.Contains(cfg.Workloads, WorkloadWriteToken)
+	if !slices.ContainsFunc(cfg.Workloads, func(w string) bool { return !ownTargets(w) }) {
+		// Only replica workloads: the default targets would run nothing.
+		cfg.Targets = nil
+	}
 	want := func(name string) bool { return slices.Contains(cfg.Targets, name) }
+	replicas := 0
+	if replicaRead || writeToken {
+		replicas = benchReplicas
+	}
 
 	// Where the router's tenants live and where direct connects.
 	var (
@@ -163,10 +211,10 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 			cfg.Targets = slices.DeleteFunc(cfg.Targets, func(n string) bool { return n == TargetRouter2 })
 		}
 	} else {
-		progress("starting a throwaway cluster: shardline up --shards 2 --replicas 0 in %s", cfg.Dir)
+		progress("starting a throwaway cluster: shardline up --shards 2 --replicas %d in %s", replicas, cfg.Dir)
 		s.cluster, err = StartCluster(ctx, ClusterConfig{
 			Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv,
-			Dir: filepath.Join(cfg.Dir, "up"), PoolSize: cfg.PoolSize, Logger: log,
+			Dir: filepath.Join(cfg.Dir, "up"), PoolSize: cfg.PoolSize, Replicas: replicas, Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start cluster: %w", err)
@@ -199,7 +247,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		tenantEPs = append(tenantEPs, ep2)
 	}
 	for _, e := range tenantEPs {
-		if err := initTables(ctx, pb, cfg, e, progress); err != nil {
+		if err := initTables(ctx, pb, cfg, "router", e, progress); err != nil {
 			return nil, err
 		}
 	}
@@ -212,11 +260,15 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	if s.Environment.PostgreSQL, err = serverVersion(ctx, directDSN); err != nil {
 		log.Warn("cannot read the PostgreSQL version", "err", err)
 	}
+	onCluster := ""
+	if replicas > 0 {
+		onCluster = fmt.Sprintf(" (the cluster has %d streaming replica(s) per shard)", replicas)
+	}
 
 	if want(TargetDirect) {
 		s.Targets = append(s.Targets, Target{
 			Name:        TargetDirect,
-			Description: fmt.Sprintf("PostgreSQL directly: the primary of shard %s, no proxy", shard1),
+			Description: fmt.Sprintf("PostgreSQL directly: the primary of shard %s, no proxy%s", shard1, onCluster),
 			Endpoints:   []Endpoint{direct},
 		})
 	}
@@ -233,8 +285,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		s.Environment.PgBouncer = b.Version()
 		t := Target{
 			Name: TargetPgBouncer,
-			Description: fmt.Sprintf("%s, pool_mode=transaction, default_pool_size=%d, in front of the primary of shard %s",
-				b.Version(), b.PoolSize(), shard1),
+			Description: fmt.Sprintf("%s, pool_mode=transaction, default_pool_size=%d, in front of the primary of shard %s%s",
+				b.Version(), b.PoolSize(), shard1, onCluster),
 			Endpoints: []Endpoint{b.Endpoint()},
 			ProxyPID:  b.PID(),
 		}
@@ -250,8 +302,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	if want(TargetRouter) {
 		s.Targets = append(s.Targets, Target{
 			Name: TargetRouter,
-			Description: fmt.Sprintf("Shardline router, every client tenant %s (shard %s) by startup option: pass-through to one shard, pool size %d per shard",
-				tenant1, shard1, cfg.PoolSize),
+			Description: fmt.Sprintf("Shardline router, every client tenant %s (shard %s) by startup option: pass-through to one shard, pool size %d per shard%s",
+				tenant1, shard1, cfg.PoolSize, onCluster),
 			Endpoints: []Endpoint{ep1},
 			ProxyPID:  routerPID,
 		})
@@ -259,23 +311,104 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	if want(TargetRouter2) {
 		s.Targets = append(s.Targets, Target{
 			Name: TargetRouter2,
-			Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), by startup option",
-				tenant1, shard1, tenant2, shard2),
+			Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), by startup option%s",
+				tenant1, shard1, tenant2, shard2, onCluster),
 			Endpoints: []Endpoint{ep1, ep2},
 			ProxyPID:  routerPID,
 		})
 	}
+
+	if replicaRead {
+		// Reads may use a replica only once it has replayed the tables
+		// within shardline.max_lag (1s by default).
+		progress("waiting for the replicas of shard %s to catch up", shard1)
+		if err := s.cluster.WaitReplicas(ctx, shard1, time.Second, replicaReadyTimeout); err != nil {
+			return nil, err
+		}
+		const readOnly = " -c default_transaction_read_only=on"
+		s.Targets = append(s.Targets,
+			Target{
+				Name: TargetRouterPrimary,
+				Description: fmt.Sprintf("Shardline router, %d streaming replica(s) per shard, every client tenant %s (shard %s) with shardline.target=primary "+
+					"and default_transaction_read_only=on: reads on the primary", replicas, tenant1, shard1),
+				Endpoints:  []Endpoint{{DSN: routerDSN, Options: ep1.Options + " -c shardline.target=primary" + readOnly}},
+				ProxyPID:   routerPID,
+				Workloads:  []string{WorkloadReplicaRead},
+				MetricsURL: s.cluster.MetricsURL,
+			},
+			Target{
+				Name: TargetRouterReplica,
+				Description: fmt.Sprintf("the same router and tenant with shardline.target=replica and default_transaction_read_only=on: "+
+					"read-only transactions on a replica of shard %s within shardline.max_lag (1s), else on the primary", shard1),
+				Endpoints:  []Endpoint{{DSN: routerDSN, Options: ep1.Options + " -c shardline.target=replica" + readOnly}},
+				ProxyPID:   routerPID,
+				Workloads:  []string{WorkloadReplicaRead},
+				MetricsURL: s.cluster.MetricsURL,
+			})
+	}
+	if writeToken {
+		progress("starting a second throwaway cluster for the write-token workload: shardline up --shards 2 --replicas %d --no-write-tokens", replicas)
+		s.noTokens, err = StartCluster(ctx, ClusterConfig{
+			Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv,
+			Dir: filepath.Join(cfg.Dir, "up-no-tokens"), PoolSize: cfg.PoolSize, Replicas: replicas, NoWriteTokens: true, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start the cluster without write tokens: %w", err)
+		}
+		s.NoTokensLog = s.noTokens.LogPath()
+		shards, err := s.noTokens.Shards(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tenants, err := s.noTokens.FindTenants(ctx, cfg.TenantPrefix, []string{shards[0].ID})
+		if err != nil {
+			return nil, err
+		}
+		epNo := Endpoint{DSN: s.noTokens.RouterDSN, Options: "-c shardline.tenant=" + tenants[shards[0].ID]}
+		if err := initTables(ctx, pb, cfg, TargetRouterNoTokens, epNo, progress); err != nil {
+			return nil, err
+		}
+		s.Targets = append(s.Targets,
+			Target{
+				Name: TargetRouterNoTokens,
+				Description: fmt.Sprintf("Shardline router of a second throwaway cluster like the first, started with --no-write-tokens: "+
+					"every client tenant %s (shard %s), no read-your-writes token after write transactions", tenants[shards[0].ID], shards[0].ID),
+				Endpoints:  []Endpoint{epNo},
+				ProxyPID:   s.noTokens.PID(),
+				Workloads:  []string{WorkloadWriteToken},
+				MetricsURL: s.noTokens.MetricsURL,
+			},
+			Target{
+				Name: TargetRouterTokens,
+				Description: fmt.Sprintf("Shardline router of the first cluster (%d streaming replica(s) per shard), every client tenant %s (shard %s): "+
+					"a read-your-writes token (SELECT pg_current_wal_insert_lsn() pipelined behind the COMMIT) after each write transaction", replicas, tenant1, shard1),
+				Endpoints:  []Endpoint{ep1},
+				ProxyPID:   routerPID,
+				Workloads:  []string{WorkloadWriteToken},
+				MetricsURL: s.cluster.MetricsURL,
+			})
+	}
+
 	for _, t := range s.Targets {
-		if t.Name == TargetRouter || t.Name == TargetRouter2 {
-			for _, e := range t.Endpoints {
-				if err := pb.Check(ctx, t.Name, e); err != nil {
-					return nil, err
-				}
+		if t.Name == TargetDirect || t.Name == TargetPgBouncer {
+			continue // checked above
+		}
+		for _, e := range t.Endpoints {
+			if err := pb.Check(ctx, t.Name, e); err != nil {
+				return nil, err
 			}
 		}
 	}
-	for _, b := range []string{TargetDirect, TargetPgBouncer} {
-		if want(b) {
+	has := func(name string) bool {
+		return slices.ContainsFunc(s.Targets, func(t Target) bool { return t.Name == name })
+	}
+	if !has(TargetDirect) && !has(TargetPgBouncer) && len(s.Targets) > 0 && len(s.Targets[0].Workloads) == 0 {
+		// Neither usual baseline: the first default target is (as
+		// Config.Baselines' default would have it).
+		s.Baselines = append(s.Baselines, s.Targets[0].Name)
+	}
+	for _, b := range []string{TargetDirect, TargetPgBouncer, TargetRouterPrimary, TargetRouterNoTokens} {
+		if has(b) {
 			s.Baselines = append(s.Baselines, b)
 		}
 	}
@@ -289,6 +422,17 @@ func (cfg *SetupConfig) fill() error {
 	}
 	if len(cfg.Targets) == 0 {
 		cfg.Targets = AllTargets()
+	}
+	if len(cfg.Workloads) == 0 {
+		cfg.Workloads = Workloads()
+	}
+	for _, w := range cfg.Workloads {
+		if _, err := LookupWorkload(w); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if ownTargets(w) && cfg.External != nil {
+			return fmt.Errorf("%w: workload %s needs the throwaway cluster (it starts the clusters it compares), not an external one", ErrInvalidConfig, w)
+		}
 	}
 	for _, t := range cfg.Targets {
 		if !slices.Contains(AllTargets(), t) {
@@ -334,10 +478,11 @@ func (cfg *SetupConfig) fill() error {
 	return os.MkdirAll(cfg.Dir, 0o755)
 }
 
-// initTables runs pgbench -i through the router endpoint e as cfg.Init
-// says (a throwaway cluster always) and checks the tables serve.
-func initTables(ctx context.Context, pb *Pgbench, cfg SetupConfig, e Endpoint, progress func(string, ...any)) error {
-	name := "router (" + strings.TrimPrefix(e.Options, "-c ") + ")"
+// initTables runs pgbench -i through the router endpoint e (label names
+// the router in errors) as cfg.Init says (a throwaway cluster always) and
+// checks the tables serve.
+func initTables(ctx context.Context, pb *Pgbench, cfg SetupConfig, label string, e Endpoint, progress func(string, ...any)) error {
+	name := label + " (" + strings.TrimPrefix(e.Options, "-c ") + ")"
 	mode := cfg.Init
 	if cfg.External == nil {
 		mode = InitAlways
@@ -349,7 +494,7 @@ func initTables(ctx context.Context, pb *Pgbench, cfg SetupConfig, e Endpoint, p
 		}
 	}
 	if mode != InitNever {
-		progress("creating the pgbench tables through the router: pgbench -i -s %d with PGOPTIONS='%s'", cfg.Scale, e.Options)
+		progress("creating the pgbench tables through the %s: pgbench -i -s %d with PGOPTIONS='%s'", label, cfg.Scale, e.Options)
 		start := time.Now()
 		if err := pb.Init(ctx, name, e, cfg.Scale); err != nil {
 			return err
@@ -377,12 +522,15 @@ func serverVersion(ctx context.Context, dsn string) (string, error) {
 	return "PostgreSQL " + c.ParameterStatus("server_version"), nil
 }
 
-// Close stops PgBouncer and the throwaway cluster, if started. It returns
-// the errors of both; safe to call more than once.
+// Close stops PgBouncer and the throwaway clusters, if started. It returns
+// the errors of each; safe to call more than once.
 func (s *Setup) Close() error {
 	var errs []error
 	if s.bouncer != nil {
 		errs = append(errs, s.bouncer.Close())
+	}
+	if s.noTokens != nil {
+		errs = append(errs, s.noTokens.Close())
 	}
 	if s.cluster != nil {
 		errs = append(errs, s.cluster.Close())
@@ -390,7 +538,7 @@ func (s *Setup) Close() error {
 	return errors.Join(errs...)
 }
 
-// Alive returns an error wrapping ErrProcessGone when PgBouncer or the
+// Alive returns an error wrapping ErrProcessGone when PgBouncer or a
 // throwaway cluster has exited.
 func (s *Setup) Alive() error {
 	var errs []error
@@ -399,6 +547,9 @@ func (s *Setup) Alive() error {
 	}
 	if s.cluster != nil {
 		errs = append(errs, s.cluster.Err())
+	}
+	if s.noTokens != nil {
+		errs = append(errs, s.noTokens.Err())
 	}
 	return errors.Join(errs...)
 }

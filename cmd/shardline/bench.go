@@ -35,6 +35,15 @@ process (shardline up --shards 2 --replicas 0, every port a free one on
 stops both at the end. --external (or --direct) benchmarks a running cluster
 instead.
 
+Replica workloads, not run by default (--workloads replica-read,write-token):
+replica-read compares select-only (-S) through the router with
+shardline.target=primary against shardline.target=replica (both with
+default_transaction_read_only=on) and reports the share of reads the
+replicas served; write-token compares -N through the router with the
+read-your-writes token step and without it (a second throwaway cluster
+started with --no-write-tokens). They run on targets of their own, on a
+cluster with one streaming replica per shard, and need no --targets.
+
 --quick is a short run for CI: 2 s runs, 1 round, 32 clients; flags given
 explicitly win over it.
 
@@ -111,7 +120,7 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&targets, "targets", strings.Join(bench.AllTargets(), ","), "comma-separated targets: direct, pgbouncer, router, router-2shards")
-	fs.StringVar(&workloads, "workloads", strings.Join(bench.Workloads(), ","), "comma-separated workloads: select-simple, select-extended, select-prepared, write, churn, idle")
+	fs.StringVar(&workloads, "workloads", strings.Join(bench.Workloads(), ","), "comma-separated workloads: select-simple, select-extended, select-prepared, write, churn, idle; and the replica workloads replica-read, write-token")
 	fs.StringVar(&clients, "clients", "1,8,32,256", "comma-separated pgbench client counts, one cell each")
 	fs.IntVar(&c.Rounds, "rounds", bench.DefaultRounds, "runs per target and cell; the report gives medians")
 	fs.DurationVar(&c.Duration, "duration", bench.DefaultDuration, "length of each pgbench run (-T), whole seconds")
@@ -199,7 +208,8 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 	// stands in for the real ones. Zero flag values are not defaults
 	// here: --rounds 0 is a mistake.
 	check := cfg
-	check.Targets = []bench.Target{{Name: "x", Endpoints: []bench.Endpoint{{DSN: "x"}}}}
+	check.Targets = []bench.Target{{Name: "x", Endpoints: []bench.Endpoint{{DSN: "x"}}},
+		{Name: "y", Endpoints: []bench.Endpoint{{DSN: "y"}}, Workloads: bench.ReplicaWorkloads()}}
 	if err := check.Validate(); err != nil {
 		return usageErr("%v", strings.TrimPrefix(err.Error(), bench.ErrInvalidConfig.Error()+": "))
 	}
@@ -219,6 +229,7 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 	}
 	setupCfg := bench.SetupConfig{
 		Targets:       c.Targets,
+		Workloads:     c.Workloads,
 		PoolSize:      c.PoolSize,
 		PgBouncerPath: c.PgBouncer,
 		PgbenchPath:   c.Pgbench,
@@ -239,6 +250,11 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		}
 		if c.Tenant2 == c.Tenant {
 			return usageErr("--tenant2 must differ from --tenant")
+		}
+		for _, w := range c.Workloads {
+			if slices.Contains(bench.ReplicaWorkloads(), w) {
+				return usageErr("--workloads %s: needs the throwaway cluster (it starts the clusters it compares), not --external", w)
+			}
 		}
 		setupCfg.External = &bench.ExternalCluster{RouterDSN: c.Router, DirectDSN: c.Direct, Tenant: c.Tenant, Tenant2: c.Tenant2, RouterPID: c.RouterPID}
 		setupCfg.Init = map[initMode]string{initAuto: bench.InitAuto, initAlways: bench.InitAlways, initNever: bench.InitNever}[c.Init]
@@ -269,8 +285,9 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		case err != nil:
 			// Keep the logs of up and PgBouncer, not the data.
 			os.RemoveAll(filepath.Join(dir, "up", "cluster"))
+			os.RemoveAll(filepath.Join(dir, "up-no-tokens", "cluster"))
 			os.RemoveAll(filepath.Join(dir, "pgbench"))
-			fmt.Fprintf(c.Stderr, "logs kept in %s (up/up.log, pgbouncer/pgbouncer.log)\n", dir)
+			fmt.Fprintf(c.Stderr, "logs kept in %s (up/up.log, up-no-tokens/up.log, pgbouncer/pgbouncer.log)\n", dir)
 		default:
 			removeDir()
 		}
@@ -293,7 +310,7 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		return runErr
 	}
 	if aerr := setup.Alive(); aerr != nil {
-		log.Error("a process the bench started died during the run", "err", aerr, "router_log", setup.RouterLog)
+		log.Error("a process the bench started died during the run", "err", aerr, "router_log", setup.RouterLog, "no_tokens_router_log", setup.NoTokensLog)
 	}
 	if err := c.write(rep); err != nil {
 		return err
@@ -364,6 +381,7 @@ func (c *benchCommand) workDir() (string, func(), error) {
 		// A directory the user named is theirs: remove only what we made.
 		return dir, func() {
 			os.RemoveAll(filepath.Join(dir, "up"))
+			os.RemoveAll(filepath.Join(dir, "up-no-tokens"))
 			os.RemoveAll(filepath.Join(dir, "pgbouncer"))
 			os.RemoveAll(filepath.Join(dir, "pgbench"))
 		}, nil

@@ -70,6 +70,8 @@ func TestBenchFlags(t *testing.T) {
 		{"--external"},
 		{"--direct", "postgres://x@127.0.0.1/app", "--tenant", "a b"},
 		{"--direct", "postgres://x@127.0.0.1/app", "--tenant2", "t1"},
+		{"--direct", "postgres://x@127.0.0.1/app", "--workloads", "select-simple,write-token"},
+		{"--workloads", "replica-read,replica-read"},
 	} {
 		err := runBench(t.Context(), env, args)
 		var ee *exitError
@@ -77,6 +79,122 @@ func TestBenchFlags(t *testing.T) {
 			t.Errorf("bench %q = %v, want a usage error (exit 2)", args, err)
 		}
 	}
+}
+
+// TestBenchReplicaWorkloads runs the replica workloads for real, tiny:
+// two throwaway clusters with a replica per shard (this test binary acting
+// as `shardline up`, the second with --no-write-tokens), one round of 1 s
+// runs. It checks that the router's counters prove where the work went:
+// router-replica's reads on the replica, router-primary's on the primary,
+// a token per transaction with tokens and none without; and that both
+// clusters stop.
+func TestBenchReplicaWorkloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two clusters and pgbench")
+	}
+	dir := pgtest.Dir(t)
+	var stdout, stderr bytes.Buffer
+	c := &benchCommand{
+		Targets:      bench.AllTargets(),
+		Workloads:    []string{"replica-read", "write-token"},
+		Clients:      []int{2},
+		Rounds:       1,
+		Duration:     time.Second,
+		Threads:      2,
+		IdleConns:    50,
+		PoolSize:     4,
+		Scale:        1,
+		Output:       "text",
+		JSONPath:     filepath.Join(dir, "report", "latest.json"),
+		Dir:          filepath.Join(dir, "work"),
+		Keep:         true,
+		Shardline:    os.Args[0],
+		ShardlineEnv: append(os.Environ(), benchChildEnv+"=1"),
+		Command:      "shardline bench (test)",
+		Stdout:       &stdout,
+		Stderr:       &stderr,
+	}
+	err := c.Run(t.Context())
+	t.Logf("stderr:\n%s", stderr.String())
+	t.Logf("stdout:\n%s", stdout.String())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	js, err := os.ReadFile(c.JSONPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(js, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ti := range rep.Targets {
+		names = append(names, ti.Name)
+	}
+	// No default workload: no default target, no PgBouncer.
+	if want := []string{"router-primary", "router-replica", "router-no-tokens", "router-tokens"}; !slices.Equal(names, want) {
+		t.Fatalf("targets %q, want %q", names, want)
+	}
+	if !slices.Equal(rep.Baselines, []string{"router-primary", "router-no-tokens"}) || len(rep.Cells) != 2 || rep.Environment.PgBouncer != "" {
+		t.Fatalf("report: baselines %q, %d cells, PgBouncer %q", rep.Baselines, len(rep.Cells), rep.Environment.PgBouncer)
+	}
+	for _, cell := range rep.Cells {
+		if len(cell.Targets) != 2 {
+			t.Errorf("%s: %d targets, want 2", cell.Workload, len(cell.Targets))
+		}
+		for _, tc := range cell.Targets {
+			where := cell.Workload + " " + tc.Target
+			if tc.Status != bench.StatusOK || tc.TPS <= 0 || tc.CPUPerTxnUs == nil || tc.ReplicaShare == nil || tc.WriteTokensPerTxn == nil {
+				t.Errorf("%s: %+v", where, tc)
+				continue
+			}
+			share, tokens := *tc.ReplicaShare, *tc.WriteTokensPerTxn
+			switch tc.Target {
+			case "router-replica":
+				// All but the reads that came before the replica's
+				// first sample after a pause; in practice all.
+				if share < 0.9 || tokens != 0 {
+					t.Errorf("%s: replica share %.3f, tokens/txn %.3f", where, share, tokens)
+				}
+			case "router-tokens":
+				if share != 0 || tokens < 0.95 || tokens > 1.05 {
+					t.Errorf("%s: replica share %.3f, tokens/txn %.3f, want 0 and 1", where, share, tokens)
+				}
+			default:
+				if share != 0 || tokens != 0 {
+					t.Errorf("%s: replica share %.3f, tokens/txn %.3f, want 0 and 0", where, share, tokens)
+				}
+			}
+			base := map[string]string{"replica-read": "router-primary", "write-token": "router-no-tokens"}[cell.Workload]
+			if len(tc.Ratios) != 1 || tc.Ratios[base].TPS == nil {
+				t.Errorf("%s: ratios %+v, want one to %s", where, tc.Ratios, base)
+			}
+		}
+	}
+	for _, want := range []string{"REPLICA_SHARE", "TPS/router-primary", "TPS/router-no-tokens"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	for _, up := range []string{"up", "up-no-tokens"} {
+		if pids := postmasterPIDs(t, filepath.Join(c.Dir, up, "cluster")); len(pids) != 0 {
+			t.Errorf("%s: PostgreSQL still running after the bench: pids %v", up, pids)
+		}
+		if len(postmasterFiles(t, filepath.Join(c.Dir, up, "cluster"))) == 0 {
+			t.Errorf("%s: no PostgreSQL data directories: the cluster was not where expected", up)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(c.Dir, "up-no-tokens", "up.log")); !strings.Contains(string(b), "stopped") {
+		t.Errorf("up-no-tokens/up.log does not show a clean stop:\n%s", b)
+	}
+}
+
+// postmasterFiles lists the PostgreSQL data directories of an up cluster.
+func postmasterFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(dir, "pg", "*", "PG_VERSION"))
+	return dirs
 }
 
 func TestShellJoin(t *testing.T) {

@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// routerMetrics is a shortened /metrics page of the router, as promhttp
+// serves it: a replica read and a fallback on s1, a read on s2's primary,
+// two write tokens.
+const routerMetrics = `# HELP go_goroutines Number of goroutines that currently exist.
+# TYPE go_goroutines gauge
+go_goroutines 42
+# HELP shardline_router_client_sessions Client sessions open now.
+# TYPE shardline_router_client_sessions gauge
+shardline_router_client_sessions 8
+# HELP shardline_router_read_transactions_total Read-only transactions (and autocommit reads) that could use a replica, by shard and the target that served them.
+# TYPE shardline_router_read_transactions_total counter
+shardline_router_read_transactions_total{shard="s1",target="primary"} 3
+shardline_router_read_transactions_total{shard="s1",target="replica"} 12345
+shardline_router_read_transactions_total{shard="s2",target="primary"} 5
+# HELP shardline_router_replica_fallbacks_total Replica-eligible reads served by the primary, by reason (lag, token, unhealthy, none).
+# TYPE shardline_router_replica_fallbacks_total counter
+shardline_router_replica_fallbacks_total{reason="lag",shard="s1"} 3
+shardline_router_replica_fallbacks_total{reason="none",shard="s2"} 5
+# HELP shardline_router_transactions_total Transactions (and autocommit statements) routed, by shard.
+# TYPE shardline_router_transactions_total counter
+shardline_router_transactions_total{shard="s1"} 20000
+shardline_router_transactions_total{shard="s2"} 10
+# HELP shardline_router_write_tokens_total Read-your-writes tokens taken after write transactions (one server round trip each).
+# TYPE shardline_router_write_tokens_total counter
+shardline_router_write_tokens_total 2
+# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 1.23e+01
+`
+
+func TestParsePrometheusText(t *testing.T) {
+	samples, err := ParsePrometheusText(routerMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 11 {
+		t.Fatalf("%d samples, want 11: %+v", len(samples), samples)
+	}
+	s := samples[3]
+	if s.Name != "shardline_router_read_transactions_total" || s.Labels["shard"] != "s1" || s.Labels["target"] != "replica" || s.Value != 12345 {
+		t.Errorf("sample 3 = %+v", s)
+	}
+	if s := samples[10]; s.Name != "process_cpu_seconds_total" || s.Value != 12.3 || len(s.Labels) != 0 {
+		t.Errorf("last sample = %+v", s)
+	}
+
+	// Escapes and separators inside label values, spacing, a trailing
+	// comma, a timestamp, special values.
+	samples, err = ParsePrometheusText("m{a=\"x\\\"y,}\\\\z\\n\" , b=\"\",} 1.5 1700000000000\r\nn:sub_2 NaN\n  o +Inf\np{} -1\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 4 || samples[0].Labels["a"] != "x\"y,}\\z\n" || samples[0].Labels["b"] != "" || samples[0].Value != 1.5 ||
+		samples[1].Name != "n:sub_2" || samples[1].Value == samples[1].Value || samples[2].Name != "o" || samples[3].Value != -1 {
+		t.Errorf("samples = %+v", samples)
+	}
+
+	for _, bad := range []string{
+		"m",
+		"m{a=\"b\"}",
+		"m{a=\"b\"}1",
+		"m{a=b} 1",
+		"m{a=\"b} 1",
+		"m{a=\"b\\",
+		"m{a=\"b\\q\"} 1",
+		"m{a=\"b\" c=\"d\"} 1",
+		"m{a=\"1\",a=\"2\"} 1",
+		"m{1a=\"b\"} 1",
+		"m 1 2 3",
+		"m one",
+		"m 1 soon",
+		"9m 1",
+		"{a=\"b\"} 1",
+	} {
+		if _, err := ParsePrometheusText("ok 1\n" + bad + "\n"); err == nil || !strings.Contains(err.Error(), "line 2") {
+			t.Errorf("ParsePrometheusText(%q) = %v, want an error about line 2", bad, err)
+		}
+	}
+}
+
+func TestRouterCounters(t *testing.T) {
+	samples, err := ParsePrometheusText(routerMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := RouterCountersFrom(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := RouterCounters{Transactions: 20010, ReplicaReads: 12345, PrimaryReads: 8, ReplicaFallbacks: 8, WriteTokens: 2}
+	if c != want {
+		t.Errorf("RouterCountersFrom = %+v, want %+v", c, want)
+	}
+	d := c.Sub(RouterCounters{Transactions: 10, ReplicaReads: 345, PrimaryReads: 8, ReplicaFallbacks: 8, WriteTokens: 2})
+	if d != (RouterCounters{Transactions: 20000, ReplicaReads: 12000}) {
+		t.Errorf("Sub = %+v", d)
+	}
+	if got := *d.ReplicaShare(); got != 0.6 {
+		t.Errorf("ReplicaShare = %v, want 0.6", got)
+	}
+	if got := *d.WriteTokensPerTxn(); got != 0 {
+		t.Errorf("WriteTokensPerTxn = %v, want 0", got)
+	}
+	if (RouterCounters{}).ReplicaShare() != nil || (RouterCounters{}).WriteTokensPerTxn() != nil {
+		t.Error("shares without transactions are not nil")
+	}
+
+	// Before the first read the labelled counters have no samples: 0.
+	samples, _ = ParsePrometheusText("shardline_router_client_sessions 0\nshardline_router_write_tokens_total 0\n")
+	if c, err := RouterCountersFrom(samples); err != nil || c != (RouterCounters{}) {
+		t.Errorf("RouterCountersFrom(fresh router) = %+v, %v", c, err)
+	}
+	// Another program's metrics.
+	samples, _ = ParsePrometheusText("go_goroutines 3\n")
+	if _, err := RouterCountersFrom(samples); err == nil || !strings.Contains(err.Error(), "not the router") {
+		t.Errorf("RouterCountersFrom(other metrics) = %v", err)
+	}
+	samples, _ = ParsePrometheusText("shardline_router_client_sessions 0\nshardline_router_transactions_total{shard=\"s1\"} -1\n")
+	if _, err := RouterCountersFrom(samples); err == nil {
+		t.Error("a negative counter was accepted")
+	}
+}
+
+func TestScrapeRouter(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Write([]byte(routerMetrics))
+	})
+	mux.HandleFunc("GET /broken", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("m{\n")) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c, err := ScrapeRouter(t.Context(), srv.URL+"/metrics")
+	if err != nil || c.ReplicaReads != 12345 || c.WriteTokens != 2 {
+		t.Errorf("ScrapeRouter = %+v, %v", c, err)
+	}
+	if _, err := ScrapeRouter(t.Context(), srv.URL+"/nothing"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("ScrapeRouter(404) = %v", err)
+	}
+	if _, err := ScrapeRouter(t.Context(), srv.URL+"/broken"); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("ScrapeRouter(bad text) = %v", err)
+	}
+}
+
+func FuzzParsePrometheusText(f *testing.F) {
+	f.Add(routerMetrics)
+	f.Add("m{a=\"x\\\"y\"} 1 2\n")
+	f.Add("m{a=\"\\")
+	f.Fuzz(func(t *testing.T, s string) {
+		samples, err := ParsePrometheusText(s)
+		if err == nil {
+			_, _ = RouterCountersFrom(samples)
+		}
+	})
+}
