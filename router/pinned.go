@@ -15,6 +15,7 @@ import (
 // moving its connection's read deadline to now. Only pinned sessions take
 // this path, so the transaction hot path has no extra goroutine.
 func (s *session) waitPinnedIdle() error {
+	s.acquireOut()
 	for s.in.buffered() == 0 {
 		be := s.be
 		done := make(chan struct{})

@@ -5,6 +5,7 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -33,6 +34,8 @@ type Router struct {
 	defaultMaxLag lagBound
 
 	serverParams atomic.Pointer[map[string]string]
+
+	writers sync.Pool // *bufio.Writer of clientWriteBuffer bytes, for sessions
 
 	settingsMu sync.Mutex
 	settingsOK map[string]struct{} // startup setting lists a server accepted
@@ -253,4 +256,14 @@ func (r *Router) rememberSettings(sql string) {
 		clear(r.settingsOK)
 	}
 	r.settingsOK[sql] = struct{}{}
+}
+
+// getWriter returns a pooled client write buffer writing to c.
+func (r *Router) getWriter(c net.Conn) *bufio.Writer {
+	w, _ := r.writers.Get().(*bufio.Writer)
+	if w == nil {
+		return bufio.NewWriterSize(c, clientWriteBuffer)
+	}
+	w.Reset(c)
+	return w
 }

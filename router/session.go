@@ -115,7 +115,7 @@ func newSession(r *Router, c net.Conn, br *bufio.Reader, st *startup) *session {
 		r:        r,
 		conn:     c,
 		in:       &msgReader{r: br},
-		out:      bufio.NewWriterSize(c, clientBufferSize),
+		out:      r.getWriter(c),
 		st:       st,
 		stmts:    make(map[string]*prepared),
 		portals:  make(map[string]*prepared),
@@ -229,6 +229,7 @@ func (e *serverFatal) Error() string {
 
 // fail sends a fatal error to the client.
 func (s *session) fail(err error) {
+	s.acquireOut()
 	var sf *serverFatal
 	if errors.As(err, &sf) {
 		body := sf.body
@@ -275,8 +276,10 @@ func (s *session) run() {
 					return
 				}
 			}
+			s.releaseOut() // nothing to send while waiting for the client
 		}
 		typ, body, err := s.in.next()
+		s.acquireOut()
 		if err != nil {
 			if errors.Is(err, errProtocol) {
 				s.fail(&Error{Code: codeProtocolViolation, Message: err.Error()})
@@ -298,6 +301,23 @@ func (s *session) run() {
 func isClientGone(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, errClientTerminated)
+}
+
+// acquireOut takes a write buffer from the router's pool if the session
+// gave its own back; releaseOut gives a flushed one back. An idle session
+// then holds no write buffer (memory per idle connection).
+func (s *session) acquireOut() {
+	if s.out == nil {
+		s.out = s.r.getWriter(s.conn)
+	}
+}
+
+func (s *session) releaseOut() {
+	if s.out != nil && s.out.Buffered() == 0 {
+		s.out.Reset(nil)
+		s.r.writers.Put(s.out)
+		s.out = nil
+	}
 }
 
 func (s *session) flushAll() error {

@@ -12,13 +12,18 @@ import (
 )
 
 const (
-	protocolV3       = 196608
-	codeSSLRequest   = 80877103
-	codeGSSRequest   = 80877104
-	codeCancel       = 80877102
-	maxStartupLen    = 10000
-	startupTimeout   = 30 * time.Second
-	clientBufferSize = 16 << 10
+	protocolV3     = 196608
+	codeSSLRequest = 80877103
+	codeGSSRequest = 80877104
+	codeCancel     = 80877102
+	maxStartupLen  = 10000
+	startupTimeout = 30 * time.Second
+	// clientReadBuffer is small: an idle session holds it while it waits;
+	// larger messages are read past it (msgReader.big).
+	clientReadBuffer = 4 << 10
+	// clientWriteBuffer is taken from a pool while a session has something
+	// to send and given back when it goes idle.
+	clientWriteBuffer = 16 << 10
 )
 
 // startup is what a client asked for in its StartupMessage.
@@ -189,7 +194,7 @@ func optionsErr(msg string) error {
 // serveConn runs one client connection from startup to Terminate.
 func (r *Router) serveConn(c net.Conn) {
 	defer c.Close()
-	br := bufio.NewReaderSize(c, clientBufferSize)
+	br := bufio.NewReaderSize(c, clientReadBuffer)
 	_ = c.SetDeadline(time.Now().Add(startupTimeout))
 	st, err := r.readStartup(c, br)
 	if err != nil || st == nil {
@@ -202,6 +207,7 @@ func (r *Router) serveConn(c net.Conn) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	s := newSession(r, c, br, st)
+	defer s.releaseOut()
 	r.register(s)
 	defer r.unregister(s)
 	if err := s.greet(); err != nil {
