@@ -118,8 +118,9 @@ func (r *Router) Serve(ln net.Listener) error {
 	}
 }
 
-// Close stops accepting, ends every client session (each gets an
-// ErrorResponse saying the router shuts down) and closes the pools.
+// Close stops accepting, closes every client connection (a session's open
+// transaction is rolled back by its server when the server connection
+// closes) and closes the pools.
 func (r *Router) Close() error {
 	r.cancel()
 	r.sessMu.Lock()
