@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -386,7 +385,6 @@ func TestKilledReplica(t *testing.T) {
 			t.Fatal("reads never returned to the restarted replica")
 		}
 	}
-	_ = fmt.Sprint()
 }
 
 // TestExtendedProtocolReadOnlyTransaction: drivers such as psycopg send
