@@ -7,7 +7,11 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-var errProtocol = errors.New("router: protocol violation")
+var (
+	errProtocol   = errors.New("router: protocol violation")
+	errPoolClosed = errors.New("router: pool closed")
+	errLagBound   = errors.New("want a duration such as 500ms or 2s, or a size such as 16MB")
+)
 
 // SQLSTATEs the router itself reports. Each kind of problem has its own.
 const (

@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -44,7 +43,6 @@ func newPool(shard shardline.ShardID, dsn string, max int, timeout, idleCheck ti
 	return &pool{shard: shard, dsn: dsn, cfg: cfg, max: max, timeout: timeout, idleCheck: idleCheck, metrics: m, onDial: onDial}, nil
 }
 
-var errPoolClosed = errors.New("router: pool closed")
 
 // acquire returns an idle connection (prefer, when it is idle), a new one, or
 // waits up to the pool timeout for one to be released.

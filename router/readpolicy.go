@@ -1,7 +1,6 @@
 package router
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,7 +45,6 @@ type lagBound struct {
 	text  string
 }
 
-var errLagBound = errors.New("want a duration such as 500ms or 2s, or a size such as 16MB")
 
 // parseLagBound parses "500ms", "1s", "1min" (Go or PostgreSQL units; a bare
 // number is milliseconds, as in PostgreSQL) or "16MB", "512kB", "1024B".
