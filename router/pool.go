@@ -43,7 +43,6 @@ func newPool(shard shardline.ShardID, dsn string, max int, timeout, idleCheck ti
 	return &pool{shard: shard, dsn: dsn, cfg: cfg, max: max, timeout: timeout, idleCheck: idleCheck, metrics: m, onDial: onDial}, nil
 }
 
-
 // acquire returns an idle connection (prefer, when it is idle), a new one, or
 // waits up to the pool timeout for one to be released.
 func (p *pool) acquire(ctx context.Context, prefer *backend) (*backend, error) {

@@ -45,7 +45,6 @@ type lagBound struct {
 	text  string
 }
 
-
 // parseLagBound parses "500ms", "1s", "1min" (Go or PostgreSQL units; a bare
 // number is milliseconds, as in PostgreSQL) or "16MB", "512kB", "1024B".
 func parseLagBound(s string) (lagBound, error) {
