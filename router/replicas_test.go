@@ -489,3 +489,43 @@ func TestWriteTokenAfterCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultReadOnlySessionUsesReplicas: with target=replica, a session
+// whose default_transaction_read_only is on (startup option or SET) sends
+// its autocommit statements to replicas; RESET brings them back.
+func TestDefaultReadOnlySessionUsesReplicas(t *testing.T) {
+	const tenant = "defro"
+	rep := replicaOf(t, shardOf(t, tenant))
+	awaitMonitor(t, "replica caught up", func(h map[string]shardline.ReplicaHealth) bool {
+		return h[rep.Name].Healthy && h[rep.Name].LagMillis == 0
+	})
+	ctx := testCtx(t)
+	onReplica := func(c *pgx.Conn) bool {
+		t.Helper()
+		var r bool
+		if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	started := connect(t, "options=-c%20shardline.tenant%3D"+tenant+"%20-c%20shardline.target%3Dreplica%20-c%20default_transaction_read_only%3Don")
+	if !onReplica(started) {
+		t.Fatal("startup default_transaction_read_only=on: autocommit read went to the primary")
+	}
+	c := connect(t, "options=-c%20shardline.tenant%3D"+tenant+"%20-c%20shardline.target%3Dreplica")
+	if onReplica(c) {
+		t.Fatal("target=replica without read-only: autocommit read went to a replica")
+	}
+	if _, err := c.Exec(ctx, "SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	if !onReplica(c) {
+		t.Fatal("after SET default_transaction_read_only = on: read went to the primary")
+	}
+	if _, err := c.Exec(ctx, "RESET default_transaction_read_only"); err != nil {
+		t.Fatal(err)
+	}
+	if onReplica(c) {
+		t.Fatal("after RESET: read went to a replica")
+	}
+}
