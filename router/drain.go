@@ -61,7 +61,7 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		if p.internal {
 			// The connection's settings or tenant binding are now unknown:
 			// tell the client, and never pool the connection again.
-			s.log.Warn("session setup statement failed on the server", "shard", s.be.pool.shard, "error", errorMessage(body))
+			s.logger().Warn("session setup statement failed on the server", "shard", s.be.pool.shard, "error", errorMessage(body))
 			s.be.broken = true
 		}
 		s.fwd(typ, body)
@@ -206,7 +206,7 @@ func (s *session) takeWriteToken() error {
 			perr = errors.New(errorMessage(body).String())
 		case 'Z':
 			if perr != nil {
-				s.log.Warn("read-your-writes token not taken", "shard", be.pool.shard, "err", perr)
+				s.logger().Warn("read-your-writes token not taken", "shard", be.pool.shard, "err", perr)
 				return nil
 			}
 			s.r.metrics.writeTokens.Inc()
@@ -263,7 +263,7 @@ func (s *session) onTokenMessage(typ byte, body []byte) error {
 		}
 	case 'E':
 		s.tokenErr = true
-		s.log.Warn("read-your-writes token not taken", "shard", s.be.pool.shard, "error", errorMessage(body))
+		s.logger().Warn("read-your-writes token not taken", "shard", s.be.pool.shard, "error", errorMessage(body))
 	case 'Z':
 		if len(body) != 1 {
 			return s.serverGone(errProtocol)

@@ -59,7 +59,7 @@ func (s *session) retryOnPrimary() error {
 	s.recLog = nil
 	s.recording = false
 	s.r.mon.markDown(s.recMember)
-	s.log.Warn("replica failed during an autocommit read; retrying on the primary", "member", s.recMember)
+	s.logger().Warn("replica failed during an autocommit read; retrying on the primary", "member", s.recMember)
 	s.queue = s.queue[:0]
 	s.skipToSync = false
 	for _, m := range msgs { // the first attempt registered these names

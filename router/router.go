@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,6 +35,7 @@ type Router struct {
 	defaultMaxLag lagBound
 
 	serverParams atomic.Pointer[map[string]string]
+	greeting     atomic.Pointer[greeting]
 
 	writers sync.Pool // *bufio.Writer of clientWriteBuffer bytes, for sessions
 
@@ -267,4 +269,30 @@ func (r *Router) getWriter(c net.Conn) *bufio.Writer {
 	}
 	w.Reset(c)
 	return w
+}
+
+// greeting is the ParameterStatus part of the greeting, encoded once.
+type greeting struct {
+	keys []string // sorted
+	msgs [][]byte // ParameterStatus of keys[i]
+}
+
+// greetingFor returns the encoded greeting of the server parameters the
+// router learned (built once; server is what serverParams returned).
+func (r *Router) greetingFor(server map[string]string) *greeting {
+	if g := r.greeting.Load(); g != nil {
+		return g
+	}
+	g := &greeting{}
+	for k := range server {
+		g.keys = append(g.keys, k)
+	}
+	slices.Sort(g.keys)
+	for _, k := range g.keys {
+		g.msgs = append(g.msgs, parameterStatus(k, server[k]))
+	}
+	if r.serverParams.Load() != nil { // cache only the real server's set
+		r.greeting.CompareAndSwap(nil, g)
+	}
+	return g
 }

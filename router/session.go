@@ -2,13 +2,11 @@ package router
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -123,11 +121,17 @@ func newSession(r *Router, c net.Conn, br *bufio.Reader, st *startup) *session {
 		target:   r.defaultTarget,
 		maxLag:   r.defaultMaxLag,
 	}
-	var sec [4]byte
-	_, _ = rand.Read(sec[:])
-	s.secret = binary.BigEndian.Uint32(sec[:])
-	s.log = r.log.With("remote", c.RemoteAddr().String(), "user", st.user)
+	s.secret = rand.Uint32() // ChaCha8-seeded: unpredictable, and no system call
 	return s
+}
+
+// logger returns the session's logger, made on first use: most sessions
+// never log.
+func (s *session) logger() *slog.Logger {
+	if s.log == nil {
+		s.log = s.r.log.With("remote", s.conn.RemoteAddr().String(), "user", s.st.user)
+	}
+	return s.log
 }
 
 // greet validates the startup request and sends what a server sends after
@@ -172,17 +176,13 @@ func (s *session) greet() error {
 		writeMsg(s.out, 'v', s.mb.b)
 	}
 	writeMsg(s.out, 'R', []byte{0, 0, 0, 0})
-	keys := make([]string, 0, len(server))
-	for k := range server {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := server[k]
+	g := s.r.greetingFor(server)
+	for i, k := range g.keys {
 		if cv, ok := reported[k]; ok {
-			v = cv
+			s.out.Write(parameterStatus(k, cv))
+		} else {
+			s.out.Write(g.msgs[i])
 		}
-		s.out.Write(parameterStatus(k, v))
 	}
 	if _, ok := server["application_name"]; !ok {
 		if v, ok := reported["application_name"]; ok {
