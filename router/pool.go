@@ -212,14 +212,3 @@ func (p *pool) inUse() int {
 	defer p.mu.Unlock()
 	return p.total - len(p.idle)
 }
-
-// stats is a snapshot for metrics and tests.
-type poolStats struct {
-	Idle, Total, Waiting int
-}
-
-func (p *pool) stats() poolStats {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return poolStats{Idle: len(p.idle), Total: p.total, Waiting: len(p.waiters)}
-}
