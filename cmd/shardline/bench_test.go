@@ -94,26 +94,7 @@ func TestBenchReplicaWorkloads(t *testing.T) {
 	}
 	dir := pgtest.Dir(t)
 	var stdout, stderr bytes.Buffer
-	c := &benchCommand{
-		Targets:      bench.AllTargets(),
-		Workloads:    []string{"replica-read", "write-token"},
-		Clients:      []int{2},
-		Rounds:       1,
-		Duration:     time.Second,
-		Threads:      2,
-		IdleConns:    50,
-		PoolSize:     4,
-		Scale:        1,
-		Output:       "text",
-		JSONPath:     filepath.Join(dir, "report", "latest.json"),
-		Dir:          filepath.Join(dir, "work"),
-		Keep:         true,
-		Shardline:    os.Args[0],
-		ShardlineEnv: append(os.Environ(), benchChildEnv+"=1"),
-		Command:      "shardline bench (test)",
-		Stdout:       &stdout,
-		Stderr:       &stderr,
-	}
+	c := tinyBench(dir, &stdout, &stderr, "replica-read", "write-token")
 	err := c.Run(t.Context())
 	t.Logf("stderr:\n%s", stderr.String())
 	t.Logf("stdout:\n%s", stdout.String())
@@ -222,27 +203,9 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	dir := pgtest.Dir(t)
 	var stdout, stderr bytes.Buffer
-	c := &benchCommand{
-		Targets:      bench.AllTargets(),
-		Workloads:    []string{"select-simple", "select-prepared", "churn", "idle"},
-		Clients:      []int{2},
-		Rounds:       1,
-		Duration:     time.Second,
-		Threads:      2,
-		IdleConns:    50,
-		PoolSize:     4,
-		Scale:        1,
-		Output:       "json",
-		ReportPath:   filepath.Join(dir, "report", "latest.md"),
-		JSONPath:     filepath.Join(dir, "report", "latest.json"),
-		Dir:          filepath.Join(dir, "work"),
-		Keep:         true,
-		Shardline:    os.Args[0],
-		ShardlineEnv: append(os.Environ(), benchChildEnv+"=1"),
-		Command:      "shardline bench (test)",
-		Stdout:       &stdout,
-		Stderr:       &stderr,
-	}
+	c := tinyBench(dir, &stdout, &stderr, "select-simple", "select-prepared", "churn", "idle")
+	c.Output = "json"
+	c.ReportPath = filepath.Join(dir, "report", "latest.md")
 	err := c.Run(t.Context())
 	t.Logf("stderr:\n%s", stderr.String())
 	if err != nil {
@@ -309,5 +272,31 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(c.Dir, "up", "up.log")); !strings.Contains(string(b), "stopped") {
 		t.Errorf("up.log does not show a clean stop:\n%s", b)
+	}
+}
+
+// tinyBench is a benchCommand for the end-to-end tests: every target, one
+// round of 1 s runs with 2 clients, this test binary acting as
+// `shardline up` (see benchChildEnv), output kept under dir.
+func tinyBench(dir string, stdout, stderr *bytes.Buffer, workloads ...string) *benchCommand {
+	return &benchCommand{
+		Targets:      bench.AllTargets(),
+		Workloads:    workloads,
+		Clients:      []int{2},
+		Rounds:       1,
+		Duration:     time.Second,
+		Threads:      2,
+		IdleConns:    50,
+		PoolSize:     4,
+		Scale:        1,
+		Output:       "text",
+		JSONPath:     filepath.Join(dir, "report", "latest.json"),
+		Dir:          filepath.Join(dir, "work"),
+		Keep:         true,
+		Shardline:    os.Args[0],
+		ShardlineEnv: append(os.Environ(), benchChildEnv+"=1"),
+		Command:      "shardline bench (test)",
+		Stdout:       stdout,
+		Stderr:       stderr,
 	}
 }
