@@ -6,18 +6,18 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/internal/netloop"
 )
 
 // backend is one server connection of a shard pool. It is used by one
 // session at a time (between acquire and release) and needs no lock.
 type backend struct {
 	pool *pool
-	conn net.Conn
+	conn *netloop.Conn
 	in   *msgReader
 	out  *bufio.Writer
 
@@ -53,11 +53,16 @@ func dialBackend(ctx context.Context, p *pool) (*backend, map[string]string, err
 	if tc, ok := hc.Conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	conn, err := netloop.Wrap(hc.Conn)
+	if err != nil {
+		hc.Conn.Close()
+		return nil, nil, fmt.Errorf("connect to shard %s: %w", p.shard, err)
+	}
 	b := &backend{
 		pool:     p,
-		conn:     hc.Conn,
-		in:       newMsgReader(hc.Conn, 32<<10),
-		out:      bufio.NewWriterSize(hc.Conn, 32<<10),
+		conn:     conn,
+		in:       newMsgReader(conn, 32<<10),
+		out:      bufio.NewWriterSize(conn, 32<<10),
 		pid:      hc.PID,
 		secret:   hc.SecretKey,
 		addr:     net.JoinHostPort(hc.Config.Host, fmt.Sprint(hc.Config.Port)),
@@ -97,27 +102,5 @@ func (b *backend) cancel(ctx context.Context) error {
 // an error or any data (an idle server sends nothing but a termination
 // notice) means it is not usable.
 func (b *backend) alive() bool {
-	if b.in.buffered() > 0 {
-		return false
-	}
-	sc, ok := b.conn.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	open := true
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK {
-			return true // nothing to read: open
-		}
-		open = false // EOF (n == 0), data or an error
-		_ = n
-		return true
-	})
-	return err == nil && open
+	return b.in.buffered() == 0 && b.conn.PeerOpen()
 }

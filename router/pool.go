@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/internal/netloop"
 )
 
 // pool holds the server connections of one shard member. Idle connections
@@ -30,8 +31,8 @@ type pool struct {
 
 	mu      sync.Mutex
 	idle    []*backend
-	total   int // open plus dialing
-	waiters []chan *backend
+	total   int       // open plus dialing
+	waiters []*waiter // FIFO
 	closed  bool
 }
 
@@ -43,13 +44,16 @@ func newPool(shard shardline.ShardID, dsn string, max int, timeout, idleCheck ti
 	return &pool{shard: shard, dsn: dsn, cfg: cfg, max: max, timeout: timeout, idleCheck: idleCheck, metrics: m, onDial: onDial}, nil
 }
 
-// acquire returns an idle connection (prefer, when it is idle), a new one, or
-// waits up to the pool timeout for one to be released.
-func (p *pool) acquire(ctx context.Context, prefer *backend) (*backend, error) {
+// take returns an idle connection (prefer, when it is idle) without waiting
+// or dialing; ok is false when none is idle.
+func (p *pool) take(prefer *backend) (b *backend, ok bool, err error) {
 	for {
-		b, err := p.acquireOnce(ctx, prefer)
-		if err != nil || b.lastUsed.IsZero() || time.Since(b.lastUsed) < p.idleCheck || b.alive() {
-			return b, err
+		b, err := p.popIdle(prefer)
+		if err != nil || b == nil {
+			return nil, false, err
+		}
+		if b.lastUsed.IsZero() || time.Since(b.lastUsed) < p.idleCheck || b.alive() {
+			return b, true, nil
 		}
 		// The server closed it while it sat idle (a restart, an
 		// administrator's pg_terminate_backend): drop it and take another.
@@ -58,75 +62,157 @@ func (p *pool) acquire(ctx context.Context, prefer *backend) (*backend, error) {
 	}
 }
 
-func (p *pool) acquireOnce(ctx context.Context, prefer *backend) (*backend, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, errPoolClosed
-	}
-	if n := len(p.idle); n > 0 {
-		i := n - 1
-		if prefer != nil && prefer.pool == p {
-			for j := n - 1; j >= 0; j-- {
-				if p.idle[j] == prefer {
-					i = j
-					break
-				}
-			}
+// acquire returns an idle connection (prefer, when it is idle), a new one, or
+// waits up to the pool timeout for one to be released. Task t waits on its
+// event loop: parked until a release hands it a connection, dialing off the
+// loop (Block).
+func (p *pool) acquire(ctx context.Context, t *netloop.Task, prefer *backend) (*backend, error) {
+	for {
+		if b, ok, err := p.take(prefer); ok || err != nil {
+			return b, err
 		}
-		b := p.idle[i]
-		p.idle[i] = p.idle[n-1]
-		p.idle = p.idle[:n-1]
+		prefer = nil
+		p.mu.Lock()
+		switch {
+		case p.closed:
+			p.mu.Unlock()
+			return nil, errPoolClosed
+		case len(p.idle) > 0: // released meanwhile
+			p.mu.Unlock()
+			continue
+		case p.total < p.max:
+			p.total++
+			p.mu.Unlock()
+			return p.dialFor(ctx, t)
+		}
+		w := &waiter{task: t}
+		p.waiters = append(p.waiters, w)
+		w.timer = time.AfterFunc(p.timeout, func() { p.expire(w) })
 		p.mu.Unlock()
-		return b, nil
-	}
-	if p.total < p.max {
-		p.total++
-		p.mu.Unlock()
-		return p.dial(ctx)
-	}
-	ch := make(chan *backend, 1)
-	p.waiters = append(p.waiters, ch)
-	p.mu.Unlock()
-	p.metrics.waits.Inc()
+		p.metrics.waits.Inc()
 
-	t := time.NewTimer(p.timeout)
-	defer t.Stop()
-	select {
-	case b := <-ch:
-		if b == nil { // a slot was freed: dial into it
-			return p.dial(ctx)
+		b, err := p.await(w) // a connection handed over was just in use: no idle check
+		if err == nil && b == nil { // a slot was freed: dial into it
+			return p.dialFor(ctx, t)
 		}
-		return b, nil
-	case <-ctx.Done():
-		p.abandon(ch)
-		return nil, ctx.Err()
-	case <-t.C:
-		p.abandon(ch)
-		return nil, &Error{Code: codeTooManyConnections,
-			Message: fmt.Sprintf("no server connection to shard %s became free within %s", p.shard, p.timeout),
-			Hint:    "Raise the router's pool size or shorten transactions."}
+		return b, err
 	}
 }
 
-// abandon removes a waiter; if a connection was handed to it meanwhile, the
-// connection goes back.
-func (p *pool) abandon(ch chan *backend) {
+// waiter is a session waiting for a connection. Its fields change under
+// the pool's lock.
+type waiter struct {
+	task  *netloop.Task
+	timer *time.Timer
+	state waitState
+	b     *backend // handed over (waitHanded)
+}
+
+type waitState uint8
+
+const (
+	waitWaiting   waitState = iota
+	waitHanded              // b is the session's
+	waitSlot                // a connection was discarded: dial in its place
+	waitExpired             // the pool timeout passed
+	waitAbandoned           // the session gave up (router closing)
+)
+
+// await parks w's task until a release, a freed slot or the timeout
+// settles it.
+func (p *pool) await(w *waiter) (*backend, error) {
+	for {
+		parkErr := w.task.Park()
+		p.mu.Lock()
+		if w.state == waitWaiting && parkErr != nil {
+			p.removeWaiter(w)
+			w.state = waitAbandoned
+		}
+		st, b := w.state, w.b
+		p.mu.Unlock()
+		switch st {
+		case waitWaiting:
+			continue // woken early (a late Wake)
+		case waitHanded:
+			w.timer.Stop()
+			return b, nil
+		case waitSlot:
+			w.timer.Stop()
+			return nil, nil
+		case waitExpired:
+			return nil, &Error{Code: codeTooManyConnections,
+				Message: fmt.Sprintf("no server connection to shard %s became free within %s", p.shard, p.timeout),
+				Hint:    "Raise the router's pool size or shorten transactions."}
+		default:
+			w.timer.Stop()
+			return nil, parkErr
+		}
+	}
+}
+
+// expire settles a waiter whose time is up.
+func (p *pool) expire(w *waiter) {
 	p.mu.Lock()
-	for i, w := range p.waiters {
-		if w == ch {
+	if w.state != waitWaiting {
+		p.mu.Unlock()
+		return
+	}
+	p.removeWaiter(w)
+	w.state = waitExpired
+	p.mu.Unlock()
+	w.task.Wake()
+}
+
+func (p *pool) removeWaiter(w *waiter) {
+	for i, x := range p.waiters {
+		if x == w {
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-			p.mu.Unlock()
 			return
 		}
 	}
-	p.mu.Unlock()
-	// Already handed over: take what was sent and pass it on.
-	if b := <-ch; b != nil {
-		p.release(b)
-	} else {
-		p.freeSlot()
+}
+
+// nextWaiter pops the longest-waiting session, or nil; p.mu is held.
+func (p *pool) nextWaiter() *waiter {
+	if len(p.waiters) == 0 {
+		return nil
 	}
+	w := p.waiters[0]
+	p.waiters[0] = nil
+	p.waiters = p.waiters[1:]
+	return w
+}
+
+// dialFor dials into a reserved slot off t's event loop.
+func (p *pool) dialFor(ctx context.Context, t *netloop.Task) (b *backend, err error) {
+	t.Block(func() { b, err = p.dial(ctx) })
+	return b, err
+}
+
+// popIdle removes and returns an idle connection, or nil.
+func (p *pool) popIdle(prefer *backend) (*backend, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errPoolClosed
+	}
+	n := len(p.idle)
+	if n == 0 {
+		return nil, nil
+	}
+	i := n - 1
+	if prefer != nil && prefer.pool == p {
+		for j := n - 1; j >= 0; j-- {
+			if p.idle[j] == prefer {
+				i = j
+				break
+			}
+		}
+	}
+	b := p.idle[i]
+	p.idle[i] = p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	return b, nil
 }
 
 func (p *pool) dial(ctx context.Context) (*backend, error) {
@@ -149,6 +235,7 @@ func (p *pool) dial(ctx context.Context) (*backend, error) {
 
 // release returns a healthy connection to the pool.
 func (p *pool) release(b *backend) {
+	b.conn.Detach()
 	if b.broken {
 		p.discard(b)
 		return
@@ -159,11 +246,10 @@ func (p *pool) release(b *backend) {
 		p.discard(b)
 		return
 	}
-	if len(p.waiters) > 0 {
-		ch := p.waiters[0]
-		p.waiters = p.waiters[1:]
+	if w := p.nextWaiter(); w != nil {
+		w.state, w.b = waitHanded, b
 		p.mu.Unlock()
-		ch <- b
+		w.task.Wake()
 		return
 	}
 	b.lastUsed = time.Now()
@@ -173,6 +259,7 @@ func (p *pool) release(b *backend) {
 
 // discard closes a connection and frees its slot.
 func (p *pool) discard(b *backend) {
+	b.conn.Detach()
 	b.close()
 	p.metrics.open.Dec()
 	p.freeSlot()
@@ -180,11 +267,10 @@ func (p *pool) discard(b *backend) {
 
 func (p *pool) freeSlot() {
 	p.mu.Lock()
-	if len(p.waiters) > 0 {
-		ch := p.waiters[0]
-		p.waiters = p.waiters[1:]
+	if w := p.nextWaiter(); w != nil {
+		w.state = waitSlot // the waiter dials into the freed slot
 		p.mu.Unlock()
-		ch <- nil // the waiter dials into the freed slot
+		w.task.Wake()
 		return
 	}
 	p.total--

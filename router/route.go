@@ -53,7 +53,11 @@ func (s *session) route(q []byte, readOnly bool) error {
 	var pool *pool
 	if readOnly && !s.avoidReplica {
 		var reason string
-		pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait)
+		if s.maxWait > 0 { // may wait for a replica to catch up: off the event loop
+			s.task.Block(func() { pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait) })
+		} else {
+			pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, 0)
+		}
 		if pool == nil {
 			s.r.metrics.fallbacks.WithLabelValues(string(shard), reason).Inc()
 			s.r.metrics.reads.WithLabelValues(string(shard), "primary").Inc()
@@ -69,7 +73,7 @@ func (s *session) route(q []byte, readOnly bool) error {
 			return err
 		}
 	}
-	be, err := pool.acquire(s.r.ctx, s.lastBe)
+	be, err := s.acquire(pool, s.lastBe)
 	if err != nil {
 		return err
 	}

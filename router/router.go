@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"sync/atomic"
 
 	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/internal/netloop"
 )
 
 // Router accepts client connections and routes their transactions. It is
@@ -30,6 +32,7 @@ type Router struct {
 	pools  atomic.Pointer[map[string]*pool] // by member name
 	poolMu sync.Mutex                       // serializes pool map rebuilds
 	mon    *monitor
+	loop   *netloop.Loop // runs every session
 
 	defaultTarget target
 	defaultMaxLag lagBound
@@ -56,8 +59,13 @@ func New(cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	loop, err := netloop.New()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Router{
+		loop:       loop,
 		cfg:        cfg,
 		log:        cfg.Logger,
 		metrics:    newMetrics(cfg.Registerer),
@@ -72,7 +80,11 @@ func New(cfg Config) (*Router, error) {
 	r.defaultTarget, _ = parseTarget(cfg.DefaultTarget) // checked by Validate
 	r.defaultMaxLag, _ = parseLagBound(cfg.DefaultMaxLag)
 	r.mon = newMonitor(cfg.Placement, cfg.ReplicaPollInterval, r.metrics)
-	r.wg.Add(1)
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		loop.Run()
+	}()
 	go func() {
 		defer r.wg.Done()
 		r.mon.run(ctx)
@@ -127,9 +139,10 @@ func (r *Router) Close() error {
 	r.cancel()
 	r.sessMu.Lock()
 	for _, s := range r.sessions {
-		s.conn.Close()
+		s.conn.Shutdown()
 	}
 	r.sessMu.Unlock()
+	r.loop.Close() // fails the waits of sessions still running
 	r.wg.Wait()
 	for _, p := range *r.pools.Load() {
 		p.close()
@@ -204,8 +217,14 @@ func (r *Router) placement() (*shardline.Placement, error) {
 	return p, nil
 }
 
-func (r *Router) register(s *session) {
+// register gives s a process ID for cancel requests; it fails once Close
+// has begun.
+func (r *Router) register(s *session) bool {
 	r.sessMu.Lock()
+	defer r.sessMu.Unlock()
+	if r.ctx.Err() != nil {
+		return false
+	}
 	for {
 		pid := r.nextPID.Add(1) & 0x3fffffff
 		if _, taken := r.sessions[pid]; !taken && pid != 0 {
@@ -214,7 +233,7 @@ func (r *Router) register(s *session) {
 		}
 	}
 	r.sessions[s.pid] = s
-	r.sessMu.Unlock()
+	return true
 }
 
 func (r *Router) unregister(s *session) {
@@ -262,7 +281,7 @@ func (r *Router) rememberSettings(sql string) {
 }
 
 // getWriter returns a pooled client write buffer writing to c.
-func (r *Router) getWriter(c net.Conn) *bufio.Writer {
+func (r *Router) getWriter(c io.Writer) *bufio.Writer {
 	w, _ := r.writers.Get().(*bufio.Writer)
 	if w == nil {
 		return bufio.NewWriterSize(c, clientWriteBuffer)

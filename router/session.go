@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/internal/netloop"
 )
 
 // session is one client connection. Its goroutine owns every field; only
 // current (read by cancel requests) is shared.
 type session struct {
 	r    *Router
-	conn net.Conn
+	conn *netloop.Conn
+	task *netloop.Task // the event-loop coroutine the session runs as
 	in   *msgReader
 	out  *bufio.Writer
 	log  *slog.Logger
@@ -108,7 +110,7 @@ type pending struct {
 	set      *settingOp
 }
 
-func newSession(r *Router, c net.Conn, br *bufio.Reader, st *startup) *session {
+func newSession(r *Router, c *netloop.Conn, br *bufio.Reader, st *startup) *session {
 	s := &session{
 		r:        r,
 		conn:     c,
@@ -209,7 +211,7 @@ func (s *session) serverParams() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := pool.acquire(s.r.ctx, nil)
+	b, err := s.acquire(pool, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +303,16 @@ func (s *session) run() {
 func isClientGone(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, errClientTerminated)
+}
+
+// acquire takes a server connection from p for the session.
+func (s *session) acquire(p *pool, prefer *backend) (*backend, error) {
+	b, err := p.acquire(s.r.ctx, s.task, prefer)
+	if err != nil {
+		return nil, err
+	}
+	b.conn.Attach(s.task)
+	return b, nil
 }
 
 // acquireOut takes a write buffer from the router's pool if the session

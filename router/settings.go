@@ -297,7 +297,7 @@ func (s *session) validateSettings() error {
 	if err != nil {
 		return err
 	}
-	b, err := pool.acquire(s.r.ctx, nil)
+	b, err := s.acquire(pool, nil)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/shardline/shardline/internal/netloop"
 )
 
 const (
@@ -191,9 +194,9 @@ func optionsErr(msg string) error {
 		Hint: "Use options='-c name=value', for example options='-c shardline.tenant=acme'."}
 }
 
-// serveConn runs one client connection from startup to Terminate.
+// serveConn reads one client's startup request, then hands the connection
+// to the event loop, where its session runs until Terminate.
 func (r *Router) serveConn(c net.Conn) {
-	defer c.Close()
 	br := bufio.NewReaderSize(c, clientReadBuffer)
 	_ = c.SetDeadline(time.Now().Add(startupTimeout))
 	st, err := r.readStartup(c, br)
@@ -203,21 +206,48 @@ func (r *Router) serveConn(c net.Conn) {
 			_, _ = c.Write(errorResponse(re))
 			r.metrics.errors.WithLabelValues(re.Code).Inc()
 		}
+		c.Close()
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	s := newSession(r, c, br, st)
-	defer s.releaseOut()
-	r.register(s)
-	defer r.unregister(s)
-	if err := s.greet(); err != nil {
-		s.fail(err)
+	var early []byte // what the client sent after its startup message
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		early = append(early, b...)
+	}
+	lc, err := netloop.Wrap(c)
+	if err != nil {
+		r.log.Error("take over client connection", "err", err)
+		c.Close()
 		return
 	}
-	r.metrics.sessions.Inc()
-	r.metrics.sessionsOpen.Inc()
-	defer r.metrics.sessions.Dec()
-	s.run()
+	if early != nil {
+		br.Reset(io.MultiReader(bytes.NewReader(early), lc))
+	} else {
+		br.Reset(lc)
+	}
+	s := newSession(r, lc, br, st)
+	if !r.register(s) {
+		lc.Close()
+		return
+	}
+	r.loop.Go(func(t *netloop.Task) {
+		s.task = t
+		lc.Attach(t)
+		defer func() {
+			r.unregister(s)
+			s.releaseOut()
+			lc.Close()
+		}()
+		if err := s.greet(); err != nil {
+			s.fail(err)
+			return
+		}
+		r.metrics.sessions.Inc()
+		r.metrics.sessionsOpen.Inc()
+		defer r.metrics.sessions.Dec()
+		s.run()
+	})
 }
 
 // validSettingName reports whether a run-time parameter name is made of

@@ -1,0 +1,252 @@
+package netloop
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	eventIn  = unix.EPOLLIN
+	eventOut = unix.EPOLLOUT
+)
+
+// pollTimeout bounds a wait outside any task (see Conn.Attach).
+const pollTimeout = 10 * time.Second
+
+// Conn is a non-blocking socket served by a loop. One task uses it at a
+// time (Attach); its reads and writes wait on that task's loop. Without a
+// task (Detach) they wait in poll(2), at most pollTimeout, for the rare
+// write outside a session (a Terminate on close).
+type Conn struct {
+	fd    int
+	raddr net.Addr
+
+	l      *Loop // the loop whose epoll set holds fd; nil until the first wait
+	task   *Task // the task using it now
+	waiter *Task // the task waiting for it now
+	waitEv uint32
+
+	// drained: the last read returned less than asked (or nothing), so
+	// the socket had no more data then; inEdge: the loop has seen data
+	// arrive since (an edge-triggered EPOLLIN). A read of a drained socket
+	// without a new edge waits first instead of failing with EAGAIN: the
+	// kernel signals every arrival after a short read (even data that came
+	// in during the read, when it moves to the receive queue).
+	drained bool
+	inEdge  bool
+
+	mu sync.Mutex // Shutdown against Close
+}
+
+// Wrap takes over nc's socket: Go's poller lets go of it and the loop
+// serves it. nc is closed; its socket options (TCP_NODELAY) stay.
+func Wrap(nc net.Conn) (*Conn, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("netloop: not a socket connection")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(s uintptr) {
+		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, os.NewSyscallError("fcntl", dupErr)
+	}
+	raddr := nc.RemoteAddr()
+	_ = nc.Close() // removes it from Go's epoll set; the duplicate keeps the socket
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return &Conn{fd: fd, raddr: raddr}, nil
+}
+
+// Attach makes t the connection's user: its waits switch to t's loop.
+func (c *Conn) Attach(t *Task) { c.task = t }
+
+// Detach leaves the connection without a user (idle in a pool).
+func (c *Conn) Detach() { c.task = nil }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+
+// Read reads what the socket has, waiting for data if it has none.
+func (c *Conn) Read(p []byte) (int, error) {
+	for {
+		if c.fd < 0 {
+			return 0, net.ErrClosed
+		}
+		if c.drained && !c.inEdge && c.task != nil {
+			if err := c.task.wait(eventIn, c); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		c.inEdge = false
+		n, err := rawRead(c.fd, p)
+		switch err {
+		case nil:
+			if n == 0 && len(p) > 0 {
+				return 0, io.EOF
+			}
+			c.drained = n < len(p)
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			c.drained = true
+			if c.task == nil {
+				if err := c.await(eventIn); err != nil {
+					return 0, err
+				}
+			}
+			continue
+		}
+		return 0, c.opError("read", err)
+	}
+}
+
+// Write writes all of p, waiting for room when the socket is full.
+func (c *Conn) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		if c.fd < 0 {
+			return done, net.ErrClosed
+		}
+		n, err := rawWrite(c.fd, p[done:])
+		if n > 0 {
+			done += n
+		}
+		switch err {
+		case nil, unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if err := c.await(eventOut); err != nil {
+				return done, err
+			}
+			continue
+		}
+		return done, c.opError("write", err)
+	}
+	return done, nil
+}
+
+func (c *Conn) await(ev uint32) error {
+	if c.task != nil {
+		return c.task.wait(ev, c)
+	}
+	events := int16(unix.POLLIN)
+	if ev == eventOut {
+		events = unix.POLLOUT
+	}
+	fds := []unix.PollFd{{Fd: int32(c.fd), Events: events}}
+	for {
+		n, err := unix.Poll(fds, int(pollTimeout/time.Millisecond))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return c.opError("poll", err)
+		}
+		if n == 0 {
+			return c.opError("poll", os.ErrDeadlineExceeded)
+		}
+		return nil
+	}
+}
+
+// PeerOpen reports, without waiting, whether the socket has nothing to
+// read and no end of stream: an idle server connection that is still open.
+func (c *Conn) PeerOpen() bool {
+	if c.fd < 0 {
+		return false
+	}
+	var b [1]byte
+	_, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == unix.EAGAIN
+}
+
+// Shutdown ends both directions of the connection without closing it: the
+// user's reads see end of stream. Safe from any goroutine.
+func (c *Conn) Shutdown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd >= 0 {
+		_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	}
+}
+
+// Close closes the socket (which also leaves the loop's epoll set). Only
+// the connection's user may call it.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 {
+		return net.ErrClosed
+	}
+	err := unix.Close(c.fd)
+	c.fd = -1
+	return err
+}
+
+func (c *Conn) opError(op string, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &net.OpError{Op: op, Net: "tcp", Addr: c.raddr, Err: err}
+	}
+	return &net.OpError{Op: op, Net: "tcp", Addr: c.raddr, Err: os.NewSyscallError(op, err)}
+}
+
+// Ready reports, without waiting, whether a read would return at once:
+// there is data, end of stream or an error.
+func (c *Conn) Ready() bool {
+	if c.fd < 0 {
+		return true
+	}
+	var b [1]byte
+	_, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err != unix.EAGAIN
+}
+
+// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
+// without telling the Go scheduler: they never block, and the scheduler's
+// bookkeeping for a system call that might (handing the P to another
+// thread when the call outlasts a sysmon tick, which a write that wakes
+// the peer can) costs more than the call.
+func rawRead(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}

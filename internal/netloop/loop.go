@@ -1,0 +1,249 @@
+// Package netloop runs many connections' blocking-style code on one
+// event-loop goroutine.
+//
+// Each task (a client session) is a coroutine (iter.Pull). When it reads a
+// socket that has no data, or writes one that is full, it switches back to
+// the loop, which waits for readiness with epoll and switches to whichever
+// task can go on. A switch is a direct coroutine hand-off on the same
+// thread: no run queue, no netpoller, no futex wake-up of another thread,
+// which is what Go's per-connection goroutines pay twice per
+// request-response round trip.
+//
+// Tasks must not block the loop: anything that can wait (dialing, waiting
+// for a pooled connection, timers) runs through Task.Block, which runs it
+// on a goroutine of its own and resumes the task when it returns.
+package netloop
+
+import (
+	"errors"
+	"iter"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Loop is one event loop. Run it on a goroutine of its own; Go and Close
+// may be called from any goroutine.
+type Loop struct {
+	epfd   int
+	wakefd int // eventfd: posts from other goroutines
+
+	conns []*Conn        // by fd; loop goroutine only
+	tasks map[*Task]bool // live tasks; loop goroutine only
+	evs   []unix.EpollEvent
+
+	mu       sync.Mutex
+	posted   []post // new tasks, woken tasks and tasks whose Block returned
+	sleeping bool   // the loop is (about to be) in epoll_wait
+	closing  bool
+
+	blocks sync.WaitGroup // Block goroutines
+	done   chan struct{}
+}
+
+// New makes a loop.
+func New() (*Loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, errors.Join(errors.New("netloop: epoll_create1"), err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, errors.Join(errors.New("netloop: eventfd"), err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, errors.Join(errors.New("netloop: epoll_ctl"), err)
+	}
+	return &Loop{
+		epfd:   epfd,
+		wakefd: wakefd,
+		tasks:  make(map[*Task]bool),
+		evs:    make([]unix.EpollEvent, 256),
+		done:   make(chan struct{}),
+	}, nil
+}
+
+// post asks the loop to resume a task.
+type post struct {
+	t         *Task
+	blockDone bool // its Block's function returned (else: a Wake)
+}
+
+// Go starts fn as a task on the loop.
+func (l *Loop) Go(fn func(t *Task)) {
+	l.post(post{t: &Task{l: l, start: fn}})
+}
+
+// Close asks the loop to stop: every task waiting on a connection gets
+// net.ErrClosed from its read or write (and from every later one), and Run
+// returns once all tasks have returned.
+func (l *Loop) Close() {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+// Done is closed when Run has returned.
+func (l *Loop) Done() <-chan struct{} { return l.done }
+
+func (l *Loop) post(p post) {
+	l.mu.Lock()
+	l.posted = append(l.posted, p)
+	wake := l.sleeping
+	l.sleeping = false
+	l.mu.Unlock()
+	if wake {
+		l.wake()
+	}
+}
+
+func (l *Loop) wake() {
+	one := [8]byte{1}
+	for {
+		_, err := unix.Write(l.wakefd, one[:])
+		if err != unix.EINTR {
+			return // EAGAIN: the counter is already set, the loop wakes anyway
+		}
+	}
+}
+
+// Run serves tasks until Close was called and every task has returned.
+func (l *Loop) Run() {
+	defer func() {
+		l.blocks.Wait()
+		unix.Close(l.epfd)
+		unix.Close(l.wakefd)
+		close(l.done)
+	}()
+	var posted []post
+	for {
+		l.mu.Lock()
+		posted, l.posted = l.posted, posted[:0]
+		closing := l.closing
+		timeout := 0
+		if len(posted) == 0 {
+			timeout = -1
+			l.sleeping = true // a post from now on writes the eventfd
+		}
+		l.mu.Unlock()
+
+		for i, p := range posted {
+			posted[i] = post{}
+			t := p.t
+			switch {
+			case t.next == nil:
+				l.begin(t)
+			case t.state == stateDone, t.state == stateBlocked && !p.blockDone:
+				continue // a late Wake
+			}
+			l.resume(t)
+		}
+		if closing {
+			for t := range l.tasks {
+				t.dead = true // its waits fail from now on
+				if t.state == stateWaiting || t.state == stateParked {
+					l.resume(t)
+				}
+			}
+			if len(l.tasks) == 0 {
+				return
+			}
+		}
+		l.poll(timeout)
+	}
+}
+
+// poll waits up to timeout milliseconds (-1: no limit) for readiness and
+// resumes the tasks waiting for it.
+func (l *Loop) poll(timeout int) {
+	n, err := unix.EpollWait(l.epfd, l.evs, timeout)
+	if timeout != 0 {
+		l.mu.Lock()
+		l.sleeping = false
+		l.mu.Unlock()
+	}
+	if err != nil {
+		if err == unix.EINTR {
+			return
+		}
+		panic("netloop: epoll_wait: " + err.Error())
+	}
+	for i := 0; i < n; i++ {
+		ev := &l.evs[i]
+		fd := int(ev.Fd)
+		if fd == l.wakefd {
+			var buf [8]byte
+			_, _ = unix.Read(l.wakefd, buf[:])
+			continue
+		}
+		if fd >= len(l.conns) {
+			continue
+		}
+		c := l.conns[fd]
+		if c == nil {
+			continue
+		}
+		if ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
+			c.inEdge = true
+		}
+		if c.waiter == nil || c.waiter.state != stateWaiting ||
+			ev.Events&(c.waitEv|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) == 0 {
+			continue // stale, or nobody waits for it: the next read or write finds out
+		}
+		l.resume(c.waiter)
+	}
+}
+
+// begin makes t's coroutine.
+func (l *Loop) begin(t *Task) {
+	l.tasks[t] = true
+	t.next, t.stop = iter.Pull(func(yield func(func()) bool) {
+		t.yield = yield
+		t.start(t)
+	})
+}
+
+// resume runs t until it waits, blocks or returns.
+func (l *Loop) resume(t *Task) {
+	for _, c := range t.waiting {
+		c.waiter = nil
+	}
+	t.waiting = t.waiting[:0]
+	t.state = stateRunning
+	block, ok := t.next()
+	if !ok {
+		t.state = stateDone
+		t.stop()
+		delete(l.tasks, t)
+		return
+	}
+	if block != nil {
+		t.state = stateBlocked
+		l.blocks.Add(1)
+		go func() {
+			defer l.blocks.Done()
+			block()
+			l.post(post{t: t, blockDone: true})
+		}()
+	}
+}
+
+// register adds c to the loop's epoll set, edge-triggered for reads and
+// writes, once for the connection's life.
+func (l *Loop) register(c *Conn) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(c.fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		return err
+	}
+	for c.fd >= len(l.conns) {
+		l.conns = append(l.conns, nil)
+	}
+	l.conns[c.fd] = c
+	c.l = l
+	return nil
+}

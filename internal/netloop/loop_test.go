@@ -1,0 +1,249 @@
+package netloop
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func startLoop(t *testing.T) *Loop {
+	t.Helper()
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Run()
+	t.Cleanup(func() {
+		l.Close()
+		<-l.Done()
+	})
+	return l
+}
+
+// serve accepts connections and runs handle for each as a task.
+func serve(t *testing.T, l *Loop, handle func(*Task, *Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c, err := Wrap(nc)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			l.Go(func(task *Task) {
+				defer c.Close()
+				c.Attach(task)
+				handle(task, c)
+			})
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// echo answers each line with the line upper-cased.
+func echo(_ *Task, c *Conn) {
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if _, err := c.Write([]byte(strings.ToUpper(line))); err != nil {
+			return
+		}
+	}
+}
+
+func TestEchoManyClients(t *testing.T) {
+	l := startLoop(t)
+	addr := serve(t, l, echo)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for j := range 200 {
+				msg := fmt.Sprintf("client %d line %d\n", i, j)
+				if _, err := c.Write([]byte(msg)); err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := r.ReadString('\n')
+				if err != nil || got != strings.ToUpper(msg) {
+					t.Errorf("got %q, %v; want %q", got, err, strings.ToUpper(msg))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A reply far larger than the socket buffers makes the writer wait for
+// room while the client is slow to read.
+func TestLargeWriteWaitsForRoom(t *testing.T) {
+	l := startLoop(t)
+	const size = 16 << 20
+	addr := serve(t, l, func(_ *Task, c *Conn) {
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			return
+		}
+		_, _ = c.Write(make([]byte, size))
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{1})
+	n, err := io.Copy(io.Discard, io.LimitReader(c, size))
+	if err != nil || n != size {
+		t.Fatalf("read %d bytes, %v; want %d", n, err, size)
+	}
+}
+
+// Block lets other tasks run while one waits on something else.
+func TestBlockServesOthers(t *testing.T) {
+	l := startLoop(t)
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	addr := serve(t, l, func(task *Task, c *Conn) {
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if line == "block\n" {
+			task.Block(func() {
+				close(blocked)
+				<-release
+			})
+		}
+		c.Write([]byte("done\n"))
+	})
+	a, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Write([]byte("block\n"))
+	<-blocked
+	b, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Write([]byte("hello\n"))
+	if got, err := bufio.NewReader(b).ReadString('\n'); err != nil || got != "done\n" {
+		t.Fatalf("second client got %q, %v while the first blocks", got, err)
+	}
+	close(release)
+	if got, err := bufio.NewReader(a).ReadString('\n'); err != nil || got != "done\n" {
+		t.Fatalf("blocked client got %q, %v", got, err)
+	}
+}
+
+// WaitReadable returns when either connection has data.
+func TestWaitReadableEither(t *testing.T) {
+	l := startLoop(t)
+	side, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Close()
+	sideConn := make(chan *Conn, 1)
+	go func() {
+		nc, err := side.Accept()
+		if err != nil {
+			return
+		}
+		c, _ := Wrap(nc)
+		sideConn <- c
+	}()
+	sc, err := net.Dial("tcp", side.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	second := <-sideConn
+	defer second.Close()
+
+	woke := make(chan string, 1)
+	addr := serve(t, l, func(task *Task, c *Conn) {
+		second.Attach(task)
+		defer second.Detach()
+		if err := task.WaitReadable(c, second); err != nil {
+			woke <- err.Error()
+			return
+		}
+		var b [16]byte
+		n, _ := second.Read(b[:])
+		woke <- string(b[:n])
+	})
+	cc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	sc.Write([]byte("ping"))
+	if got := <-woke; got != "ping" {
+		t.Fatalf("woke with %q, want ping", got)
+	}
+}
+
+// Close fails the waits of tasks that wait on a connection, and Run
+// returns when they have returned.
+func TestCloseEndsWaitingTasks(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Run()
+	errs := make(chan error, 1)
+	waiting := make(chan struct{})
+	addr := serve(t, l, func(task *Task, c *Conn) {
+		task.Block(func() { close(waiting) })
+		var b [1]byte
+		_, err := c.Read(b[:])
+		errs <- err
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-waiting
+	l.Close()
+	<-l.Done()
+	if err := <-errs; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read during close: %v, want net.ErrClosed", err)
+	}
+}
