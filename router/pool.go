@@ -91,7 +91,8 @@ func (p *pool) acquire(ctx context.Context, t *netloop.Task, prefer *backend) (*
 		p.mu.Unlock()
 		p.metrics.waits.Inc()
 
-		b, err := p.await(w)        // a connection handed over was just in use: no idle check
+		// A connection handed over was just in use: no idle check.
+		b, err := p.await(w)
 		if err == nil && b == nil { // a slot was freed: dial into it
 			return p.dialFor(ctx, t)
 		}
