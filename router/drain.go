@@ -106,7 +106,7 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		return nil
 	case 'C':
 		if forward {
-			s.lastTag = string(trimNul(body))
+			s.lastRollback = string(trimNul(body)) == "ROLLBACK"
 			if p.set != nil {
 				s.pendingSets = append(s.pendingSets, *p.set)
 			}
@@ -181,7 +181,7 @@ func (s *session) writeClient(typ byte, body []byte) {
 // token and is reported as ParameterStatus shardline.lsn.
 func (s *session) takeWriteToken() error {
 	s.txWrote = false
-	if s.beReplica || s.errSeen || s.lastTag == "ROLLBACK" || s.r.cfg.NoWriteTokens {
+	if s.beReplica || s.errSeen || s.lastRollback || s.r.cfg.NoWriteTokens {
 		return nil
 	}
 	be := s.be
@@ -310,7 +310,7 @@ func (s *session) afterExtendedError() {
 func (s *session) onReady(status byte) {
 	switch status {
 	case 'I':
-		if !s.errSeen && s.lastTag != "ROLLBACK" {
+		if !s.errSeen && !s.lastRollback {
 			if len(s.pendingSets) > 0 {
 				s.applySettings()
 				if s.be != nil {
@@ -321,7 +321,7 @@ func (s *session) onReady(status byte) {
 			s.pendingSets = s.pendingSets[:0]
 		}
 		s.errSeen = false
-		s.lastTag = ""
+		s.lastRollback = false
 		if len(s.queue) == 0 && !s.skipToSync {
 			s.endTransaction(false)
 		}

@@ -29,11 +29,13 @@ type pool struct {
 	metrics   *poolMetrics
 	onDial    func(params map[string]string)
 
-	mu      sync.Mutex
-	idle    []*backend
-	total   int       // open plus dialing
-	waiters []*waiter // FIFO
-	closed  bool
+	mu         sync.Mutex
+	idle       []*backend
+	total      int       // open plus dialing
+	waiters    []*waiter // FIFO, so in deadline order
+	timer      *time.Timer
+	timerArmed bool
+	closed     bool
 }
 
 func newPool(shard shardline.ShardID, dsn string, max int, timeout, idleCheck time.Duration, m *poolMetrics, onDial func(map[string]string)) (*pool, error) {
@@ -63,10 +65,10 @@ func (p *pool) take(prefer *backend) (b *backend, ok bool, err error) {
 }
 
 // acquire returns an idle connection (prefer, when it is idle), a new one, or
-// waits up to the pool timeout for one to be released. Task t waits on its
-// event loop: parked until a release hands it a connection, dialing off the
-// loop (Block).
-func (p *pool) acquire(ctx context.Context, t *netloop.Task, prefer *backend) (*backend, error) {
+// waits up to the pool timeout for one to be released. w's task waits on
+// its event loop: parked until a release hands it a connection, dialing off
+// the loop (Block). w is the session's own, reused for every wait.
+func (p *pool) acquire(ctx context.Context, w *waiter, prefer *backend) (*backend, error) {
 	for {
 		if b, ok, err := p.take(prefer); ok || err != nil {
 			return b, err
@@ -83,30 +85,32 @@ func (p *pool) acquire(ctx context.Context, t *netloop.Task, prefer *backend) (*
 		case p.total < p.max:
 			p.total++
 			p.mu.Unlock()
-			return p.dialFor(ctx, t)
+			return p.dialFor(ctx, w.task)
 		}
-		w := &waiter{task: t}
+		w.state, w.b, w.deadline = waitWaiting, nil, time.Now().Add(p.timeout)
 		p.waiters = append(p.waiters, w)
-		w.timer = time.AfterFunc(p.timeout, func() { p.expire(w) })
+		if !p.timerArmed {
+			p.armTimer(p.timeout)
+		}
 		p.mu.Unlock()
 		p.metrics.waits.Inc()
 
 		// A connection handed over was just in use: no idle check.
 		b, err := p.await(w)
 		if err == nil && b == nil { // a slot was freed: dial into it
-			return p.dialFor(ctx, t)
+			return p.dialFor(ctx, w.task)
 		}
 		return b, err
 	}
 }
 
 // waiter is a session waiting for a connection. Its fields change under
-// the pool's lock.
+// the pool's lock while it is queued.
 type waiter struct {
-	task  *netloop.Task
-	timer *time.Timer
-	state waitState
-	b     *backend // handed over (waitHanded)
+	task     *netloop.Task
+	state    waitState
+	b        *backend // handed over (waitHanded)
+	deadline time.Time
 }
 
 type waitState uint8
@@ -130,44 +134,64 @@ func (p *pool) await(w *waiter) (*backend, error) {
 			w.state = waitAbandoned
 		}
 		st, b := w.state, w.b
+		w.b = nil
 		p.mu.Unlock()
 		switch st {
 		case waitWaiting:
 			continue // woken early (a late Wake)
 		case waitHanded:
-			w.timer.Stop()
 			return b, nil
 		case waitSlot:
-			w.timer.Stop()
 			return nil, nil
 		case waitExpired:
 			return nil, &Error{Code: codeTooManyConnections,
 				Message: fmt.Sprintf("no server connection to shard %s became free within %s", p.shard, p.timeout),
 				Hint:    "Raise the router's pool size or shorten transactions."}
 		default:
-			w.timer.Stop()
 			return nil, parkErr
 		}
 	}
 }
 
-// expire settles a waiter whose time is up.
-func (p *pool) expire(w *waiter) {
-	p.mu.Lock()
-	if w.state != waitWaiting {
-		p.mu.Unlock()
+// armTimer makes the pool's one timer fire after d; p.mu is held. Waiters
+// queue in deadline order (one timeout for all), so the timer only ever
+// needs the first one's deadline: no timer per wait.
+func (p *pool) armTimer(d time.Duration) {
+	p.timerArmed = true
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, p.expireWaiters)
 		return
 	}
-	p.removeWaiter(w)
-	w.state = waitExpired
+	p.timer.Reset(d)
+}
+
+// expireWaiters settles the waiters whose time is up and re-arms the timer
+// for the next one.
+func (p *pool) expireWaiters() {
+	var expired []*waiter
+	p.mu.Lock()
+	now := time.Now()
+	for len(p.waiters) > 0 && !p.waiters[0].deadline.After(now) {
+		w := p.nextWaiter()
+		w.state = waitExpired
+		expired = append(expired, w)
+	}
+	p.timerArmed = false
+	if len(p.waiters) > 0 {
+		p.armTimer(p.waiters[0].deadline.Sub(now))
+	}
 	p.mu.Unlock()
-	w.task.Wake()
+	for _, w := range expired {
+		w.task.Wake()
+	}
 }
 
 func (p *pool) removeWaiter(w *waiter) {
 	for i, x := range p.waiters {
 		if x == w {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			copy(p.waiters[i:], p.waiters[i+1:])
+			p.waiters[len(p.waiters)-1] = nil
+			p.waiters = p.waiters[:len(p.waiters)-1]
 			return
 		}
 	}
@@ -179,8 +203,9 @@ func (p *pool) nextWaiter() *waiter {
 		return nil
 	}
 	w := p.waiters[0]
-	p.waiters[0] = nil
-	p.waiters = p.waiters[1:]
+	copy(p.waiters, p.waiters[1:])
+	p.waiters[len(p.waiters)-1] = nil
+	p.waiters = p.waiters[:len(p.waiters)-1]
 	return w
 }
 
@@ -282,6 +307,9 @@ func (p *pool) freeSlot() {
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
 	idle := p.idle
 	p.idle = nil
 	p.total -= len(idle)

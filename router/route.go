@@ -54,7 +54,7 @@ func (s *session) route(q []byte, readOnly bool) error {
 	if readOnly && !s.avoidReplica {
 		var reason string
 		if s.maxWait > 0 { // may wait for a replica to catch up: off the event loop
-			s.task.Block(func() { pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait) })
+			pool, reason = s.pickReplicaWaiting(pl, shard)
 		} else {
 			pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, 0)
 		}
@@ -236,4 +236,11 @@ func (s *session) endTransaction(abort bool) {
 	}
 	s.lastBe = be
 	be.pool.release(be)
+}
+
+// pickReplicaWaiting is pickReplica for a session that allows a wait for a
+// replica to catch up (shardline.max_wait): it waits off the event loop.
+func (s *session) pickReplicaWaiting(pl *shardline.Placement, shard shardline.ShardID) (p *pool, reason string) {
+	s.task.Block(func() { p, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait) })
+	return p, reason
 }

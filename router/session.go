@@ -18,13 +18,14 @@ import (
 // session is one client connection. Its goroutine owns every field; only
 // current (read by cancel requests) is shared.
 type session struct {
-	r    *Router
-	conn *netloop.Conn
-	task *netloop.Task // the event-loop coroutine the session runs as
-	in   *msgReader
-	out  *bufio.Writer
-	log  *slog.Logger
-	st   *startup
+	r        *Router
+	conn     *netloop.Conn
+	task     *netloop.Task // the event-loop coroutine the session runs as
+	poolWait waiter        // for pool waits (its task is task)
+	in       *msgReader
+	out      *bufio.Writer
+	log      *slog.Logger
+	st       *startup
 
 	pid, secret uint32
 	current     atomic.Pointer[backend] // the held server connection, for cancel
@@ -37,21 +38,21 @@ type session struct {
 	portals  map[string]*prepared // portals bound to router-answered or SET statements
 
 	// Transaction state.
-	be          *backend
-	beStatus    byte // the server's last ReadyForQuery status
-	txTenant    shardline.TenantID
-	txShard     shardline.ShardID
-	lastBe      *backend // affinity: the connection used last
-	deferred    [][]byte // BEGIN (and SET TRANSACTION) answered before the target was known
-	txReadOnly  bool     // the deferred transaction is READ ONLY
-	txWrote     bool     // the transaction may have written (for the write token)
-	beReplica   bool     // the held connection is a replica's
-	txFailed    bool     // a router error aborted the transaction
-	pinned      bool     // the session keeps its server connection (see stmtInfo.pins)
-	skipToSync  bool     // an error in extended protocol: ignore until Sync
-	pendingSets []settingOp
-	errSeen     bool
-	lastTag     string
+	be           *backend
+	beStatus     byte // the server's last ReadyForQuery status
+	txTenant     shardline.TenantID
+	txShard      shardline.ShardID
+	lastBe       *backend // affinity: the connection used last
+	deferred     [][]byte // BEGIN (and SET TRANSACTION) answered before the target was known
+	txReadOnly   bool     // the deferred transaction is READ ONLY
+	txWrote      bool     // the transaction may have written (for the write token)
+	beReplica    bool     // the held connection is a replica's
+	txFailed     bool     // a router error aborted the transaction
+	pinned       bool     // the session keeps its server connection (see stmtInfo.pins)
+	skipToSync   bool     // an error in extended protocol: ignore until Sync
+	pendingSets  []settingOp
+	errSeen      bool
+	lastRollback bool // the last command of the transaction was ROLLBACK
 
 	// Replica reads (see readpolicy.go).
 	target          target
@@ -307,7 +308,7 @@ func isClientGone(err error) bool {
 
 // acquire takes a server connection from p for the session.
 func (s *session) acquire(p *pool, prefer *backend) (*backend, error) {
-	b, err := p.acquire(s.r.ctx, s.task, prefer)
+	b, err := p.acquire(s.r.ctx, &s.poolWait, prefer)
 	if err != nil {
 		return nil, err
 	}

@@ -232,7 +232,7 @@ func (r *Router) serveConn(c net.Conn) {
 		return
 	}
 	r.loop.Go(func(t *netloop.Task) {
-		s.task = t
+		s.task, s.poolWait.task = t, t
 		lc.Attach(t)
 		defer func() {
 			r.unregister(s)
