@@ -39,9 +39,13 @@ type Conn struct {
 	// arrive since (an edge-triggered EPOLLIN). A read of a drained socket
 	// without a new edge waits first instead of failing with EAGAIN: the
 	// kernel signals every arrival after a short read (even data that came
-	// in during the read, when it moves to the receive queue).
+	// in during the read, when it moves to the receive queue). hup: the
+	// loop has seen the peer's end of stream or an error, which is not an
+	// arrival: a short read can return the last data before it, and no
+	// edge follows; such a socket is always read.
 	drained bool
 	inEdge  bool
+	hup     bool
 
 	mu sync.Mutex // Shutdown against Close
 }
@@ -91,7 +95,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if c.fd < 0 {
 			return 0, net.ErrClosed
 		}
-		if c.drained && !c.inEdge && c.task != nil {
+		if c.drained && !c.inEdge && !c.hup && c.task != nil {
 			if err := c.task.wait(eventIn, c); err != nil {
 				return 0, err
 			}

@@ -191,6 +191,9 @@ func (l *Loop) poll(timeout int) {
 		if ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
 			c.inEdge = true
 		}
+		if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
+			c.hup = true
+		}
 		if c.waiter == nil || c.waiter.state != stateWaiting ||
 			ev.Events&(c.waitEv|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) == 0 {
 			continue // stale, or nobody waits for it: the next read or write finds out

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func startLoop(t *testing.T) *Loop {
@@ -245,5 +246,49 @@ func TestCloseEndsWaitingTasks(t *testing.T) {
 	<-l.Done()
 	if err := <-errs; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read during close: %v, want net.ErrClosed", err)
+	}
+}
+
+// A peer that sends its last data and closes before the task reads: the
+// first read returns the data (less than asked), the next must report the
+// end of stream although no readiness edge follows the first read.
+func TestLastDataThenEndOfStream(t *testing.T) {
+	l := startLoop(t)
+	sent := make(chan struct{})
+	got := make(chan string, 1)
+	addr := serve(t, l, func(task *Task, c *Conn) {
+		var b [64]byte
+		if err := task.WaitReadable(c); err != nil { // registers c with the loop
+			got <- err.Error()
+			return
+		}
+		if _, err := io.ReadFull(c, b[:1]); err != nil {
+			got <- err.Error()
+			return
+		}
+		task.Block(func() { <-sent })
+		n, err := c.Read(b[:])
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		_, err = c.Read(b[n:])
+		got <- fmt.Sprintf("%s then %v", b[:n], err)
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("x"))
+	c.Write([]byte("last"))
+	c.Close()
+	close(sent)
+	select {
+	case s := <-got:
+		if s != "last then EOF" {
+			t.Fatalf("got %q, want %q", s, "last then EOF")
+		}
+	case <-time.After(10 * time.Second): // a hang, not a speed check
+		t.Fatal("the read after the last data never returned")
 	}
 }
