@@ -55,7 +55,7 @@ func (s *session) handleParse(body []byte) error {
 		}
 		in := info
 		in.text = string(query)
-		s.stmts[name] = &prepared{virtual: &in, query: in.text}
+		s.stmts[name] = &prepared{virtual: &in, query: in.text, text: append([]byte(nil), query...)}
 		s.push(pending{kind: 'P', synth: parseComplete})
 		return nil
 	}
@@ -71,7 +71,10 @@ func (s *session) handleParse(body []byte) error {
 		return s.extError(err)
 	}
 	s.pinned = s.pinned || info.pins
-	prep := &prepared{query: string(query), set: settingOpOf(&info, query)}
+	prep := s.stmts[""]
+	if name != "" || prep == nil || prep.virtual != nil || prep.query != string(query) {
+		prep = &prepared{query: string(query), text: append([]byte(nil), query...), set: settingOpOf(&info, query)}
+	} // else: the unnamed statement again (drivers re-parse it each time): reuse it
 	if name == "" {
 		s.stmts[""] = prep
 		writeMsg(s.be.out, 'P', body)
@@ -148,7 +151,7 @@ func (s *session) handleBind(body []byte) error {
 		s.push(pending{kind: 'B', synth: bindComplete})
 		return nil
 	}
-	if err := s.route([]byte(prep.query), s.readOnlyRoute([]byte(prep.query))); err != nil {
+	if err := s.route(prep.text, s.readOnlyRoute(prep.text)); err != nil {
 		return s.extError(err)
 	}
 	if prep.server == "" {
@@ -158,7 +161,7 @@ func (s *session) handleBind(body []byte) error {
 		s.mb.reset().str(portal).str(prep.server).bytes(params)
 		writeMsg(s.be.out, 'B', s.mb.b)
 	}
-	s.lastBound = prep.query
+	s.lastBound = prep.text
 	s.push(pending{kind: 'B'})
 	return nil
 }
@@ -202,14 +205,14 @@ func (s *session) handleDescribe(body []byte) error {
 		}
 		return nil
 	}
-	q := ""
+	var q []byte
 	if prep != nil {
-		q = prep.query
+		q = prep.text
 	}
 	if s.be == nil && kind == 'P' {
 		return s.extError(&Error{Code: "34000", Message: "portal \"" + name + "\" does not exist"})
 	}
-	if err := s.route([]byte(q), s.readOnlyRoute([]byte(q))); err != nil {
+	if err := s.route(q, s.readOnlyRoute(q)); err != nil {
 		return s.extError(err)
 	}
 	if kind == 'S' && prep.server != "" {
@@ -246,7 +249,7 @@ func (s *session) handleExecute(body []byte) error {
 			Hint: "Bind and Execute in the same transaction."})
 	}
 	writeMsg(s.be.out, 'E', body)
-	if prep == nil && s.tokenAfter([]byte(s.lastBound)) {
+	if prep == nil && s.tokenAfter(s.lastBound) {
 		s.tokenNext = true
 	}
 	p := pending{kind: 'E'}

@@ -61,7 +61,7 @@ type session struct {
 	token           shardline.Token // read-your-writes: reads need a replica at or past it
 	defaultReadOnly bool            // default_transaction_read_only
 
-	lastBound string // the statement of the last Bind (for write-token pipelining)
+	lastBound []byte // the statement of the last Bind (for write-token pipelining)
 	tokenNext bool   // the batch ends with a write: pipeline the write token after its Sync
 	tokenErr  bool   // the pipelined token query failed
 	tokenLSN  shardline.LSN
@@ -94,6 +94,7 @@ type prepared struct {
 	server  string // name on the servers; "" for the unnamed statement
 	parse   []byte // the whole Parse message under the server name
 	query   string
+	text    []byte     // query as bytes (read only)
 	virtual *stmtInfo  // a statement the router answers itself
 	set     *settingOp // a session SET to remember when it succeeds
 }
