@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -55,16 +54,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPoolWaitHandsOverOnRelease(t *testing.T) {
 	r, dsn := startRouter(t, Config{PoolSize: 1, WaitTimeout: 30 * time.Second})
 	ctx := testCtx(t)
-	a, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	a, b := connectDSN(t, dsn), connectDSN(t, dsn)
 
 	tx, err := a.Begin(ctx)
 	if err != nil {
@@ -112,16 +102,7 @@ func TestPoolWaitHandsOverOnRelease(t *testing.T) {
 func TestPoolWaitTimesOut(t *testing.T) {
 	_, dsn := startRouter(t, Config{PoolSize: 1, WaitTimeout: 200 * time.Millisecond})
 	ctx := testCtx(t)
-	a, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	a, b := connectDSN(t, dsn), connectDSN(t, dsn)
 
 	tx, err := a.Begin(ctx)
 	if err != nil {
