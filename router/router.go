@@ -9,7 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -104,32 +104,19 @@ func (r *Router) MapRevision() int64 {
 	return 0
 }
 
-// Serve accepts connections on ln until Close is called or ln fails. It
-// returns nil after Close.
+// Serve accepts connections on ln until Close is called, then closes ln.
+// The router's event loop accepts on a duplicate of ln's socket. It returns
+// nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
-	stop := context.AfterFunc(r.ctx, func() { ln.Close() })
-	defer stop()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if r.ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
+	if err := r.loop.Listen(ln, r.accept); err != nil {
+		if r.ctx.Err() != nil {
+			return nil
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.serveConn(c)
-		}()
+		return fmt.Errorf("router: serve %s: %w", ln.Addr(), err)
 	}
+	<-r.ctx.Done()
+	ln.Close()
+	return nil
 }
 
 // Close stops accepting, closes every client connection (a session's open

@@ -2,12 +2,10 @@ package router
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 
@@ -45,7 +43,7 @@ type startup struct {
 // GSSENCRequest are declined, a CancelRequest is handled and ends the
 // connection) and returns the parsed StartupMessage; nil with a nil error
 // means the connection carried a cancel request.
-func (r *Router) readStartup(c net.Conn, br *bufio.Reader) (*startup, error) {
+func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*startup, error) {
 	for {
 		var hdr [8]byte
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -68,7 +66,8 @@ func (r *Router) readStartup(c net.Conn, br *bufio.Reader) (*startup, error) {
 			continue
 		case codeCancel:
 			if len(body) >= 8 {
-				r.cancelRequest(binary.BigEndian.Uint32(body[0:4]), binary.BigEndian.Uint32(body[4:8]))
+				pid, secret := binary.BigEndian.Uint32(body[0:4]), binary.BigEndian.Uint32(body[4:8])
+				t.Block(func() { r.cancelRequest(pid, secret) }) // dials the server
 			}
 			return nil, nil
 		}
@@ -194,50 +193,33 @@ func optionsErr(msg string) error {
 		Hint: "Use options='-c name=value', for example options='-c shardline.tenant=acme'."}
 }
 
-// serveConn reads one client's startup request, then hands the connection
-// to the event loop, where its session runs until Terminate.
-func (r *Router) serveConn(c net.Conn) {
-	br := bufio.NewReaderSize(c, clientReadBuffer)
-	_ = c.SetDeadline(time.Now().Add(startupTimeout))
-	st, err := r.readStartup(c, br)
-	if err != nil || st == nil {
-		var re *Error
-		if errors.As(err, &re) {
-			_, _ = c.Write(errorResponse(re))
-			r.metrics.errors.WithLabelValues(re.Code).Inc()
-		}
-		c.Close()
-		return
-	}
-	_ = c.SetDeadline(time.Time{})
-	var early []byte // what the client sent after its startup message
-	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		early = append(early, b...)
-	}
-	lc, err := netloop.Wrap(c)
-	if err != nil {
-		r.log.Error("take over client connection", "err", err)
-		c.Close()
-		return
-	}
-	if early != nil {
-		br.Reset(io.MultiReader(bytes.NewReader(early), lc))
-	} else {
-		br.Reset(lc)
-	}
-	s := newSession(r, lc, br, st)
-	if !r.register(s) {
-		lc.Close()
-		return
-	}
+// accept runs, on the event loop, for each new client connection: its
+// task reads the startup request (within startupTimeout), then serves the
+// session until Terminate.
+func (r *Router) accept(c *netloop.Conn) {
 	r.loop.Go(func(t *netloop.Task) {
+		c.Attach(t)
+		defer c.Close()
+		br := bufio.NewReaderSize(c, clientReadBuffer)
+		timer := time.AfterFunc(startupTimeout, c.Shutdown)
+		st, err := r.readStartup(t, c, br)
+		timer.Stop()
+		if err != nil || st == nil {
+			var re *Error
+			if errors.As(err, &re) {
+				_, _ = c.Write(errorResponse(re))
+				r.metrics.errors.WithLabelValues(re.Code).Inc()
+			}
+			return
+		}
+		s := newSession(r, c, br, st)
 		s.task, s.poolWait.task = t, t
-		lc.Attach(t)
+		if !r.register(s) {
+			return
+		}
 		defer func() {
 			r.unregister(s)
 			s.releaseOut()
-			lc.Close()
 		}()
 		if err := s.greet(); err != nil {
 			s.fail(err)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -53,30 +52,12 @@ type Conn struct {
 // Wrap takes over nc's socket: Go's poller lets go of it and the loop
 // serves it. nc is closed; its socket options (TCP_NODELAY) stay.
 func Wrap(nc net.Conn) (*Conn, error) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil, errors.New("netloop: not a socket connection")
-	}
-	rc, err := sc.SyscallConn()
+	fd, err := dupSocket(nc)
 	if err != nil {
 		return nil, err
 	}
-	fd := -1
-	var dupErr error
-	if err := rc.Control(func(s uintptr) {
-		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if dupErr != nil {
-		return nil, os.NewSyscallError("fcntl", dupErr)
-	}
 	raddr := nc.RemoteAddr()
 	_ = nc.Close() // removes it from Go's epoll set; the duplicate keeps the socket
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
 	return &Conn{fd: fd, raddr: raddr}, nil
 }
 

@@ -28,14 +28,16 @@ type Loop struct {
 	epfd   int
 	wakefd int // eventfd: posts from other goroutines
 
-	conns []*Conn        // by fd; loop goroutine only
-	tasks map[*Task]bool // live tasks; loop goroutine only
-	evs   []unix.EpollEvent
+	conns     []*Conn        // by fd; loop goroutine only
+	listeners []*listener    // by fd; loop goroutine only
+	tasks     map[*Task]bool // live tasks; loop goroutine only
+	evs       []unix.EpollEvent
 
-	mu       sync.Mutex
-	posted   []post // new tasks, woken tasks and tasks whose Block returned
-	sleeping bool   // the loop is (about to be) in epoll_wait
-	closing  bool
+	mu           sync.Mutex
+	posted       []post // new tasks, woken tasks and tasks whose Block returned
+	newListeners []*listener
+	sleeping     bool // the loop is (about to be) in epoll_wait
+	closing      bool
 
 	blocks sync.WaitGroup // Block goroutines
 	done   chan struct{}
@@ -124,6 +126,8 @@ func (l *Loop) Run() {
 	for {
 		l.mu.Lock()
 		posted, l.posted = l.posted, posted[:0]
+		newListeners := l.newListeners
+		l.newListeners = nil
 		closing := l.closing
 		timeout := 0
 		if len(posted) == 0 {
@@ -132,6 +136,12 @@ func (l *Loop) Run() {
 		}
 		l.mu.Unlock()
 
+		for _, lis := range newListeners {
+			l.addListener(lis)
+		}
+		if closing {
+			l.closeListeners()
+		}
 		for i, p := range posted {
 			posted[i] = post{}
 			t := p.t
@@ -179,6 +189,10 @@ func (l *Loop) poll(timeout int) {
 		if fd == l.wakefd {
 			var buf [8]byte
 			_, _ = unix.Read(l.wakefd, buf[:])
+			continue
+		}
+		if fd < len(l.listeners) && l.listeners[fd] != nil {
+			l.acceptAll(l.listeners[fd])
 			continue
 		}
 		if fd >= len(l.conns) {

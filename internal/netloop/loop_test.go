@@ -292,3 +292,39 @@ func TestLastDataThenEndOfStream(t *testing.T) {
 		t.Fatal("the read after the last data never returned")
 	}
 }
+
+// Listen accepts on the loop itself; connections that queued before the
+// loop registered the socket are accepted too.
+func TestListenAcceptsOnTheLoop(t *testing.T) {
+	l := startLoop(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	early, err := net.Dial("tcp", ln.Addr().String()) // queued before Listen
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	if err := l.Listen(ln, func(c *Conn) {
+		l.Go(func(task *Task) {
+			defer c.Close()
+			c.Attach(task)
+			echo(task, c)
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	late, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	for _, c := range []net.Conn{early, late} {
+		c.Write([]byte("ping\n"))
+		if got, err := bufio.NewReader(c).ReadString('\n'); err != nil || got != "PING\n" {
+			t.Fatalf("got %q, %v", got, err)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package netloop
+
+import (
+	"errors"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// listener is a listening socket the loop accepts on.
+type listener struct {
+	fd     int
+	accept func(*Conn)
+}
+
+// Listen makes the loop accept connections on ln's socket and call accept
+// for each, on the loop (accept typically starts a task with Go). Accepted
+// sockets are non-blocking with TCP_NODELAY set. The loop stops accepting
+// when it closes; ln itself is left to the caller.
+func (l *Loop) Listen(ln net.Listener, accept func(*Conn)) error {
+	fd, err := dupSocket(ln)
+	if err != nil {
+		return err
+	}
+	lis := &listener{fd: fd, accept: accept}
+	l.mu.Lock()
+	closing := l.closing
+	if !closing {
+		l.newListeners = append(l.newListeners, lis)
+	}
+	l.mu.Unlock()
+	if closing {
+		unix.Close(fd)
+		return net.ErrClosed
+	}
+	l.wake()
+	return nil
+}
+
+// addListener registers lis with the loop's epoll set; loop goroutine only.
+func (l *Loop) addListener(lis *listener) {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(lis.fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lis.fd, &ev); err != nil {
+		unix.Close(lis.fd)
+		return
+	}
+	for lis.fd >= len(l.listeners) {
+		l.listeners = append(l.listeners, nil)
+	}
+	l.listeners[lis.fd] = lis
+	l.acceptAll(lis) // connections that queued before the registration
+}
+
+// acceptAll accepts every queued connection (edge-triggered: until EAGAIN).
+func (l *Loop) acceptAll(lis *listener) {
+	for {
+		fd, sa, err := unix.Accept4(lis.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		default:
+			// EAGAIN: all taken. EMFILE, ENFILE, ENOBUFS: out of
+			// resources; the next connection's edge retries.
+			return
+		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		lis.accept(&Conn{fd: fd, raddr: sockaddrAddr(sa)})
+	}
+}
+
+// closeListeners stops accepting; loop goroutine only.
+func (l *Loop) closeListeners() {
+	for i, lis := range l.listeners {
+		if lis != nil {
+			unix.Close(lis.fd)
+			l.listeners[i] = nil
+		}
+	}
+}
+
+func sockaddrAddr(sa unix.Sockaddr) net.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}
+	}
+	return &net.TCPAddr{}
+}
+
+// dupSocket duplicates the socket of a net.Conn or net.Listener; the
+// duplicate is non-blocking and close-on-exec.
+func dupSocket(v any) (int, error) {
+	sc, ok := v.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("netloop: not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(s uintptr) {
+		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, os.NewSyscallError("fcntl", dupErr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return fd, nil
+}
