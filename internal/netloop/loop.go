@@ -9,9 +9,11 @@
 // which is what Go's per-connection goroutines pay twice per
 // request-response round trip.
 //
-// Tasks must not block the loop: anything that can wait (dialing, waiting
-// for a pooled connection, timers) runs through Task.Block, which runs it
-// on a goroutine of its own and resumes the task when it returns.
+// Tasks must not block the loop. A task waits for something other than its
+// sockets either by parking (Task.Park) until another task or goroutine
+// wakes it (Task.Wake: a pool hands over a connection), or, for a call that
+// blocks (dialing, a timed wait), through Task.Block, which runs the call on
+// a goroutine of its own and resumes the task when it returns.
 package netloop
 
 import (
@@ -80,9 +82,9 @@ func (l *Loop) Go(fn func(t *Task)) {
 	l.post(post{t: &Task{l: l, start: fn}})
 }
 
-// Close asks the loop to stop: every task waiting on a connection gets
-// net.ErrClosed from its read or write (and from every later one), and Run
-// returns once all tasks have returned.
+// Close asks the loop to stop accepting and to end its tasks: a task
+// waiting on a connection or parked gets net.ErrClosed (and so does every
+// later wait of any task), and Run returns once all tasks have returned.
 func (l *Loop) Close() {
 	l.mu.Lock()
 	l.closing = true
