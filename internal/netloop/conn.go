@@ -207,20 +207,25 @@ func (c *Conn) Ready() bool {
 	return err != unix.EAGAIN
 }
 
-// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
+// rawRead and rawWrite are recv(2) and send(2) on a non-blocking socket
 // without telling the Go scheduler: they never block, and the scheduler's
 // bookkeeping for a system call that might (handing the P to another
-// thread when the call outlasts a sysmon tick, which a write that wakes
-// the peer can) costs more than the call.
-func rawRead(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
-func rawWrite(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
+// thread when the call outlasts a sysmon tick, which a send that wakes the
+// peer can) costs more than the call. recvfrom and sendto skip the
+// file-system layer that read and write go through; MSG_NOSIGNAL turns a
+// send to a closed peer into EPIPE without a SIGPIPE.
+func rawRead(fd int, p []byte) (int, error) { return rawIO(unix.SYS_RECVFROM, fd, p, 0) }
+func rawWrite(fd int, p []byte) (int, error) {
+	return rawIO(unix.SYS_SENDTO, fd, p, unix.MSG_NOSIGNAL)
+}
 
-func rawIO(trap uintptr, fd int, p []byte) (int, error) {
+// rawIO is recvfrom(2) or sendto(2) with no address.
+func rawIO(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	n, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)), flags, 0, 0)
 	if e != 0 {
 		return 0, e
 	}
