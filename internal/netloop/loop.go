@@ -19,6 +19,7 @@ package netloop
 import (
 	"errors"
 	"iter"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -117,7 +118,15 @@ func (l *Loop) wake() {
 }
 
 // Run serves tasks until Close was called and every task has returned.
+//
+// It keeps its goroutine (and so the coroutines it switches to) on one
+// thread. Measured with one pgbench client through the router: without
+// that, the router's threads migrated between CPUs about 14,000 times a
+// second (perf stat cpu-migrations; 54 with it) and the router used 41 µs
+// of CPU per transaction instead of 26 to 28.
 func (l *Loop) Run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer func() {
 		l.blocks.Wait()
 		unix.Close(l.epfd)
