@@ -112,10 +112,12 @@ type pending struct {
 	set      *settingOp
 }
 
-func newSession(r *Router, c *netloop.Conn, br *bufio.Reader, st *startup) *session {
+func newSession(r *Router, t *netloop.Task, c *netloop.Conn, br *bufio.Reader, st *startup) *session {
 	s := &session{
 		r:        r,
 		conn:     c,
+		task:     t,
+		poolWait: waiter{task: t},
 		in:       &msgReader{r: br},
 		out:      r.getWriter(c),
 		st:       st,

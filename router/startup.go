@@ -212,8 +212,7 @@ func (r *Router) accept(c *netloop.Conn) {
 			}
 			return
 		}
-		s := newSession(r, c, br, st)
-		s.task, s.poolWait.task = t, t
+		s := newSession(r, t, c, br, st)
 		if !r.register(s) {
 			return
 		}
