@@ -43,7 +43,6 @@ type Loop struct {
 	closing      bool
 
 	blocks sync.WaitGroup // Block goroutines
-	done   chan struct{}
 }
 
 // New makes a loop.
@@ -68,7 +67,6 @@ func New() (*Loop, error) {
 		wakefd: wakefd,
 		tasks:  make(map[*Task]bool),
 		evs:    make([]unix.EpollEvent, 256),
-		done:   make(chan struct{}),
 	}, nil
 }
 
@@ -92,9 +90,6 @@ func (l *Loop) Close() {
 	l.mu.Unlock()
 	l.wake()
 }
-
-// Done is closed when Run has returned.
-func (l *Loop) Done() <-chan struct{} { return l.done }
 
 func (l *Loop) post(p post) {
 	l.mu.Lock()
@@ -131,7 +126,6 @@ func (l *Loop) Run() {
 		l.blocks.Wait()
 		unix.Close(l.epfd)
 		unix.Close(l.wakefd)
-		close(l.done)
 	}()
 	var posted []post
 	for {

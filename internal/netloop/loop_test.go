@@ -18,12 +18,22 @@ func startLoop(t *testing.T) *Loop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go l.Run()
+	done := run(l)
 	t.Cleanup(func() {
 		l.Close()
-		<-l.Done()
+		<-done
 	})
 	return l
+}
+
+// run runs l on a goroutine; the channel closes when Run returns.
+func run(l *Loop) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run()
+	}()
+	return done
 }
 
 // serve accepts connections and runs handle for each as a task.
@@ -227,7 +237,7 @@ func TestCloseEndsWaitingTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go l.Run()
+	done := run(l)
 	errs := make(chan error, 1)
 	waiting := make(chan struct{})
 	addr := serve(t, l, func(task *Task, c *Conn) {
@@ -243,7 +253,7 @@ func TestCloseEndsWaitingTasks(t *testing.T) {
 	defer c.Close()
 	<-waiting
 	l.Close()
-	<-l.Done()
+	<-done
 	if err := <-errs; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read during close: %v, want net.ErrClosed", err)
 	}
