@@ -38,14 +38,7 @@ func runDrill(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: shardline drill replica-lag [flags]\n\nRuns write-then-read sessions through the router while pausing and resuming WAL replay\non every replica; exits 1 if any read was staler than max-lag or missed its session's write.")
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usageErr("unexpected argument %q", pos[0])
-	}
-	if err := af.check(); err != nil {
+	if err := af.parseNoArgs(fs, args[1:]); err != nil {
 		return err
 	}
 	c.Client, c.JSON = af.client(env), af.json()

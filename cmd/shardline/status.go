@@ -26,14 +26,7 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: shardline status [--admin URL] [-o table|json]")
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usageErr("unexpected argument %q", pos[0])
-	}
-	if err := af.check(); err != nil {
+	if err := af.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c := &statusCommand{Client: af.client(env), JSON: af.json(), Stdout: env.Stdout}
