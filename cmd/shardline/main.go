@@ -23,6 +23,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"up", "start the embedded cluster (etcd, PostgreSQL shards, manager, router)", runUp},
+		{"router", "run only a router, against a running cluster's etcd", runRouter},
 		{"status", "show shards, members and the router's map revision", runStatus},
 		{"tenant", "create, show and list tenants", runTenant},
 		{"schema", "apply a SQL file to every shard primary", runSchema},

@@ -8,16 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shardline/shardline/api"
 	"github.com/shardline/shardline/router"
 	"github.com/shardline/shardline/shardmgr"
@@ -209,8 +205,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return nil
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	rt, err := router.New(router.Config{Placement: watcher, Database: c.Database, PoolSize: c.PoolSize,
 		DefaultTarget: c.Target, DefaultMaxLag: c.MaxLag, ReplicaPollInterval: c.ReplicaPoll, NoWriteTokens: c.NoWriteTokens,
 		Logger: log.With("component", "router"), Registerer: reg})
@@ -233,14 +228,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	goRun("admin API", func() error { return serveHTTP(adminSrv, adminLn) })
 	stops = append(stops, func(ctx context.Context) { _ = adminSrv.Shutdown(ctx) })
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles for performance work (loopback by default, like the rest).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	metricsSrv := newMetricsServer(reg)
 	goRun("metrics", func() error { return serveHTTP(metricsSrv, metricsLn) })
 	stops = append(stops, func(ctx context.Context) { _ = metricsSrv.Shutdown(ctx) })
 

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/router"
+	"github.com/shardline/shardline/storage/etcdstore"
+)
+
+// Defaults of `shardline router`: next to `shardline up`'s router (6432)
+// and metrics (6490), so both run on one machine without flags.
+const (
+	defaultRouterListen  = "127.0.0.1:6433"
+	defaultRouterMetrics = "127.0.0.1:6491"
+	// defaultEtcdTimeout bounds reaching etcd at start.
+	defaultEtcdTimeout = 10 * time.Second
+	// placementHintAfter is how long the router waits for the first
+	// placement before it says what it waits for.
+	placementHintAfter = 5 * time.Second
+)
+
+// routerCommand runs only the router, as production does: against an
+// existing etcd (a cluster's or `shardline up`'s embedded one), with no
+// manager and no PostgreSQL of its own.
+type routerCommand struct {
+	Listen  string   // router (PostgreSQL protocol)
+	Metrics string   // Prometheus metrics and pprof (HTTP)
+	Etcd    []string // etcd client endpoints
+	Cluster string   // cluster name in etcd (default "default", as up)
+	// EtcdTimeout bounds dialing etcd (default defaultEtcdTimeout).
+	EtcdTimeout time.Duration
+	Database    string
+	PoolSize    int
+
+	Target        string        // default shardline.target
+	MaxLag        string        // default shardline.max_lag
+	ReplicaPoll   time.Duration // replica lag sampling interval
+	NoWriteTokens bool
+
+	Stdout io.Writer
+	Logger *slog.Logger
+	// OnReady, when set, is called once the router serves (tests use it).
+	OnReady func(routerInfo)
+}
+
+// routerInfo is what a ready router tells its user.
+type routerInfo struct {
+	RouterDSN  string
+	MetricsURL string
+	// Placement is the map the router routes by, for in-process callers
+	// that wait for a change to reach it.
+	Placement *etcdstore.Watcher
+}
+
+func runRouter(ctx context.Context, env *cliEnv, args []string) error {
+	c := &routerCommand{Stdout: env.Stdout}
+	var etcd string
+	fs := newFlagSet(env, "router")
+	fs.StringVar(&c.Listen, "listen", defaultRouterListen, "router address (PostgreSQL protocol)")
+	fs.StringVar(&c.Metrics, "metrics", defaultRouterMetrics, "Prometheus metrics address (HTTP /metrics, /debug/pprof)")
+	fs.StringVar(&etcd, "etcd", etcdstore.DefaultClientAddr, "comma-separated etcd client endpoints (the default is where 'shardline up' serves its embedded etcd)")
+	fs.StringVar(&c.Cluster, "cluster", "default", "cluster name: the placement is under /shardline/NAME/ in etcd")
+	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", defaultEtcdTimeout, "how long to try reaching etcd at start")
+	fs.StringVar(&c.Database, "database", "app", "database name on every shard, and the one the router serves")
+	fs.IntVar(&c.PoolSize, "pool-size", 20, "most server connections per shard member")
+	fs.StringVar(&c.Target, "target", "primary", "default shardline.target for sessions: primary, replica or auto")
+	fs.StringVar(&c.MaxLag, "max-lag", "1s", "default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
+	fs.DurationVar(&c.ReplicaPoll, "replica-poll", 250*time.Millisecond, "how often replica lag is sampled")
+	fs.BoolVar(&c.NoWriteTokens, "no-write-tokens", false, "skip read-your-writes tokens after write transactions (only to measure their cost)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q; see 'shardline router -h'", fs.Arg(0))
+	}
+	if c.PoolSize < 1 {
+		return usageErr("--pool-size %d: want at least 1", c.PoolSize)
+	}
+	c.Etcd = splitList(etcd)
+	c.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return c.Run(ctx)
+}
+
+// noPlacement stands in for the placement while the settings are checked,
+// before etcd is dialed.
+type noPlacement struct{}
+
+func (noPlacement) Current() *shardline.Placement { return nil }
+
+// routerConfig is the router's configuration from c's settings.
+func (c *routerCommand) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
+	return router.Config{Placement: placement, Database: c.Database, PoolSize: c.PoolSize,
+		DefaultTarget: c.Target, DefaultMaxLag: c.MaxLag, ReplicaPollInterval: c.ReplicaPoll, NoWriteTokens: c.NoWriteTokens,
+		Logger: log.With("component", "router"), Registerer: reg}
+}
+
+// check rejects bad settings before anything is dialed or bound: exit
+// status 2 with what to change.
+func (c *routerCommand) check(log *slog.Logger) error {
+	if len(c.Etcd) == 0 {
+		return usageErr("--etcd: no endpoints; give the etcd client address(es), for example %s", etcdstore.DefaultClientAddr)
+	}
+	if err := shardline.ValidateShardID(c.Cluster); err != nil {
+		return usageErr("--cluster %q: use 1 to 63 bytes of a-z, 0-9, '-' and '_'", c.Cluster)
+	}
+	if c.EtcdTimeout <= 0 {
+		return usageErr("--etcd-timeout %v: want a positive duration", c.EtcdTimeout)
+	}
+	cfg := c.routerConfig(noPlacement{}, log, nil)
+	if err := cfg.Validate(); err != nil {
+		// Name the flags, not router.Config's fields.
+		flags := strings.NewReplacer("PoolSize", "--pool-size", "DefaultTarget", "--target",
+			"DefaultMaxLag", "--max-lag", "ReplicaPollInterval", "--replica-poll")
+		return usageErr("%s", flags.Replace(strings.TrimPrefix(err.Error(), "router: ")))
+	}
+	return nil
+}
+
+// Run dials etcd, waits for the first placement, serves the router and
+// its metrics until ctx ends, then stops everything it started within
+// stopTimeout and returns nil. Bad settings are exit status 2; etcd out of
+// reach or a port in use, 1.
+func (c *routerCommand) Run(ctx context.Context) (err error) {
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if c.Cluster == "" {
+		c.Cluster = "default"
+	}
+	if c.EtcdTimeout == 0 {
+		c.EtcdTimeout = defaultEtcdTimeout
+	}
+	if err := c.check(log); err != nil {
+		return err
+	}
+
+	// Bind our own ports first: a port in use is reported at once.
+	routerLn, err := listen("router (--listen)", c.Listen)
+	if err != nil {
+		return err
+	}
+	defer routerLn.Close()
+	metricsLn, err := listen("metrics (--metrics)", c.Metrics)
+	if err != nil {
+		return err
+	}
+	defer metricsLn.Close()
+
+	// Everything started is stopped in reverse order, even on a failed start.
+	var stops []func(context.Context)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i](sctx)
+		}
+		log.Info("stopped")
+	}()
+
+	endpoints := strings.Join(c.Etcd, ",")
+	log.Info("connecting to etcd", "endpoints", endpoints, "cluster", c.Cluster)
+	dctx, cancelDial := context.WithTimeout(ctx, c.EtcdTimeout)
+	cli, err := etcdstore.Dial(dctx, c.Etcd, log)
+	cancelDial()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while dialing
+		}
+		return &exitError{code: 1, msg: fmt.Sprintf("cannot reach etcd at %s within %v: %v; start the cluster ('shardline up') or pass its endpoints with --etcd",
+			endpoints, c.EtcdTimeout, errors.Unwrap(err))}
+	}
+	stops = append(stops, func(context.Context) { cli.Close() })
+	store, err := etcdstore.NewStore(cli, c.Cluster)
+	if err != nil {
+		return err
+	}
+
+	// Owned goroutines: the watcher and the two servers. Each reports its
+	// end on errc; the first failure stops the whole process.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	stops = append(stops, func(context.Context) { cancelRun(); wg.Wait() })
+	goRun := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && runCtx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	watcher := etcdstore.NewWatcher(store, log)
+	goRun("placement watcher", func() error { return watcher.Run(runCtx) })
+	hint := time.NewTimer(placementHintAfter)
+	defer hint.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-watcher.Ready():
+			waiting = false
+		case <-hint.C:
+			log.Warn("no placement in etcd yet; waiting for the cluster to be bootstrapped ('shardline up'), or check --cluster",
+				"endpoints", endpoints, "prefix", store.Prefix())
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	log.Info("placement loaded", "revision", watcher.Revision(), "shards", len(watcher.Current().Shards))
+
+	reg := newRegistry()
+	rt, err := router.New(c.routerConfig(watcher, log, reg))
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	goRun("router", func() error { return rt.Serve(routerLn) })
+	stops = append(stops, func(context.Context) { rt.Close() })
+
+	metricsSrv := newMetricsServer(reg)
+	goRun("metrics", func() error { return serveHTTP(metricsSrv, metricsLn) })
+	stops = append(stops, func(ctx context.Context) { _ = metricsSrv.Shutdown(ctx) })
+
+	info := routerInfo{
+		RouterDSN:  fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
+		MetricsURL: fmt.Sprintf("http://%s/metrics", metricsLn.Addr()),
+		Placement:  watcher,
+	}
+	fmt.Fprintf(c.Stdout, "shardline router ready: router %s  metrics %s\n", info.RouterDSN, info.MetricsURL)
+	if c.OnReady != nil {
+		c.OnReady(info)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
