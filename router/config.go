@@ -47,7 +47,11 @@ type Config struct {
 	// after write transactions, and replicas may miss a session's writes.
 	// For measuring the tokens' cost only.
 	NoWriteTokens bool
-	Logger        *slog.Logger
+	// NoIOUring makes the event loop issue one system call per socket read
+	// and write instead of batching them through io_uring (which it does
+	// by default where the kernel offers it: Linux 6.15 or later).
+	NoIOUring bool
+	Logger    *slog.Logger
 	// Registerer receives the router's metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
 }

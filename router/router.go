@@ -59,7 +59,7 @@ func New(cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	loop, err := netloop.New()
+	loop, err := netloop.New(netloop.Config{NoIOUring: cfg.NoIOUring})
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +95,10 @@ func New(cfg Config) (*Router, error) {
 	return r, nil
 }
 
+// IOUring reports whether the router's event loop batches its socket
+// system calls through io_uring (else it makes one per read and write).
+func (r *Router) IOUring() bool { return r.loop.IOUring() }
+
 // MapRevision returns the etcd revision of the placement map the router
 // routes by (every transaction reads the current map).
 func (r *Router) MapRevision() int64 {
@@ -108,6 +112,7 @@ func (r *Router) MapRevision() int64 {
 // The router's event loop accepts on a duplicate of ln's socket. It returns
 // nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
+	r.log.Info("router serving", "addr", ln.Addr().String(), "io_uring", r.loop.IOUring())
 	if err := r.loop.Listen(ln, r.accept); err != nil {
 		if r.ctx.Err() != nil {
 			return nil

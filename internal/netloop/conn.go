@@ -72,6 +72,16 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // Read reads what the socket has, waiting for data if it has none.
 func (c *Conn) Read(p []byte) (int, error) {
+	if t := c.task; t != nil && t.l.ring != nil {
+		if c.fd < 0 {
+			return 0, net.ErrClosed
+		}
+		n, err := t.io(opRecv, c, p)
+		if err == nil && n == 0 && len(p) > 0 {
+			return 0, io.EOF
+		}
+		return n, err
+	}
 	for {
 		if c.fd < 0 {
 			return 0, net.ErrClosed
@@ -108,6 +118,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // Write writes all of p, waiting for room when the socket is full.
 func (c *Conn) Write(p []byte) (int, error) {
+	if t := c.task; t != nil && t.l.ring != nil {
+		if c.fd < 0 {
+			return 0, net.ErrClosed
+		}
+		return t.io(opSend, c, p)
+	}
 	done := 0
 	for done < len(p) {
 		if c.fd < 0 {

@@ -19,8 +19,10 @@ package netloop
 import (
 	"errors"
 	"iter"
+	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,10 +45,31 @@ type Loop struct {
 	closing      bool
 
 	blocks sync.WaitGroup // Block goroutines
+
+	// io_uring mode (see uring.go and ringio.go); ring is nil in epoll
+	// mode. Loop goroutine only, except usesRing.
+	ring       *ring
+	usesRing   atomic.Bool
+	epollArmed bool    // an IORING_OP_EPOLL_WAIT is in flight
+	slots      []*Task // live tasks by slot: the user_data of their I/O
+	free       []int   // free slots
+	ready      []*Task // tasks whose I/O ended without the kernel
+	cqes       []cqe
 }
 
-// New makes a loop.
-func New() (*Loop, error) {
+// Config configures a loop.
+type Config struct {
+	// NoIOUring makes the loop issue one system call per read and write
+	// even where the kernel offers io_uring (for comparison, and for
+	// kernels or sandboxes that misbehave with it).
+	NoIOUring bool
+}
+
+// New makes a loop. It batches its tasks' socket system calls through
+// io_uring when the kernel offers what that needs (Linux 6.15 or later,
+// io_uring not disabled) and cfg allows it, and falls back to one system
+// call per read and write otherwise; IOUring reports which.
+func New(cfg Config) (*Loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, errors.Join(errors.New("netloop: epoll_create1"), err)
@@ -62,13 +85,28 @@ func New() (*Loop, error) {
 		unix.Close(wakefd)
 		return nil, errors.Join(errors.New("netloop: epoll_ctl"), err)
 	}
-	return &Loop{
+	l := &Loop{
 		epfd:   epfd,
 		wakefd: wakefd,
 		tasks:  make(map[*Task]bool),
 		evs:    make([]unix.EpollEvent, 256),
-	}, nil
+	}
+	if !cfg.NoIOUring {
+		if r, err := newRing(ringEntries); err == nil {
+			l.ring = r
+			l.usesRing.Store(true)
+		}
+	}
+	return l, nil
 }
+
+// ringEntries is the submission ring's size: more SQEs in one iteration
+// are submitted in several calls.
+const ringEntries = 256
+
+// IOUring reports whether the loop batches its system calls through
+// io_uring.
+func (l *Loop) IOUring() bool { return l.usesRing.Load() }
 
 // post asks the loop to resume a task.
 type post struct {
@@ -122,8 +160,18 @@ func (l *Loop) wake() {
 func (l *Loop) Run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if l.ring != nil {
+		if err := l.ring.enable(); err != nil {
+			l.ring.close()
+			l.ring = nil
+			l.usesRing.Store(false)
+		}
+	}
 	defer func() {
 		l.blocks.Wait()
+		if l.ring != nil {
+			l.closeRing()
+		}
 		unix.Close(l.epfd)
 		unix.Close(l.wakefd)
 	}()
@@ -161,7 +209,11 @@ func (l *Loop) Run() {
 		if closing {
 			for t := range l.tasks {
 				t.dead = true // its waits fail from now on
-				if t.state == stateWaiting || t.state == stateParked {
+				switch t.state {
+				case stateWaiting, stateParked:
+					l.resume(t)
+				case stateWaitingIO:
+					t.op.err = net.ErrClosed
 					l.resume(t)
 				}
 			}
@@ -169,7 +221,11 @@ func (l *Loop) Run() {
 				return
 			}
 		}
-		l.poll(timeout)
+		if l.ring != nil {
+			l.ringPoll(timeout != 0)
+		} else {
+			l.poll(timeout)
+		}
 	}
 }
 
@@ -188,6 +244,13 @@ func (l *Loop) poll(timeout int) {
 		}
 		panic("netloop: epoll_wait: " + err.Error())
 	}
+	l.handleEvents(n)
+}
+
+// handleEvents handles the first n entries of l.evs: it records readiness
+// on the connections and resumes (or, in io_uring mode, issues the I/O of)
+// the tasks waiting for it.
+func (l *Loop) handleEvents(n int) {
 	for i := 0; i < n; i++ {
 		ev := &l.evs[i]
 		fd := int(ev.Fd)
@@ -213,17 +276,31 @@ func (l *Loop) poll(timeout int) {
 		if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
 			c.hup = true
 		}
-		if c.waiter == nil || c.waiter.state != stateWaiting ||
+		w := c.waiter
+		if w == nil || (w.state != stateWaiting && w.state != stateWaitingIO) ||
 			ev.Events&(c.waitEv|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) == 0 {
 			continue // stale, or nobody waits for it: the next read or write finds out
 		}
-		l.resume(c.waiter)
+		if w.state == stateWaitingIO {
+			l.unwait(w)
+			l.startIO(w)
+			continue
+		}
+		l.resume(w)
 	}
 }
 
 // begin makes t's coroutine.
 func (l *Loop) begin(t *Task) {
 	l.tasks[t] = true
+	if n := len(l.free); n > 0 {
+		t.slot = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		t.slot = len(l.slots)
+		l.slots = append(l.slots, nil)
+	}
+	l.slots[t.slot] = t
 	t.next, t.stop = iter.Pull(func(yield func(func()) bool) {
 		t.yield = yield
 		t.start(t)
@@ -232,16 +309,19 @@ func (l *Loop) begin(t *Task) {
 
 // resume runs t until it waits, blocks or returns.
 func (l *Loop) resume(t *Task) {
-	for _, c := range t.waiting {
-		c.waiter = nil
-	}
-	t.waiting = t.waiting[:0]
+	l.unwait(t)
 	t.state = stateRunning
 	block, ok := t.next()
 	if !ok {
 		t.state = stateDone
 		t.stop()
 		delete(l.tasks, t)
+		l.slots[t.slot] = nil
+		l.free = append(l.free, t.slot)
+		return
+	}
+	if t.state == stateIO {
+		l.startIO(t)
 		return
 	}
 	if block != nil {
@@ -253,6 +333,14 @@ func (l *Loop) resume(t *Task) {
 			l.post(post{t: t, blockDone: true})
 		}()
 	}
+}
+
+// unwait forgets the connections t waits for.
+func (l *Loop) unwait(t *Task) {
+	for _, c := range t.waiting {
+		c.waiter = nil
+	}
+	t.waiting = t.waiting[:0]
 }
 
 // register adds c to the loop's epoll set, edge-triggered for reads and

@@ -12,9 +12,28 @@ import (
 	"time"
 )
 
-func startLoop(t *testing.T) *Loop {
+// forModes runs test in epoll mode and, where the kernel offers it, in
+// io_uring mode.
+func forModes(t *testing.T, test func(*testing.T, Config)) {
+	t.Run("epoll", func(t *testing.T) { test(t, Config{NoIOUring: true}) })
+	t.Run("io_uring", func(t *testing.T) {
+		l, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uses := l.IOUring()
+		l.Close()
+		l.Run()
+		if !uses {
+			t.Skip("the kernel offers no io_uring with IORING_OP_EPOLL_WAIT")
+		}
+		test(t, Config{})
+	})
+}
+
+func startLoop(t *testing.T, cfg Config) *Loop {
 	t.Helper()
-	l, err := New()
+	l, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +104,10 @@ func echo(_ *Task, c *Conn) {
 	}
 }
 
-func TestEchoManyClients(t *testing.T) {
-	l := startLoop(t)
+func TestEchoManyClients(t *testing.T) { forModes(t, testEchoManyClients) }
+
+func testEchoManyClients(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
 	addr := serve(t, l, echo)
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -119,8 +140,10 @@ func TestEchoManyClients(t *testing.T) {
 
 // A reply far larger than the socket buffers makes the writer wait for
 // room while the client is slow to read.
-func TestLargeWriteWaitsForRoom(t *testing.T) {
-	l := startLoop(t)
+func TestLargeWriteWaitsForRoom(t *testing.T) { forModes(t, testLargeWriteWaitsForRoom) }
+
+func testLargeWriteWaitsForRoom(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
 	const size = 16 << 20
 	addr := serve(t, l, func(_ *Task, c *Conn) {
 		var b [1]byte
@@ -142,8 +165,10 @@ func TestLargeWriteWaitsForRoom(t *testing.T) {
 }
 
 // Block lets other tasks run while one waits on something else.
-func TestBlockServesOthers(t *testing.T) {
-	l := startLoop(t)
+func TestBlockServesOthers(t *testing.T) { forModes(t, testBlockServesOthers) }
+
+func testBlockServesOthers(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
 	release := make(chan struct{})
 	blocked := make(chan struct{})
 	addr := serve(t, l, func(task *Task, c *Conn) {
@@ -183,8 +208,10 @@ func TestBlockServesOthers(t *testing.T) {
 }
 
 // WaitReadable returns when either connection has data.
-func TestWaitReadableEither(t *testing.T) {
-	l := startLoop(t)
+func TestWaitReadableEither(t *testing.T) { forModes(t, testWaitReadableEither) }
+
+func testWaitReadableEither(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
 	side, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -232,8 +259,10 @@ func TestWaitReadableEither(t *testing.T) {
 
 // Close fails the waits of tasks that wait on a connection, and Run
 // returns when they have returned.
-func TestCloseEndsWaitingTasks(t *testing.T) {
-	l, err := New()
+func TestCloseEndsWaitingTasks(t *testing.T) { forModes(t, testCloseEndsWaitingTasks) }
+
+func testCloseEndsWaitingTasks(t *testing.T, cfg Config) {
+	l, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,8 +291,10 @@ func TestCloseEndsWaitingTasks(t *testing.T) {
 // A peer that sends its last data and closes before the task reads: the
 // first read returns the data (less than asked), the next must report the
 // end of stream although no readiness edge follows the first read.
-func TestLastDataThenEndOfStream(t *testing.T) {
-	l := startLoop(t)
+func TestLastDataThenEndOfStream(t *testing.T) { forModes(t, testLastDataThenEndOfStream) }
+
+func testLastDataThenEndOfStream(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
 	sent := make(chan struct{})
 	got := make(chan string, 1)
 	addr := serve(t, l, func(task *Task, c *Conn) {
@@ -305,8 +336,10 @@ func TestLastDataThenEndOfStream(t *testing.T) {
 
 // Listen accepts on the loop itself; connections that queued before the
 // loop registered the socket are accepted too.
-func TestListenAcceptsOnTheLoop(t *testing.T) {
-	l := startLoop(t)
+func TestListenAcceptsOnTheLoop(t *testing.T) { forModes(t, testListenAcceptsOnTheLoop) }
+
+func testListenAcceptsOnTheLoop(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -14,15 +14,19 @@ type Task struct {
 	state   taskState
 	waiting []*Conn // the connections it waits for now
 	dead    bool    // the loop is closing: waits fail
+	slot    int     // index in the loop's slots
+	op      ioOp    // its send or receive in io_uring mode
 }
 
 type taskState uint8
 
 const (
-	stateRunning taskState = iota
-	stateWaiting           // for a connection (or a Wake)
-	stateParked            // for a Wake
-	stateBlocked           // for its Block's function
+	stateRunning   taskState = iota
+	stateWaiting             // for a connection (or a Wake)
+	stateParked              // for a Wake
+	stateBlocked             // for its Block's function
+	stateIO                  // for its send or receive (io_uring mode)
+	stateWaitingIO           // for readiness, then its send or receive is issued
 	stateDone
 )
 
