@@ -30,6 +30,10 @@ var env struct {
 
 const testPoolSize = 4
 
+// testNoIOUring runs the package's routers in the event loop's epoll mode
+// (SHARDLINE_TEST_EPOLL=1; .ci/run runs the package both ways).
+var testNoIOUring = os.Getenv("SHARDLINE_TEST_EPOLL") != ""
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	os.Exit(runMain(m))
@@ -94,6 +98,7 @@ func runMain(m *testing.M) int {
 	env.router, err = New(Config{Placement: env.watcher, PoolSize: testPoolSize, WaitTimeout: 5 * time.Second,
 		IdleCheckAfter:      time.Nanosecond, // check on every reuse, so the tests exercise it
 		ReplicaPollInterval: 50 * time.Millisecond,
+		NoIOUring:           testNoIOUring,
 		Logger:              logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -18,6 +18,7 @@ func startRouter(t *testing.T, cfg Config) (*Router, string) {
 	needCluster(t)
 	cfg.Placement = env.watcher
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.NoIOUring = testNoIOUring
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

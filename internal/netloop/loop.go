@@ -207,9 +207,12 @@ func (l *Loop) Run() {
 			l.resume(t)
 		}
 		if closing {
+			inKernel := false
 			for t := range l.tasks {
 				t.dead = true // its waits fail from now on
 				switch t.state {
+				case stateIO:
+					inKernel = true
 				case stateWaiting, stateParked:
 					l.resume(t)
 				case stateWaitingIO:
@@ -219,6 +222,9 @@ func (l *Loop) Run() {
 			}
 			if len(l.tasks) == 0 {
 				return
+			}
+			if inKernel && l.ring != nil {
+				l.cancelAll() // their completions resume them
 			}
 		}
 		if l.ring != nil {

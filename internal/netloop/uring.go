@@ -126,7 +126,7 @@ func newRing(entries uint32) (*ring, error) {
 	// DEFER_TASKRUN (6.1) runs completion work only when the loop asks
 	// for completions; COOP_TASKRUN (5.19) is the fallback.
 	for _, extra := range []uint32{setupDeferTaskrun, setupCoopTaskrun, 0} {
-		p = uringParams{flags: base | extra, cqEntries: entries * 8}
+		p = uringParams{flags: base | extra, cqEntries: entries * 16}
 		fd, err = setup(entries, &p)
 		if err == nil {
 			break
