@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +36,11 @@ type upCommand struct {
 	EtcdPeer string
 	Database string
 	BasePort int
-	PoolSize int
-	Cluster  string
+	// MaxConnections is every PostgreSQL server's max_connections; 0
+	// keeps the cluster's default (300).
+	MaxConnections int
+	PoolSize       int
+	Cluster        string
 
 	Target        string        // router default shardline.target
 	MaxLag        string        // router default shardline.max_lag
@@ -71,6 +75,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&c.EtcdPeer, "etcd-peer", etcdstore.DefaultPeerAddr, "embedded etcd peer address")
 	fs.StringVar(&c.Database, "database", "app", "database name on every shard, and the one the router serves")
 	fs.IntVar(&c.BasePort, "pg-port", postgres.DefaultBasePort, "first PostgreSQL port; members use consecutive ports (first run only)")
+	fs.IntVar(&c.MaxConnections, "max-connections", 0, "max_connections of every PostgreSQL server; 0 for 300 (first run only)")
 	fs.IntVar(&c.PoolSize, "pool-size", 20, "router: most server connections per shard member")
 	fs.StringVar(&c.Target, "target", "primary", "router: default shardline.target for sessions: primary, replica or auto")
 	fs.StringVar(&c.MaxLag, "max-lag", "1s", "router: default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
@@ -87,6 +92,9 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if c.Shards < 1 || c.Shards > postgres.MaxShards {
 		return usageErr("--shards %d out of range 1..%d", c.Shards, postgres.MaxShards)
+	}
+	if c.MaxConnections != 0 && (c.MaxConnections < 20 || c.MaxConnections > 10000) {
+		return usageErr("--max-connections %d out of range 20..10000 (0 for the default)", c.MaxConnections)
 	}
 	c.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return c.Run(ctx)
@@ -160,9 +168,13 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	if reps == 0 {
 		reps = postgres.NoReplicas
 	}
+	var conf map[string]string
+	if c.MaxConnections > 0 {
+		conf = map[string]string{"max_connections": strconv.Itoa(c.MaxConnections)}
+	}
 	log.Info("starting PostgreSQL shards", "shards", c.Shards, "replicas", c.Replicas, "bin", binDir)
 	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{
-		Dir: dir, BinDir: binDir, Shards: c.Shards, Replicas: reps, Database: c.Database, BasePort: c.BasePort, Logger: log})
+		Dir: dir, BinDir: binDir, Shards: c.Shards, Replicas: reps, Database: c.Database, BasePort: c.BasePort, Conf: conf, Logger: log})
 	if err != nil {
 		return fmt.Errorf("start PostgreSQL: %w", err)
 	}

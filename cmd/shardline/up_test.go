@@ -220,3 +220,18 @@ func TestUpRefusesBusyPort(t *testing.T) {
 		t.Fatalf("busy router port: %v", err)
 	}
 }
+
+func TestUpFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max-connections", "5"},
+		{"--max-connections", "20000"},
+		{"--shards", "0"},
+		{"--replicas", "-1"},
+		{"extra"},
+	} {
+		r := runCLI(t, "", append([]string{"up", "--dir", t.TempDir()}, args...)...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "shardline up: ") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("up %q: exit %d, stderr %q; want 2 and one line", args, r.code, r.stderr)
+		}
+	}
+}
