@@ -18,8 +18,8 @@ import (
 // logTailLines is how many lines of a child's log an error carries.
 const logTailLines = 15
 
-// childConfig describes a long-running child process: PgBouncer or
-// `shardline up`.
+// childConfig describes a long-running child process: PgBouncer,
+// `shardline up` or `shardline router`.
 type childConfig struct {
 	name string
 	path string

@@ -58,6 +58,9 @@ type ClusterConfig struct {
 	PoolSize int
 	// Replicas is --replicas: streaming replicas per shard (default 0).
 	Replicas int
+	// MaxConnections is --max-connections: every PostgreSQL server's
+	// max_connections; 0 keeps up's default (300).
+	MaxConnections int
 	// NoWriteTokens starts the router with --no-write-tokens: no
 	// read-your-writes token after write transactions.
 	NoWriteTokens bool
@@ -65,15 +68,19 @@ type ClusterConfig struct {
 	Logger *slog.Logger
 }
 
-// Cluster is a running `shardline up` child. Its PID is the router's.
+// Cluster is a running `shardline up` child: etcd, the shards, the
+// manager and a router, all in one process (PostgreSQL as its children).
 type Cluster struct {
 	Admin
-	// RouterDSN is the router's connection string as `up` printed it.
+	// RouterDSN is the connection string of up's router as up printed it.
 	RouterDSN string
-	// MetricsURL is the router's Prometheus endpoint (--metrics).
+	// MetricsURL is the Prometheus endpoint of up's router (--metrics).
 	MetricsURL string
-	proc       *child
-	log        *slog.Logger
+	// Etcd is the embedded etcd's client address (--etcd), for routers of
+	// their own (StartRouter).
+	Etcd string
+	proc *child
+	log  *slog.Logger
 }
 
 // StartCluster starts `shardline up` on free ports and waits until it
@@ -145,7 +152,10 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	if c.NoWriteTokens {
 		args = append(args, "--no-write-tokens")
 	}
-	ready := newReadyWatcher()
+	if c.MaxConnections > 0 {
+		args = append(args, "--max-connections", strconv.Itoa(c.MaxConnections))
+	}
+	ready := newReadyWatcher(readyMarker)
 	proc, err := startChild(childConfig{
 		name: "shardline up", path: c.Command, args: args, dir: c.Dir, env: c.Env,
 		logPath: filepath.Join(c.Dir, "up.log"), stdout: ready, logger: c.Logger,
@@ -178,12 +188,14 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 		Admin:      Admin{URL: adminURL},
 		RouterDSN:  routerDSN,
 		MetricsURL: "http://" + addrs[2] + "/metrics",
+		Etcd:       addrs[3],
 		proc:       proc,
 		log:        c.Logger,
 	}, nil
 }
 
-// PID is the process id of `shardline up`, which runs the router.
+// PID is the process id of `shardline up`, which runs up's router (and
+// etcd, the manager and the supervision of PostgreSQL).
 func (c *Cluster) PID() int { return c.proc.pid() }
 
 // Err returns nil while the cluster runs and an error wrapping
@@ -229,15 +241,18 @@ func ParseReadyLine(line string) (routerDSN, adminURL string, err error) {
 }
 
 // readyWatcher is the child's stdout: it passes on the first line holding
-// readyMarker. It is safe for the one goroutine of os/exec that writes.
+// its marker. It is safe for the one goroutine of os/exec that writes.
 type readyWatcher struct {
-	mu   sync.Mutex
-	buf  []byte
-	sent bool
-	c    chan string
+	marker string
+	mu     sync.Mutex
+	buf    []byte
+	sent   bool
+	c      chan string
 }
 
-func newReadyWatcher() *readyWatcher { return &readyWatcher{c: make(chan string, 1)} }
+func newReadyWatcher(marker string) *readyWatcher {
+	return &readyWatcher{marker: marker, c: make(chan string, 1)}
+}
 
 func (w *readyWatcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -256,7 +271,7 @@ func (w *readyWatcher) Write(p []byte) (int, error) {
 		}
 		line := string(w.buf[:i])
 		w.buf = w.buf[i+1:]
-		if strings.Contains(line, readyMarker) {
+		if strings.Contains(line, w.marker) {
 			w.sent = true
 			w.buf = nil
 			w.c <- line

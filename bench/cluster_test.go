@@ -33,8 +33,27 @@ func TestParseReadyLine(t *testing.T) {
 	}
 }
 
+func TestParseRouterReadyLine(t *testing.T) {
+	line := "shardline router ready: router postgres://postgres@127.0.0.1:6433/app?sslmode=disable  metrics http://127.0.0.1:6491/metrics\n"
+	r, m, err := ParseRouterReadyLine(line)
+	if err != nil || r != "postgres://postgres@127.0.0.1:6433/app?sslmode=disable" || m != "http://127.0.0.1:6491/metrics" {
+		t.Errorf("ParseRouterReadyLine = %q, %q, %v", r, m, err)
+	}
+	for _, bad := range []string{
+		"",
+		"shardline ready: router postgres://x  admin http://y  metrics http://z", // up's line
+		"shardline router ready: metrics http://127.0.0.1:6491/metrics",
+		"shardline router ready: router postgres://x",
+		"shardline router ready: router postgres://x metrics ftp://y",
+	} {
+		if _, _, err := ParseRouterReadyLine(bad); err == nil {
+			t.Errorf("ParseRouterReadyLine(%q): want an error", bad)
+		}
+	}
+}
+
 func TestReadyWatcher(t *testing.T) {
-	w := newReadyWatcher()
+	w := newReadyWatcher(readyMarker)
 	for _, chunk := range []string{"try: psql ...\nshardline rea", "dy: router postgres://x admin http://y\ntry: ", "more\n"} {
 		if n, err := w.Write([]byte(chunk)); err != nil || n != len(chunk) {
 			t.Fatalf("Write = %d, %v", n, err)
@@ -48,8 +67,19 @@ func TestReadyWatcher(t *testing.T) {
 	default:
 		t.Fatal("no ready line")
 	}
+	// The router's watcher passes on the router's line, not up's.
+	w = newReadyWatcher(routerReadyMarker)
+	w.Write([]byte("shardline ready: router postgres://x admin http://y\nshardline router ready: router postgres://r metrics http://m\n"))
+	select {
+	case line := <-w.c:
+		if line != "shardline router ready: router postgres://r metrics http://m" {
+			t.Errorf("router line = %q", line)
+		}
+	default:
+		t.Fatal("no router ready line")
+	}
 	// A long stream without newlines does not grow without bound.
-	w = newReadyWatcher()
+	w = newReadyWatcher(readyMarker)
 	w.Write([]byte(strings.Repeat("x", 200*1024)))
 	if len(w.buf) > 64*1024 {
 		t.Errorf("buffer holds %d bytes", len(w.buf))

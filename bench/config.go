@@ -50,6 +50,12 @@ type Target struct {
 	// per idle connection are reported; 0 means none (PostgreSQL
 	// directly), and those figures are n/a.
 	ProxyPID int
+	// Process says, for reports, what runs as ProxyPID, for example
+	// "shardline router --pool-size 20"; empty for none.
+	Process string
+	// Pool says, for reports, which server connections the proxy keeps
+	// for the target, for example "20 to shard s1"; empty for none.
+	Pool string
 	// Unsupported maps a workload name to why the target cannot run it;
 	// such cells are reported as unsupported and not run.
 	Unsupported map[string]string
@@ -104,9 +110,10 @@ type Config struct {
 	// Negative means none.
 	Warmup time.Duration
 	// IdleSample is how long each proxy's CPU time is sampled while no
-	// client works, before the matrix: the background work (for the
-	// router's process: etcd, the manager, metrics) that the CPU time per
-	// transaction includes. Negative means none.
+	// client works, before the matrix: the background work (for a
+	// router: the placement watch, replica sampling, timers; for a
+	// `shardline up` process also etcd and the manager) that the CPU time
+	// per transaction includes. Negative means none.
 	IdleSample time.Duration
 	// WorkDir holds pgbench's per-transaction logs while they are read;
 	// empty means a new directory under os.TempDir, removed afterwards.

@@ -314,15 +314,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Each run is `pgbench -T %d`; %d round(s) per cell, targets alternating within each round; figures are medians over rounds. "+
 		"pgbench threads: min(clients, %d), split between a target's pgbench processes. Idle workload: %d connections. Warm-up: %d s per target.\n\n",
 		s.DurationSeconds, s.Rounds, s.MaxThreads, s.IdleConns, s.WarmupSeconds)
-	b.WriteString("| target | what | proxy CPU with no clients working |\n| --- | --- | --- |\n")
+	b.WriteString("| target | measured process | server connections | what | proxy CPU with no clients working |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range r.Targets {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Name, mdEscape(t.Description), fmtPtr(t.IdleCPUPercent, "%.1f%% of a CPU"))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t.Name, mdEscape(orNone(t.Process)), mdEscape(orNone(t.Pool)),
+			mdEscape(t.Description), fmtPtr(t.IdleCPUPercent, "%.1f%% of a CPU"))
 	}
 
 	b.WriteString("\n## Results\n\n")
 	b.WriteString("TPS: transactions per second (sum over a target's pgbench processes). P50/P99: latency percentiles " +
 		"of every transaction in pgbench's per-transaction log, in ms. PROXY_CPU_US/TXN: user+system CPU time of the proxy " +
-		"process (PgBouncer, or the `shardline up` process that runs the router) per transaction, in µs; n/a for PostgreSQL directly. " +
+		"process (see the settings: PgBouncer, or the process that runs the router) per transaction, in µs; n/a for PostgreSQL directly. " +
 		"X/b columns: this target's figure divided by baseline b's in the same cell (TPS: higher is better; P99 and CPU: lower is better).")
 	if len(r.ownWorkloads()) > 0 {
 		b.WriteString(" Replica workloads: REPLICA_SHARE is the share of the transactions the router routed that a replica served, " +
@@ -356,6 +357,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// orNone is s, or "none" when s is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func dropFirst(rows [][]string) [][]string {

@@ -62,6 +62,11 @@ type TargetInfo struct {
 	// Proxy is true when the target has a process whose CPU and memory
 	// are measured.
 	Proxy bool `json:"proxy"`
+	// Process is what runs as the measured process (Target.Process), and
+	// Pool the server connections it keeps for the target (Target.Pool);
+	// empty for none.
+	Process string `json:"process,omitempty"`
+	Pool    string `json:"pool,omitempty"`
 	// Workloads are the only workloads the target runs (targets built
 	// for the replica workloads); empty for every other one.
 	Workloads []string `json:"workloads,omitempty"`
@@ -171,7 +176,7 @@ func newReport(cfg Config, pgbenchVersion string) *Report {
 	}
 	for _, t := range cfg.Targets {
 		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Description: t.Description, Endpoints: len(t.Endpoints), Proxy: t.ProxyPID > 0,
-			Workloads: slices.Clone(t.Workloads), RouterMetrics: t.MetricsURL != ""})
+			Process: t.Process, Pool: t.Pool, Workloads: slices.Clone(t.Workloads), RouterMetrics: t.MetricsURL != ""})
 	}
 	for _, b := range cfg.Baselines {
 		if slices.ContainsFunc(cfg.Targets, func(t Target) bool { return t.Name == b }) {

@@ -37,8 +37,10 @@ func sampleReport() *Report {
 	cfg := Config{
 		Targets: []Target{
 			{Name: "direct", Description: "PostgreSQL", Endpoints: []Endpoint{{DSN: "x"}}},
-			{Name: "pgbouncer", Description: "PgBouncer | 1.18", Endpoints: []Endpoint{{DSN: "y"}}, ProxyPID: 10},
-			{Name: "router", Description: "router", Endpoints: []Endpoint{{DSN: "z"}}, ProxyPID: 20},
+			{Name: "pgbouncer", Description: "PgBouncer | 1.18", Endpoints: []Endpoint{{DSN: "y"}}, ProxyPID: 10,
+				Process: "PgBouncer 1.18.0", Pool: "20 to shard s1 (default_pool_size)"},
+			{Name: "router", Description: "router", Endpoints: []Endpoint{{DSN: "z"}}, ProxyPID: 20,
+				Process: "shardline router --pool-size 20", Pool: "20 to shard s1"},
 		},
 		Baselines: []string{"direct", "pgbouncer"},
 		Workloads: []string{"select-simple", "select-prepared", "idle"},
@@ -170,7 +172,10 @@ func TestWriteMarkdown(t *testing.T) {
 		"| PostgreSQL | PostgreSQL 15.18 |",
 		"| PgBouncer | PgBouncer 1.18.0 |",
 		"| Go | go1.26.0 |",
-		"| pgbouncer | PgBouncer \\| 1.18 |",
+		"| target | measured process | server connections | what | proxy CPU with no clients working |",
+		"| direct | none | none | PostgreSQL | n/a |",
+		"| pgbouncer | PgBouncer 1.18.0 | 20 to shard s1 (default_pool_size) | PgBouncer \\| 1.18 |",
+		"| router | shardline router --pool-size 20 | 20 to shard s1 | router |",
 		"### select-simple\n",
 		"| CLIENTS | TARGET | TPS |",
 		"| 8 | router | 800 | 0.600 | 4.000 | 35.0 | 0.73 | 2.00 | 1.00 | 1.00 | 1.75 | FAILED 1/3 |",
@@ -212,6 +217,13 @@ func TestReportJSON(t *testing.T) {
 	ratio := direct["ratios"].(map[string]any)["pgbouncer"].(map[string]any)
 	if ratio["tps"] != 1100.0/800 || ratio["proxy_cpu_per_txn"] != nil {
 		t.Errorf("direct/pgbouncer ratios = %v", ratio)
+	}
+	targets := m["targets"].([]any)
+	if _, ok := targets[0].(map[string]any)["process"]; ok {
+		t.Errorf("direct target JSON has a process: %v", targets[0])
+	}
+	if router := targets[2].(map[string]any); router["process"] != "shardline router --pool-size 20" || router["pool"] != "20 to shard s1" {
+		t.Errorf("router target JSON = %v", router)
 	}
 	var back Report
 	if err := json.Unmarshal([]byte(b.String()), &back); err != nil {

@@ -21,11 +21,14 @@ const (
 	TargetDirect = "direct"
 	// TargetPgBouncer is the bench's own PgBouncer in front of that primary.
 	TargetPgBouncer = "pgbouncer"
-	// TargetRouter is the router with one tenant on the first shard: a
-	// pass-through to the same primary.
+	// TargetRouter is a router with one tenant on the first shard: a
+	// pass-through to the same primary. On a throwaway cluster it is a
+	// `shardline router` process of its own with the bench's pool size.
 	TargetRouter = "router"
-	// TargetRouter2 is the router with the clients split between a tenant
-	// on the first shard and one on the second.
+	// TargetRouter2 is a router with the clients split between a tenant
+	// on the first shard and one on the second. On a throwaway cluster it
+	// is another `shardline router` process, with half the pool size per
+	// shard: the same server connections in all as TargetRouter's.
 	TargetRouter2 = "router-2shards"
 
 	// TargetRouterPrimary and TargetRouterReplica are the replica-read
@@ -92,10 +95,12 @@ type SetupConfig struct {
 	// Required.
 	Dir string
 	// Shardline is the shardline binary that runs `up` for a throwaway
-	// cluster. Required unless External is set.
+	// cluster, and `router` for the router targets. Required unless
+	// External is set.
 	Shardline string
-	// ShardlineArgs go before "up" on its command line; ShardlineEnv, when
-	// set, is its environment (tests run their own binary as shardline).
+	// ShardlineArgs go before "up" and "router" on their command lines;
+	// ShardlineEnv, when set, is their environment (tests run their own
+	// binary as shardline).
 	ShardlineArgs []string
 	ShardlineEnv  []string
 	// External, when set, benchmarks that cluster instead of starting one.
@@ -113,10 +118,17 @@ type SetupConfig struct {
 	// starts a second one, with --no-write-tokens. Neither works with an
 	// External cluster.
 	Workloads []string
-	// PoolSize is the server connections per shard of the router and
-	// PgBouncer's default_pool_size (default DefaultPoolSize), so both
-	// pool alike.
+	// PoolSize is PgBouncer's default_pool_size and the router target's
+	// server connections per shard (default DefaultPoolSize), so both
+	// pool alike; the router-2shards target's router has
+	// max(1, PoolSize/2) per shard, the same in all over its two shards.
 	PoolSize int
+	// MaxClients is the most clients a run opens, the largest of
+	// Config.Clients: direct's clients connect to the first shard's
+	// primary besides the pools, and the throwaway cluster's
+	// max_connections is raised above PostgreSQL's 300 when both need
+	// more (see maxConnections). 0 leaves it alone.
+	MaxClients int
 	// MaxClientConn is PgBouncer's max_client_conn (default
 	// DefaultMaxClientConn); it must exceed the idle workload's
 	// connections.
@@ -147,21 +159,38 @@ type Setup struct {
 	Baselines []string
 	// Environment has the machine and every version filled in.
 	Environment Environment
-	// RouterLog is the throwaway cluster's log file; empty otherwise.
-	RouterLog string
+	// ClusterLog is the throwaway cluster's log file (up.log); empty
+	// otherwise.
+	ClusterLog string
+	// RouterLogs are the log files of the router processes the bench
+	// started, one per router target.
+	RouterLogs []string
 	// NoTokensLog is the log file of the second throwaway cluster (with
 	// --no-write-tokens, for the write-token workload); empty otherwise.
 	NoTokensLog string
 
 	cluster  *Cluster
 	noTokens *Cluster
+	routers  []*RouterProcess
 	bouncer  *PgBouncer
 }
 
+// routerLogDir is the work directory's folder of the router processes'
+// logs (TARGET.log).
+const routerLogDir = "routers"
+
+// routerSide is where a router target's clients go and what measures it.
+type routerSide struct {
+	dsn           string
+	pid           int
+	process, pool string
+}
+
 // Prepare starts what the targets need (a throwaway `shardline up` unless
-// cfg.External is set, a second one with --no-write-tokens for the
+// cfg.External is set, with a `shardline router` process against its etcd
+// for each router target, a second cluster with --no-write-tokens for the
 // write-token workload, and a PgBouncer), creates the pgbench tables
-// through the router for each tenant, waits for the replicas to catch up
+// through the cluster's router for each tenant, waits for the replicas to catch up
 // when reads go to them, checks that every target serves the tables, and
 // returns the targets. On error it stops whatever it started. Close stops
 // them.
@@ -214,12 +243,12 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		progress("starting a throwaway cluster: shardline up --shards 2 --replicas %d in %s", replicas, cfg.Dir)
 		s.cluster, err = StartCluster(ctx, ClusterConfig{
 			Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv,
-			Dir: filepath.Join(cfg.Dir, "up"), PoolSize: cfg.PoolSize, Replicas: replicas, Logger: log,
+			Dir: filepath.Join(cfg.Dir, "up"), PoolSize: cfg.PoolSize, Replicas: replicas, MaxConnections: cfg.maxConnections(), Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start cluster: %w", err)
 		}
-		s.RouterLog = s.cluster.LogPath()
+		s.ClusterLog = s.cluster.LogPath()
 		s.Environment.Shardline = BinaryRevision(cfg.Shardline)
 		routerDSN, routerPID = s.cluster.RouterDSN, s.cluster.PID()
 		shards, err := s.cluster.Shards(ctx)
@@ -265,10 +294,14 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		onCluster = fmt.Sprintf(" (the cluster has %d streaming replica(s) per shard)", replicas)
 	}
 
+	maxConns := ""
+	if n := cfg.maxConnections(); n > 0 && cfg.External == nil {
+		maxConns = fmt.Sprintf("; max_connections=%d (PostgreSQL's 300 would not hold %d clients beside the pools)", n, cfg.MaxClients)
+	}
 	if want(TargetDirect) {
 		s.Targets = append(s.Targets, Target{
 			Name:        TargetDirect,
-			Description: fmt.Sprintf("PostgreSQL directly: the primary of shard %s, no proxy%s", shard1, onCluster),
+			Description: fmt.Sprintf("PostgreSQL directly: the primary of shard %s, no proxy%s%s", shard1, onCluster, maxConns),
 			Endpoints:   []Endpoint{direct},
 		})
 	}
@@ -289,6 +322,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 				b.Version(), b.PoolSize(), shard1, onCluster),
 			Endpoints: []Endpoint{b.Endpoint()},
 			ProxyPID:  b.PID(),
+			Process:   b.Version(),
+			Pool:      fmt.Sprintf("%d to shard %s (default_pool_size)", b.PoolSize(), shard1),
 		}
 		if !b.PreparedStatements() {
 			t.Unsupported = map[string]string{WorkloadSelectPrepared: b.Version() +
@@ -299,25 +334,38 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		}
 		s.Targets = append(s.Targets, t)
 	}
-	if want(TargetRouter) {
-		s.Targets = append(s.Targets, Target{
-			Name: TargetRouter,
-			Description: fmt.Sprintf("Shardline router, every client tenant %s (shard %s) by startup option: pass-through to one shard, pool size %d per shard%s",
-				tenant1, shard1, cfg.PoolSize, onCluster),
-			Endpoints: []Endpoint{ep1},
-			ProxyPID:  routerPID,
-		})
-	}
-	if want(TargetRouter2) {
-		s.Targets = append(s.Targets, Target{
-			Name: TargetRouter2,
-			Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), by startup option%s",
-				tenant1, shard1, tenant2, shard2, onCluster),
-			Endpoints: []Endpoint{ep1, ep2},
-			ProxyPID:  routerPID,
-		})
+	if want(TargetRouter) || want(TargetRouter2) {
+		r1, r2, err := s.routerSides(ctx, cfg, routerDSN, routerPID, shard1, shard2, progress)
+		if err != nil {
+			return nil, err
+		}
+		if want(TargetRouter) {
+			s.Targets = append(s.Targets, Target{
+				Name: TargetRouter,
+				Description: fmt.Sprintf("Shardline router, every client tenant %s (shard %s) by startup option: pass-through to one shard%s",
+					tenant1, shard1, onCluster),
+				Endpoints: []Endpoint{{DSN: r1.dsn, Options: ep1.Options}},
+				ProxyPID:  r1.pid,
+				Process:   r1.process,
+				Pool:      r1.pool,
+			})
+		}
+		if want(TargetRouter2) {
+			s.Targets = append(s.Targets, Target{
+				Name: TargetRouter2,
+				Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), by startup option%s",
+					tenant1, shard1, tenant2, shard2, onCluster),
+				Endpoints: []Endpoint{{DSN: r2.dsn, Options: ep1.Options}, {DSN: r2.dsn, Options: ep2.Options}},
+				ProxyPID:  r2.pid,
+				Process:   r2.process,
+				Pool:      r2.pool,
+			})
+		}
 	}
 
+	// The replica workloads' targets use the routers of `shardline up`.
+	const upProcess = "shardline up: etcd, the manager and its router in one process"
+	upPool := fmt.Sprintf("%d per shard member", cfg.PoolSize)
 	if replicaRead {
 		// Reads may use a replica only once it has replayed the tables
 		// within shardline.max_lag (1s by default).
@@ -333,6 +381,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 					"and default_transaction_read_only=on: reads on the primary", replicas, tenant1, shard1),
 				Endpoints:  []Endpoint{{DSN: routerDSN, Options: ep1.Options + " -c shardline.target=primary" + readOnly}},
 				ProxyPID:   routerPID,
+				Process:    upProcess,
+				Pool:       upPool,
 				Workloads:  []string{WorkloadReplicaRead},
 				MetricsURL: s.cluster.MetricsURL,
 			},
@@ -342,6 +392,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 					"read-only transactions on a replica of shard %s within shardline.max_lag (1s), else on the primary", shard1),
 				Endpoints:  []Endpoint{{DSN: routerDSN, Options: ep1.Options + " -c shardline.target=replica" + readOnly}},
 				ProxyPID:   routerPID,
+				Process:    upProcess,
+				Pool:       upPool,
 				Workloads:  []string{WorkloadReplicaRead},
 				MetricsURL: s.cluster.MetricsURL,
 			})
@@ -375,6 +427,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 					"every client tenant %s (shard %s), no read-your-writes token after write transactions", tenants[shards[0].ID], shards[0].ID),
 				Endpoints:  []Endpoint{epNo},
 				ProxyPID:   s.noTokens.PID(),
+				Process:    "shardline up --no-write-tokens (a second cluster): etcd, the manager and its router in one process",
+				Pool:       upPool,
 				Workloads:  []string{WorkloadWriteToken},
 				MetricsURL: s.noTokens.MetricsURL,
 			},
@@ -384,6 +438,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 					"a read-your-writes token (SELECT pg_current_wal_insert_lsn() pipelined behind the COMMIT) after each write transaction", replicas, tenant1, shard1),
 				Endpoints:  []Endpoint{ep1},
 				ProxyPID:   routerPID,
+				Process:    upProcess,
+				Pool:       upPool,
 				Workloads:  []string{WorkloadWriteToken},
 				MetricsURL: s.cluster.MetricsURL,
 			})
@@ -413,6 +469,76 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		}
 	}
 	return s, nil
+}
+
+// routerSides returns where the router and router-2shards targets' clients
+// go. With an external cluster both use its router. Otherwise each wanted
+// target gets a `shardline router` process of its own against the
+// throwaway cluster's etcd: router with cfg.PoolSize server connections per
+// shard, router-2shards with max(1, cfg.PoolSize/2), so that its two
+// shards together have as many as router's one (the same pool pressure at
+// the same client count).
+func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string, extPID int, shard1, shard2 string,
+	progress func(string, ...any)) (r1, r2 routerSide, err error) {
+	if cfg.External != nil {
+		ext := routerSide{dsn: extDSN, pid: extPID, process: "the external router, not measured (no --router-pid)"}
+		if extPID > 0 {
+			ext.process = fmt.Sprintf("the external router (pid %d)", extPID)
+		}
+		return ext, ext, nil
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, routerLogDir), 0o755); err != nil {
+		return r1, r2, fmt.Errorf("router log directory: %w", err)
+	}
+	start := func(target string, poolSize int) (*RouterProcess, error) {
+		progress("starting a router for %s: shardline router --pool-size %d against the cluster's etcd", target, poolSize)
+		r, err := StartRouter(ctx, RouterConfig{
+			Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv, Name: target,
+			LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: s.cluster.Etcd, PoolSize: poolSize, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start the router for %s: %w", target, err)
+		}
+		s.routers = append(s.routers, r)
+		s.RouterLogs = append(s.RouterLogs, r.LogPath())
+		return r, nil
+	}
+	if slices.Contains(cfg.Targets, TargetRouter) {
+		r, err := start(TargetRouter, cfg.PoolSize)
+		if err != nil {
+			return r1, r2, err
+		}
+		r1 = routerSide{dsn: r.DSN, pid: r.PID(), process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
+			pool: fmt.Sprintf("%d to shard %s", r.PoolSize, shard1)}
+	}
+	if slices.Contains(cfg.Targets, TargetRouter2) {
+		r, err := start(TargetRouter2, max(1, cfg.PoolSize/2))
+		if err != nil {
+			return r1, r2, err
+		}
+		r2 = routerSide{dsn: r.DSN, pid: r.PID(), process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
+			pool: fmt.Sprintf("%d per shard: %d in all to shards %s and %s", r.PoolSize, 2*r.PoolSize, shard1, shard2)}
+	}
+	return r1, r2, nil
+}
+
+// pgDefaultMaxConnections is max_connections of a `shardline up` cluster
+// unless --max-connections says otherwise.
+const pgDefaultMaxConnections = 300
+
+// maxConnections returns the throwaway cluster's max_connections: 0 (up's
+// default, 300) when that holds the first shard's primary at its busiest:
+// direct's cfg.MaxClients while every pool to that primary is full (up's
+// router, PgBouncer, the router and router-2shards processes), plus
+// headroom for the replica monitors and pgbench's own connection. Else
+// enough for that.
+func (cfg *SetupConfig) maxConnections() int {
+	const headroom = 20
+	need := cfg.MaxClients + 3*cfg.PoolSize + max(1, cfg.PoolSize/2) + headroom
+	if need <= pgDefaultMaxConnections {
+		return 0
+	}
+	return need
 }
 
 // fill checks cfg and sets its defaults.
@@ -522,12 +648,16 @@ func serverVersion(ctx context.Context, dsn string) (string, error) {
 	return "PostgreSQL " + c.ParameterStatus("server_version"), nil
 }
 
-// Close stops PgBouncer and the throwaway clusters, if started. It returns
-// the errors of each; safe to call more than once.
+// Close stops PgBouncer, the router processes and the throwaway clusters,
+// if started. It returns the errors of each; safe to call more than once.
 func (s *Setup) Close() error {
 	var errs []error
 	if s.bouncer != nil {
 		errs = append(errs, s.bouncer.Close())
+	}
+	// The routers before the cluster whose etcd and servers they use.
+	for _, r := range s.routers {
+		errs = append(errs, r.Close())
 	}
 	if s.noTokens != nil {
 		errs = append(errs, s.noTokens.Close())
@@ -538,12 +668,15 @@ func (s *Setup) Close() error {
 	return errors.Join(errs...)
 }
 
-// Alive returns an error wrapping ErrProcessGone when PgBouncer or a
-// throwaway cluster has exited.
+// Alive returns an error wrapping ErrProcessGone when PgBouncer, a router
+// process or a throwaway cluster has exited.
 func (s *Setup) Alive() error {
 	var errs []error
 	if s.bouncer != nil {
 		errs = append(errs, s.bouncer.Err())
+	}
+	for _, r := range s.routers {
+		errs = append(errs, r.Err())
 	}
 	if s.cluster != nil {
 		errs = append(errs, s.cluster.Err())

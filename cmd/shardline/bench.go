@@ -31,9 +31,11 @@ to PostgreSQL directly and to PgBouncer. See docs/bench.md.
 
 By default it is self-contained: it starts a throwaway cluster as a child
 process (shardline up --shards 2 --replicas 0, every port a free one on
-127.0.0.1) and its own PgBouncer (pgbouncer on PATH or in /usr/sbin), and
-stops both at the end. --external (or --direct) benchmarks a running cluster
-instead.
+127.0.0.1), a router process of its own for each router target (shardline
+router against the cluster's etcd: --pool-size for router, half of it per
+shard for router-2shards, so both have the same server connections in all)
+and its own PgBouncer (pgbouncer on PATH or in /usr/sbin), and stops them
+at the end. --external (or --direct) benchmarks a running cluster instead.
 
 Replica workloads, not run by default (--workloads replica-read,write-token):
 replica-read compares select-only (-S) through the router with
@@ -69,7 +71,8 @@ type benchCommand struct {
 	Keep       bool
 	Pgbench    string
 	PgBouncer  string
-	// Shardline is the binary that runs `up`; empty means this one.
+	// Shardline is the binary that runs `up` and `router`; empty means
+	// this one.
 	Shardline string
 	// ShardlineArgs and ShardlineEnv let tests run their own binary as
 	// shardline; no flags set them.
@@ -127,17 +130,17 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 	fs.DurationVar(&c.Warmup, "warmup", bench.DefaultWarmup, "one unreported select-simple run per target first; 0 for none")
 	fs.IntVar(&c.Threads, "threads", bench.DefaultMaxThreads, "most pgbench threads (-j) per run; -j is min(clients, threads)")
 	fs.IntVar(&c.IdleConns, "idle-conns", bench.DefaultIdleConns, "connections the idle workload holds open")
-	fs.IntVar(&c.PoolSize, "pool-size", bench.DefaultPoolSize, "server connections per shard of the router and PgBouncer's default_pool_size")
+	fs.IntVar(&c.PoolSize, "pool-size", bench.DefaultPoolSize, "PgBouncer's default_pool_size and the router target's server connections per shard (router-2shards: half that per shard)")
 	fs.IntVar(&c.Scale, "scale", 1, "pgbench -i scale factor")
 	fs.BoolVar(&quick, "quick", false, "a short run for CI (2s runs, 1 round, 32 clients)")
 	fs.StringVar(&c.Output, "o", "text", "output format on stdout: text or json")
 	fs.StringVar(&c.ReportPath, "report", "", "also write a Markdown report to this `file` (for example docs/performance/latest.md)")
 	fs.StringVar(&c.JSONPath, "json", "", "also write the JSON report to this `file`")
 	fs.StringVar(&c.Dir, "dir", "", "work directory for the cluster, PgBouncer and logs (default: a new one under $TMPDIR, removed afterwards)")
-	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (logs of up, PgBouncer)")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (logs of up, the routers, PgBouncer)")
 	fs.StringVar(&c.Pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
 	fs.StringVar(&c.PgBouncer, "pgbouncer", "", "pgbouncer binary (default: on PATH, then /usr/sbin)")
-	fs.StringVar(&c.Shardline, "shardline", "", "shardline binary that runs the throwaway cluster (default: this one)")
+	fs.StringVar(&c.Shardline, "shardline", "", "shardline binary that runs the throwaway cluster and the routers (default: this one)")
 	fs.BoolVar(&verbose, "v", false, "debug logs (every pgbench invocation)")
 	fs.BoolVar(&c.External, "external", false, "benchmark a running cluster: --router, --direct, --tenant")
 	fs.StringVar(&c.Router, "router", "postgres://postgres@127.0.0.1:6432/app?sslmode=disable", "--external: router `DSN`")
@@ -230,6 +233,7 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 	setupCfg := bench.SetupConfig{
 		Targets:       c.Targets,
 		Workloads:     c.Workloads,
+		MaxClients:    slices.Max(append([]int{0}, c.Clients...)),
 		PoolSize:      c.PoolSize,
 		PgBouncerPath: c.PgBouncer,
 		PgbenchPath:   c.Pgbench,
@@ -263,7 +267,7 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		if setupCfg.Shardline == "" {
 			exe, err := os.Executable()
 			if err != nil {
-				return fmt.Errorf("find the shardline binary for the throwaway cluster: %w (pass --shardline)", err)
+				return fmt.Errorf("find the shardline binary for the throwaway cluster and the routers: %w (pass --shardline)", err)
 			}
 			setupCfg.Shardline = exe
 		}
@@ -283,11 +287,11 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		case c.Keep:
 			fmt.Fprintf(c.Stderr, "work directory kept: %s\n", dir)
 		case err != nil:
-			// Keep the logs of up and PgBouncer, not the data.
+			// Keep the logs of up, the routers and PgBouncer, not the data.
 			os.RemoveAll(filepath.Join(dir, "up", "cluster"))
 			os.RemoveAll(filepath.Join(dir, "up-no-tokens", "cluster"))
 			os.RemoveAll(filepath.Join(dir, "pgbench"))
-			fmt.Fprintf(c.Stderr, "logs kept in %s (up/up.log, up-no-tokens/up.log, pgbouncer/pgbouncer.log)\n", dir)
+			fmt.Fprintf(c.Stderr, "logs kept in %s (up/up.log, routers/*.log, up-no-tokens/up.log, pgbouncer/pgbouncer.log)\n", dir)
 		default:
 			removeDir()
 		}
@@ -310,7 +314,8 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		return runErr
 	}
 	if aerr := setup.Alive(); aerr != nil {
-		log.Error("a process the bench started died during the run", "err", aerr, "router_log", setup.RouterLog, "no_tokens_router_log", setup.NoTokensLog)
+		log.Error("a process the bench started died during the run", "err", aerr, "cluster_log", setup.ClusterLog,
+			"router_logs", setup.RouterLogs, "no_tokens_cluster_log", setup.NoTokensLog)
 	}
 	if err := c.write(rep); err != nil {
 		return err
@@ -382,6 +387,7 @@ func (c *benchCommand) workDir() (string, func(), error) {
 		return dir, func() {
 			os.RemoveAll(filepath.Join(dir, "up"))
 			os.RemoveAll(filepath.Join(dir, "up-no-tokens"))
+			os.RemoveAll(filepath.Join(dir, "routers"))
 			os.RemoveAll(filepath.Join(dir, "pgbouncer"))
 			os.RemoveAll(filepath.Join(dir, "pgbench"))
 		}, nil

@@ -20,7 +20,8 @@ import (
 
 // benchChildEnv, set to 1, makes this test binary act as the shardline
 // command: the bench test starts it as its throwaway cluster
-// (`shardline up`), as the real bench starts its own binary.
+// (`shardline up`) and its routers (`shardline router`), as the real bench
+// starts its own binary.
 const benchChildEnv = "SHARDLINE_BENCH_TEST_CHILD"
 
 func init() {
@@ -186,10 +187,12 @@ func TestShellJoin(t *testing.T) {
 }
 
 // TestBenchEndToEnd runs the self-contained bench for real, tiny: a
-// throwaway cluster (this test binary acting as `shardline up`), its own
-// PgBouncer, all four targets, one round of select-only in two modes,
-// churn and idle. It checks the figures each cell must have, the
-// unsupported cell, the Markdown report, and that the cluster's PostgreSQL
+// throwaway cluster (this test binary acting as `shardline up`), a router
+// process for each router target (acting as `shardline router`: pool size
+// 4 for router, 2 per shard for router-2shards), its own PgBouncer, all
+// four targets, one round of select-only in two modes, churn and idle. It
+// checks the figures each cell must have, the unsupported cell, the
+// Markdown report, and that the routers and the cluster's PostgreSQL
 // servers are stopped at the end. (The write workload runs the same code
 // path with other pgbench arguments; the bench package's tests run it
 // through PgBouncer, and whether the router serves pgbench -N is the
@@ -223,11 +226,25 @@ func TestBenchEndToEnd(t *testing.T) {
 		!strings.HasPrefix(e.PgBouncer, "PgBouncer ") || !strings.Contains(e.Pgbench, "pgbench") {
 		t.Errorf("environment = %+v", e)
 	}
+	// Each router target is measured on a router process of its own.
+	process := map[string]string{"direct": "", "router": "shardline router --pool-size 4", "router-2shards": "shardline router --pool-size 2"}
+	for _, ti := range rep.Targets {
+		want, ok := process[ti.Name]
+		if !ok {
+			want = rep.Environment.PgBouncer
+		}
+		if ti.Process != want || ti.Proxy != (want != "") || (ti.IdleCPUPercent != nil) != (want != "") {
+			t.Errorf("target %s: process %q, proxy %v, idle CPU %v; want process %q", ti.Name, ti.Process, ti.Proxy, ti.IdleCPUPercent, want)
+		}
+	}
+	if p := rep.Targets[3].Pool; !strings.HasPrefix(p, "2 per shard: 4 in all") {
+		t.Errorf("router-2shards pool = %q", p)
+	}
 	for _, cell := range rep.Cells {
 		for _, tc := range cell.Targets {
 			where := cell.Workload + " " + tc.Target
 			switch {
-			case cell.Workload == "idle" && (tc.Target == "direct" || tc.Target == "router-2shards"):
+			case cell.Workload == "idle" && tc.Target == "direct":
 				if tc.Status != bench.StatusNotApplicable {
 					t.Errorf("%s: %+v", where, tc)
 				}
@@ -262,7 +279,8 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "### idle"} {
+	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "### idle",
+		"| router | shardline router --pool-size 4 | 4 to shard s1 |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("Markdown report lacks %q:\n%s", want, md)
 		}
@@ -272,6 +290,12 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(c.Dir, "up", "up.log")); !strings.Contains(string(b), "stopped") {
 		t.Errorf("up.log does not show a clean stop:\n%s", b)
+	}
+	for _, name := range []string{"router", "router-2shards"} {
+		b, _ := os.ReadFile(filepath.Join(c.Dir, "routers", name+".log"))
+		if log := string(b); !strings.Contains(log, "connecting to etcd") || !strings.Contains(log, "shardline router ready:") || !strings.HasSuffix(strings.TrimSpace(log), "msg=stopped") {
+			t.Errorf("routers/%s.log does not show a router that served and stopped:\n%s", name, log)
+		}
 	}
 }
 

@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	// routerReadyMarker starts the line `shardline router` prints when it
+	// serves.
+	routerReadyMarker = "shardline router ready:"
+	// routerReadyTimeout bounds the wait for that line: dialing etcd (10 s
+	// at most) and loading the placement.
+	routerReadyTimeout = time.Minute
+	// routerStopGrace exceeds the 15 s in which `shardline router` stops
+	// after SIGTERM.
+	routerStopGrace = 20 * time.Second
+)
+
+// RouterConfig describes a `shardline router` child process: a router of
+// its own against a running cluster's etcd, on free loopback ports.
+type RouterConfig struct {
+	// Command is the shardline binary. Required.
+	Command string
+	// Args are put before "router" (a test binary uses them to act as
+	// shardline); usually empty.
+	Args []string
+	// Env, when set, is the child's environment; nil means this
+	// process's.
+	Env []string
+	// Name labels the process in logs and errors, for example the target
+	// it serves. Required.
+	Name string
+	// LogPath receives the child's stdout and stderr. Required; its
+	// directory must exist.
+	LogPath string
+	// Etcd is the cluster's etcd client endpoints, comma-separated
+	// (--etcd). Required.
+	Etcd string
+	// PoolSize is --pool-size: server connections per shard member
+	// (default DefaultPoolSize).
+	PoolSize int
+	// Logger receives start and stop lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// RouterProcess is a running `shardline router` child. Its PID is the
+// router's and nothing else runs in it.
+type RouterProcess struct {
+	// DSN is the router's connection string as it printed it.
+	DSN string
+	// MetricsURL is its Prometheus endpoint (--metrics).
+	MetricsURL string
+	// PoolSize is its --pool-size.
+	PoolSize int
+	proc     *child
+	log      *slog.Logger
+}
+
+// StartRouter starts `shardline router` on free ports and waits until it
+// prints its ready line. When a port was taken in the meantime it tries
+// again on other ports (up to three times). The error wraps ErrNotReady
+// with the end of the router's log when it exits or is not ready within a
+// minute.
+func StartRouter(ctx context.Context, c RouterConfig) (*RouterProcess, error) {
+	if c.Command == "" || c.Name == "" || c.LogPath == "" || c.Etcd == "" {
+		return nil, fmt.Errorf("%w: router: Command, Name, LogPath and Etcd are required", ErrInvalidConfig)
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = DefaultPoolSize
+	}
+	if c.PoolSize < 1 {
+		return nil, fmt.Errorf("%w: router: pool size %d: want at least 1", ErrInvalidConfig, c.PoolSize)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		r, err := startRouterOnce(ctx, c)
+		if err == nil {
+			return r, nil
+		}
+		if attempt == attempts || ctx.Err() != nil || !strings.Contains(err.Error(), "in use") {
+			return nil, err
+		}
+		c.Logger.Info("a port was taken; starting the router on other ports", "name", c.Name, "err", err)
+	}
+}
+
+func startRouterOnce(ctx context.Context, c RouterConfig) (*RouterProcess, error) {
+	addrs := make([]string, 2)
+	for i := range addrs {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	args := append(append([]string(nil), c.Args...), "router",
+		"--etcd", c.Etcd, "--listen", addrs[0], "--metrics", addrs[1],
+		"--pool-size", strconv.Itoa(c.PoolSize))
+	ready := newReadyWatcher(routerReadyMarker)
+	proc, err := startChild(childConfig{
+		name: "shardline router (" + c.Name + ")", path: c.Command, args: args, dir: filepath.Dir(c.LogPath), env: c.Env,
+		logPath: c.LogPath, stdout: ready, logger: c.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Logger.Info("starting router", "name", c.Name, "pid", proc.pid(), "listen", addrs[0], "pool_size", c.PoolSize, "log", proc.logPath)
+	timer := time.NewTimer(routerReadyTimeout)
+	defer timer.Stop()
+	var line string
+	select {
+	case line = <-ready.c:
+	case <-proc.done:
+		return nil, fmt.Errorf("%w: %w", ErrNotReady, proc.exited())
+	case <-timer.C:
+		_ = proc.stop(syscall.SIGTERM, routerStopGrace)
+		return nil, fmt.Errorf("%w: shardline router (%s) not ready after %v%s", ErrNotReady, c.Name, routerReadyTimeout, proc.logTail())
+	case <-ctx.Done():
+		_ = proc.stop(syscall.SIGTERM, routerStopGrace)
+		return nil, context.Cause(ctx)
+	}
+	dsn, metricsURL, err := ParseRouterReadyLine(line)
+	if err != nil {
+		_ = proc.stop(syscall.SIGTERM, routerStopGrace)
+		return nil, err
+	}
+	c.Logger.Info("router ready", "name", c.Name, "pid", proc.pid(), "router", dsn)
+	return &RouterProcess{DSN: dsn, MetricsURL: metricsURL, PoolSize: c.PoolSize, proc: proc, log: c.Logger}, nil
+}
+
+// PID is the process id of the router.
+func (r *RouterProcess) PID() int { return r.proc.pid() }
+
+// Err returns nil while the router runs and an error wrapping
+// ErrProcessGone once it has exited.
+func (r *RouterProcess) Err() error { return r.proc.exited() }
+
+// LogPath is the file holding the router's stdout and stderr.
+func (r *RouterProcess) LogPath() string { return r.proc.logPath }
+
+// Close stops the router with SIGTERM and kills it after 20 s. Safe to
+// call more than once.
+func (r *RouterProcess) Close() error {
+	err := r.proc.stop(syscall.SIGTERM, routerStopGrace)
+	r.log.Info("router stopped", "name", r.proc.name, "pid", r.proc.pid(), "err", err)
+	return err
+}
+
+// ParseRouterReadyLine reads the router DSN and the metrics URL from the
+// line that `shardline router` prints when ready:
+//
+//	shardline router ready: router postgres://...  metrics http://...
+func ParseRouterReadyLine(line string) (dsn, metricsURL string, err error) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), routerReadyMarker)
+	if !ok {
+		return "", "", fmt.Errorf("ready line %q does not start with %q", line, routerReadyMarker)
+	}
+	f := strings.Fields(rest)
+	for i := 0; i+1 < len(f); i++ {
+		switch f[i] {
+		case "router":
+			dsn = f[i+1]
+		case "metrics":
+			metricsURL = f[i+1]
+		}
+	}
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return "", "", fmt.Errorf("ready line %q: no router postgres:// DSN", line)
+	}
+	if !strings.HasPrefix(metricsURL, "http://") && !strings.HasPrefix(metricsURL, "https://") {
+		return "", "", fmt.Errorf("ready line %q: no metrics http:// URL", line)
+	}
+	return dsn, metricsURL, nil
+}
