@@ -481,7 +481,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string, extPID int, shard1, shard2 string,
 	progress func(string, ...any)) (r1, r2 routerSide, err error) {
 	if cfg.External != nil {
-		ext := routerSide{dsn: extDSN, pid: extPID, process: "the external router, not measured (no --router-pid)"}
+		ext := routerSide{dsn: extDSN, pid: extPID, process: "the external router, not measured (no --router-pid)",
+			pool: "the external router's own (not known to the bench)"}
 		if extPID > 0 {
 			ext.process = fmt.Sprintf("the external router (pid %d)", extPID)
 		}
