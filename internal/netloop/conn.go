@@ -46,6 +46,8 @@ type Conn struct {
 	inEdge  bool
 	hup     bool
 
+	sq sendq // output in io_uring mode
+
 	mu sync.Mutex // Shutdown against Close
 }
 
@@ -64,8 +66,14 @@ func Wrap(nc net.Conn) (*Conn, error) {
 // Attach makes t the connection's user: its waits switch to t's loop.
 func (c *Conn) Attach(t *Task) { c.task = t }
 
-// Detach leaves the connection without a user (idle in a pool).
-func (c *Conn) Detach() { c.task = nil }
+// Detach leaves the connection without a user (idle in a pool). In
+// io_uring mode it first waits until what the user wrote is sent.
+func (c *Conn) Detach() {
+	if t := c.task; t != nil && t.l.ring != nil {
+		c.drain(t)
+	}
+	c.task = nil
+}
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
@@ -76,7 +84,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if c.fd < 0 {
 			return 0, net.ErrClosed
 		}
-		n, err := t.io(opRecv, c, p)
+		n, err := t.recv(c, p)
 		if err == nil && n == 0 && len(p) > 0 {
 			return 0, io.EOF
 		}
@@ -122,7 +130,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if c.fd < 0 {
 			return 0, net.ErrClosed
 		}
-		return t.io(opSend, c, p)
+		return c.ringWrite(t, p)
 	}
 	done := 0
 	for done < len(p) {
@@ -193,8 +201,12 @@ func (c *Conn) Shutdown() {
 }
 
 // Close closes the socket (which also leaves the loop's epoll set). Only
-// the connection's user may call it.
+// the connection's user may call it. In io_uring mode it first waits until
+// what the user wrote is sent (unless the loop is closing).
 func (c *Conn) Close() error {
+	if t := c.task; t != nil && t.l.ring != nil && c.fd >= 0 {
+		c.drain(t)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fd < 0 {

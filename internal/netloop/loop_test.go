@@ -236,15 +236,18 @@ func testWaitReadableEither(t *testing.T, cfg Config) {
 
 	woke := make(chan string, 1)
 	addr := serve(t, l, func(task *Task, c *Conn) {
+		// Detach before the test goroutine, woken, closes second.
 		second.Attach(task)
-		defer second.Detach()
+		msg := ""
 		if err := task.WaitReadable(c, second); err != nil {
-			woke <- err.Error()
-			return
+			msg = err.Error()
+		} else {
+			var b [16]byte
+			n, _ := second.Read(b[:])
+			msg = string(b[:n])
 		}
-		var b [16]byte
-		n, _ := second.Read(b[:])
-		woke <- string(b[:n])
+		second.Detach()
+		woke <- msg
 	})
 	cc, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -7,32 +7,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file is the io_uring mode of the loop. A task's read or write
-// becomes an SQE; the loop submits every SQE of an iteration together with
-// its epoll wait in one io_uring_enter, and resumes a task when its
-// completion is reaped. Sends are non-blocking: they complete during that
-// submission (one that finds the socket full waits for an EPOLLOUT edge
-// and is issued again). Receives are not: one that finds no data stays in
-// the kernel, which completes it when data arrives, so a task waiting for
-// its client or its server costs no epoll event and no second call.
-// Connections join the epoll set only when a task waits for an edge
-// (WaitReadable, a full socket).
+// This file is the io_uring mode of the loop. A task's read becomes an
+// SQE, and so does a connection's queued output (sendq.go); the loop
+// submits every SQE of an iteration together with its epoll wait in one
+// io_uring_enter, and resumes a task when its completion is reaped. Sends
+// are non-blocking: they complete during that submission (one that finds
+// the socket full waits for an EPOLLOUT edge and is issued again).
+// Receives are not: one that finds no data stays in the kernel, which
+// completes it when data arrives, so a task waiting for its client or its
+// server costs no epoll event and no second call. Connections join the
+// epoll set only when something waits for an edge (WaitReadable, a full
+// socket).
 //
 // Measured on a 2-core VM where one system call costs about 1 µs: pgbench
 // -S through the router makes 4 socket calls per transaction in epoll mode
 // (as PgBouncer does) and about one io_uring_enter in this mode.
 
-// ioOp is a task's send or receive.
+// ioOp is a task's receive.
 type ioOp struct {
-	kind uint8 // opSend or opRecv
-	c    *Conn
-	buf  []byte // kept here so that it stays alive while the kernel has it
-	done int    // bytes sent so far
-	n    int
-	err  error
+	c   *Conn
+	buf []byte // kept here so that it stays alive while the kernel has it
+	n   int
+	err error
 }
 
-// User data of the loop's own SQEs; tasks' SQEs carry their slot.
+// User data of the loop's own SQEs; tasks' receives carry their slot,
+// connections' sends connTag and theirs.
 const (
 	epollTag  = ^uint64(0)
 	cancelTag = ^uint64(0) - 1
@@ -40,16 +40,16 @@ const (
 	cancelAny = 1 << 2 // IORING_ASYNC_CANCEL_ANY
 )
 
-// io runs a send or receive of p on c through the loop's ring and returns
-// what the system call returned (a short count, 0 at end of stream).
-func (t *Task) io(kind uint8, c *Conn, p []byte) (int, error) {
+// recv receives into p from c through the loop's ring and returns what
+// the system call returned (0 at end of stream).
+func (t *Task) recv(c *Conn, p []byte) (int, error) {
 	if t.dead {
 		return 0, net.ErrClosed
 	}
 	if c.l != nil && c.l != t.l {
 		panic("netloop: a connection registered on one loop is used by a task of another")
 	}
-	t.op = ioOp{kind: kind, c: c, buf: p}
+	t.op = ioOp{c: c, buf: p}
 	t.state = stateIO
 	t.yield(nil)
 	op := t.op
@@ -57,33 +57,21 @@ func (t *Task) io(kind uint8, c *Conn, p []byte) (int, error) {
 	return op.n, op.err
 }
 
-// startIO issues t's operation: an SQE, or a wait for the edge that makes
-// it worth issuing. An operation that needs no system call goes to the
-// ready list (the caller may be resume, which must not resume).
+// startIO issues t's receive: an SQE, unless it needs no system call; then
+// t goes to the ready list (the caller may be resume, which must not
+// resume).
 func (l *Loop) startIO(t *Task) {
 	op := &t.op
 	c := op.c
 	t.state = stateIO
-	if c.fd < 0 {
+	switch {
+	case c.fd < 0:
 		op.err = net.ErrClosed
 		l.ready = append(l.ready, t)
-		return
-	}
-	switch op.kind {
-	case opRecv:
-		if len(op.buf) == 0 {
-			l.ready = append(l.ready, t)
-			return
-		}
+	case len(op.buf) == 0:
+		l.ready = append(l.ready, t)
+	default:
 		l.ring.next().prep(opRecv, c.fd, unsafe.Pointer(&op.buf[0]), len(op.buf), 0, uint64(t.slot))
-	case opSend:
-		rest := op.buf[op.done:]
-		if len(rest) == 0 {
-			op.n = op.done
-			l.ready = append(l.ready, t)
-			return
-		}
-		l.ring.next().prep(opSend, c.fd, unsafe.Pointer(&rest[0]), len(rest), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uint64(t.slot))
 	}
 }
 
@@ -114,6 +102,14 @@ func (l *Loop) complete(e cqe) {
 	case cancelTag:
 		return
 	}
+	if e.userData&connPollTag != 0 {
+		l.writable(int(e.userData &^ connPollTag))
+		return
+	}
+	if e.userData&connTag != 0 {
+		l.sendDone(int(e.userData&^connTag), e.res)
+		return
+	}
 	if e.userData >= uint64(len(l.slots)) {
 		return
 	}
@@ -130,34 +126,17 @@ func (l *Loop) complete(e cqe) {
 			l.resume(t)
 		case errno == unix.EINTR:
 			l.startIO(t)
-		case errno == unix.EAGAIN && op.kind == opRecv:
+		case errno == unix.EAGAIN:
 			// Not expected (the kernel waits for data), but harmless:
 			// wait for an edge and ask again.
 			l.awaitEdge(t, c, eventIn)
-		case errno == unix.EAGAIN:
-			l.awaitEdge(t, c, eventOut)
 		default:
-			name := "read"
-			if op.kind == opSend {
-				name = "write"
-				op.n = op.done
-			}
-			op.err = c.opError(name, errno)
+			op.err = c.opError("read", errno)
 			l.resume(t)
 		}
 		return
 	}
-	if op.kind == opRecv {
-		op.n = int(e.res)
-		l.resume(t)
-		return
-	}
-	op.done += int(e.res)
-	if op.done < len(op.buf) {
-		l.startIO(t)
-		return
-	}
-	op.n = op.done
+	op.n = int(e.res)
 	l.resume(t)
 }
 
@@ -170,7 +149,17 @@ func (l *Loop) ringPoll(block bool) {
 		l.ring.next().prep(opEpollWait, l.epfd, unsafe.Pointer(&l.evs[0]), len(l.evs), 0, epollTag)
 		l.epollArmed = true
 	}
-	err := l.ring.enter(block)
+	var minComplete uint32
+	if block {
+		// Sends complete during the submission; wait for one more
+		// completion, unless something waits for sends themselves to
+		// complete: a drain, or output queued behind a send in flight.
+		minComplete = 1
+		if l.draining == 0 && l.backlogged == 0 {
+			minComplete += uint32(l.sendsUnreaped)
+		}
+	}
+	err := l.ring.enter(minComplete)
 	if block {
 		l.mu.Lock()
 		l.sleeping = false
@@ -180,6 +169,7 @@ func (l *Loop) ringPoll(block bool) {
 		panic("netloop: " + err.Error())
 	}
 	l.cqes = l.ring.reap(l.cqes[:0])
+	l.sendsUnreaped = 0
 	for _, e := range l.cqes {
 		l.complete(e)
 	}
@@ -216,7 +206,7 @@ func (l *Loop) closeRing() {
 		s.addr = epollTag
 		s.userData = cancelTag
 		for l.epollArmed {
-			if err := l.ring.enter(true); err != nil {
+			if err := l.ring.enter(1); err != nil {
 				break
 			}
 			for _, e := range l.ring.reap(l.cqes[:0]) {

@@ -32,6 +32,7 @@ type ring struct {
 	sqes                 []sqe
 
 	queued uint32 // SQEs written since the last submit
+	epoch  uint64 // how many times every queued SQE was submitted
 }
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
@@ -226,7 +227,7 @@ func (r *ring) next() *sqe {
 			r.queued++
 			return s
 		}
-		_ = r.enter(false)
+		_ = r.enter(0)
 	}
 }
 
@@ -240,29 +241,28 @@ func (s *sqe) prep(op uint8, fd int, buf unsafe.Pointer, n int, flags uint32, us
 	s.userData = userData
 }
 
-// enter submits the queued SQEs and, with wait, waits until at least one
-// completion is ready. A wait may return early (a signal); callers reap and
+// enter submits the queued SQEs and waits until at least minComplete
+// completions are ready. A wait may end early (a signal); callers reap and
 // loop.
-func (r *ring) enter(wait bool) error {
-	minComplete := uintptr(0)
-	if wait {
-		minComplete = 1
-	}
+func (r *ring) enter(minComplete uint32) error {
 	for {
 		var n uintptr
 		var e unix.Errno
-		if wait {
+		if minComplete > 0 {
 			// May sleep: tell the scheduler, as for epoll_wait.
-			n, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), minComplete, enterGetEvents, 0, 0)
+			n, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), uintptr(minComplete), enterGetEvents, 0, 0)
 		} else {
-			n, _, e = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), minComplete, enterGetEvents, 0, 0)
+			n, _, e = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), 0, enterGetEvents, 0, 0)
 		}
 		switch e {
 		case 0:
 			r.queued -= min(uint32(n), r.queued)
+			if r.queued == 0 {
+				r.epoch++
+			}
 			return nil
 		case unix.EINTR:
-			if !wait {
+			if minComplete == 0 {
 				continue
 			}
 			return nil
