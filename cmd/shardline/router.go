@@ -45,6 +45,7 @@ type routerCommand struct {
 	MaxLag        string        // default shardline.max_lag
 	ReplicaPoll   time.Duration // replica lag sampling interval
 	NoWriteTokens bool
+	NoIOUring     bool
 
 	Stdout io.Writer
 	Logger *slog.Logger
@@ -76,6 +77,7 @@ func runRouter(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&c.MaxLag, "max-lag", "1s", "default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
 	fs.DurationVar(&c.ReplicaPoll, "replica-poll", 250*time.Millisecond, "how often replica lag is sampled")
 	fs.BoolVar(&c.NoWriteTokens, "no-write-tokens", false, "skip read-your-writes tokens after write transactions (only to measure their cost)")
+	fs.BoolVar(&c.NoIOUring, "no-io-uring", false, "one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -100,7 +102,8 @@ func (noPlacement) Current() *shardline.Placement { return nil }
 func (c *routerCommand) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
 	return router.Config{Placement: placement, Database: c.Database, PoolSize: c.PoolSize,
 		DefaultTarget: c.Target, DefaultMaxLag: c.MaxLag, ReplicaPollInterval: c.ReplicaPoll, NoWriteTokens: c.NoWriteTokens,
-		Logger: log.With("component", "router"), Registerer: reg}
+		NoIOUring: c.NoIOUring,
+		Logger:    log.With("component", "router"), Registerer: reg}
 }
 
 // check rejects bad settings before anything is dialed or bound: exit

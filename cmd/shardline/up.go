@@ -46,6 +46,7 @@ type upCommand struct {
 	MaxLag        string        // router default shardline.max_lag
 	ReplicaPoll   time.Duration // replica lag sampling interval
 	NoWriteTokens bool
+	NoIOUring     bool
 
 	Stdout io.Writer
 	Logger *slog.Logger
@@ -81,6 +82,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&c.MaxLag, "max-lag", "1s", "router: default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
 	fs.DurationVar(&c.ReplicaPoll, "replica-poll", 250*time.Millisecond, "router: how often replica lag is sampled")
 	fs.BoolVar(&c.NoWriteTokens, "no-write-tokens", false, "router: skip read-your-writes tokens after write transactions (only to measure their cost)")
+	fs.BoolVar(&c.NoIOUring, "no-io-uring", false, "router: one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -220,7 +222,8 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	reg := newRegistry()
 	rt, err := router.New(router.Config{Placement: watcher, Database: c.Database, PoolSize: c.PoolSize,
 		DefaultTarget: c.Target, DefaultMaxLag: c.MaxLag, ReplicaPollInterval: c.ReplicaPoll, NoWriteTokens: c.NoWriteTokens,
-		Logger: log.With("component", "router"), Registerer: reg})
+		NoIOUring: c.NoIOUring,
+		Logger:    log.With("component", "router"), Registerer: reg})
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
