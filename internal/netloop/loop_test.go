@@ -374,3 +374,45 @@ func testListenAcceptsOnTheLoop(t *testing.T, cfg Config) {
 		}
 	}
 }
+
+// Many small writes to a client that reads slowly all arrive, in order,
+// and the connection's Close waits for them: in io_uring mode they queue
+// behind the send in flight and behind a full socket.
+func TestManyWritesThenClose(t *testing.T) { forModes(t, testManyWritesThenClose) }
+
+func testManyWritesThenClose(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
+	const n = 200000
+	addr := serve(t, l, func(_ *Task, c *Conn) {
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			return
+		}
+		w := bufio.NewWriterSize(c, 512)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "%d\n", i)
+		}
+		_ = w.Flush()
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReaderSize(c, 64)
+	for i := 0; i < n; i++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("%d\n", i); line != want {
+			t.Fatalf("line %d is %q", i, line)
+		}
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("after the last line: %v, want end of stream", err)
+	}
+}
