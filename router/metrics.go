@@ -20,6 +20,7 @@ type metrics struct {
 	reads             *prometheus.CounterVec // by shard and target (primary, replica)
 	fallbacks         *prometheus.CounterVec // replica-eligible reads served by the primary, by reason
 	writeTokens       prometheus.Counter
+	ioUring           prometheus.Gauge
 }
 
 // poolMetrics are one pool's children of the shard-labelled vectors,
@@ -63,9 +64,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "shardline_router_replica_fallbacks_total", Help: "Replica-eligible reads served by the primary, by reason (lag, token, unhealthy, none)."}, []string{"shard", "reason"})
 	m.writeTokens = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "shardline_router_write_tokens_total", Help: "Read-your-writes tokens taken after write transactions (one server round trip each)."})
+	m.ioUring = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "shardline_router_io_uring", Help: "1 when the event loop batches socket system calls through io_uring, 0 when it makes one per read and write (epoll)."})
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses,
-			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens)
+			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring)
 	}
 	return m
 }

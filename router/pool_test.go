@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/shardline/shardline/internal/netloop"
 )
 
 // startRouter runs a router of its own on the test cluster.
@@ -123,5 +125,32 @@ func TestPoolWaitTimesOut(t *testing.T) {
 	var one int
 	if err := b.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
 		t.Fatalf("session after a pool timeout: %d, %v", one, err)
+	}
+}
+
+// The router's event loop mode follows Config.NoIOUring and is reported.
+func TestEventLoopMode(t *testing.T) {
+	needCluster(t)
+	for _, no := range []bool{true, false} {
+		reg := prometheus.NewRegistry()
+		r, err := New(Config{Placement: env.watcher, NoIOUring: no, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := false
+		if !no {
+			l, err := netloop.New(netloop.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = l.IOUring()
+			l.Close()
+			l.Run()
+		}
+		gauge := testutil.ToFloat64(r.metrics.ioUring)
+		if r.IOUring() != want || (gauge == 1) != want {
+			t.Errorf("NoIOUring %v: IOUring() %v, gauge %v; want %v", no, r.IOUring(), gauge, want)
+		}
+		r.Close()
 	}
 }

@@ -75,6 +75,9 @@ func New(cfg Config) (*Router, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 	}
+	if loop.IOUring() {
+		r.metrics.ioUring.Set(1)
+	}
 	empty := map[string]*pool{}
 	r.pools.Store(&empty)
 	r.defaultTarget, _ = parseTarget(cfg.DefaultTarget) // checked by Validate
