@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -103,17 +101,9 @@ func StartCluster(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	const attempts = 3
-	for attempt := 1; ; attempt++ {
-		cl, err := startClusterOnce(ctx, c)
-		if err == nil {
-			return cl, nil
-		}
-		if attempt == attempts || ctx.Err() != nil || !strings.Contains(err.Error(), "in use") {
-			return nil, err
-		}
-		c.Logger.Info("a port was taken; starting the cluster on other ports", "err", err)
-	}
+	return retryPortTaken(ctx, c.Logger, "cluster", func() (*Cluster, error) {
+		return startClusterOnce(ctx, c)
+	})
 }
 
 func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
@@ -129,13 +119,9 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	if err := os.Chmod(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster dir: %w", err)
 	}
-	addrs := make([]string, 5)
-	for i := range addrs {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	addrs, err := freeAddrs(5)
+	if err != nil {
+		return nil, err
 	}
 	pgBase, err := freePortRange(c.Shards * (1 + c.Replicas))
 	if err != nil {
@@ -155,32 +141,22 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 	if c.MaxConnections > 0 {
 		args = append(args, "--max-connections", strconv.Itoa(c.MaxConnections))
 	}
-	ready := newReadyWatcher(readyMarker)
-	proc, err := startChild(childConfig{
-		name: "shardline up", path: c.Command, args: args, dir: c.Dir, env: c.Env,
-		logPath: filepath.Join(c.Dir, "up.log"), stdout: ready, logger: c.Logger,
+	var routerDSN, adminURL string
+	proc, err := startReadyChild(ctx, readyChildConfig{
+		childConfig: childConfig{
+			name: "shardline up", path: c.Command, args: args, dir: c.Dir, env: c.Env,
+			logPath: filepath.Join(c.Dir, "up.log"), logger: c.Logger,
+		},
+		marker: readyMarker, timeout: clusterReadyTimeout, grace: clusterStopGrace,
+		started: func(proc *child) {
+			c.Logger.Info("starting cluster", "pid", proc.pid(), "router", addrs[0], "admin", addrs[1], "pg_port", pgBase, "log", proc.logPath)
+		},
+		parse: func(line string) (err error) {
+			routerDSN, adminURL, err = ParseReadyLine(line)
+			return err
+		},
 	})
 	if err != nil {
-		return nil, err
-	}
-	c.Logger.Info("starting cluster", "pid", proc.pid(), "router", addrs[0], "admin", addrs[1], "pg_port", pgBase, "log", proc.logPath)
-	timer := time.NewTimer(clusterReadyTimeout)
-	defer timer.Stop()
-	var line string
-	select {
-	case line = <-ready.c:
-	case <-proc.done:
-		return nil, fmt.Errorf("%w: %w", ErrNotReady, proc.exited())
-	case <-timer.C:
-		_ = proc.stop(syscall.SIGTERM, clusterStopGrace)
-		return nil, fmt.Errorf("%w: shardline up not ready after %v%s", ErrNotReady, clusterReadyTimeout, proc.logTail())
-	case <-ctx.Done():
-		_ = proc.stop(syscall.SIGTERM, clusterStopGrace)
-		return nil, context.Cause(ctx)
-	}
-	routerDSN, adminURL, err := ParseReadyLine(line)
-	if err != nil {
-		_ = proc.stop(syscall.SIGTERM, clusterStopGrace)
 		return nil, err
 	}
 	c.Logger.Info("cluster ready", "pid", proc.pid(), "router", routerDSN, "admin", adminURL)
@@ -218,66 +194,21 @@ func (c *Cluster) Close() error {
 //
 //	shardline ready: router postgres://...  admin http://...  metrics http://...
 func ParseReadyLine(line string) (routerDSN, adminURL string, err error) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), readyMarker)
-	if !ok {
-		return "", "", fmt.Errorf("ready line %q does not start with %q", line, readyMarker)
-	}
-	f := strings.Fields(rest)
-	for i := 0; i+1 < len(f); i++ {
-		switch f[i] {
-		case "router":
-			routerDSN = f[i+1]
-		case "admin":
-			adminURL = f[i+1]
-		}
-	}
-	if !strings.HasPrefix(routerDSN, "postgres://") && !strings.HasPrefix(routerDSN, "postgresql://") {
-		return "", "", fmt.Errorf("ready line %q: no router postgres:// DSN", line)
-	}
-	if !strings.HasPrefix(adminURL, "http://") && !strings.HasPrefix(adminURL, "https://") {
-		return "", "", fmt.Errorf("ready line %q: no admin http:// URL", line)
-	}
-	return routerDSN, adminURL, nil
+	return parseReadyLine(line, readyMarker, "admin")
 }
 
-// readyWatcher is the child's stdout: it passes on the first line holding
-// its marker. It is safe for the one goroutine of os/exec that writes.
-type readyWatcher struct {
-	marker string
-	mu     sync.Mutex
-	buf    []byte
-	sent   bool
-	c      chan string
-}
-
-func newReadyWatcher(marker string) *readyWatcher {
-	return &readyWatcher{marker: marker, c: make(chan string, 1)}
-}
-
-func (w *readyWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.sent {
-		return len(p), nil
-	}
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			if len(w.buf) > 64*1024 { // no newline in sight: keep the tail
-				w.buf = w.buf[len(w.buf)-1024:]
-			}
-			return len(p), nil
+// freeAddrs returns n loopback addresses whose ports were free a moment
+// ago.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, n)
+	for i := range addrs {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
 		}
-		line := string(w.buf[:i])
-		w.buf = w.buf[i+1:]
-		if strings.Contains(line, w.marker) {
-			w.sent = true
-			w.buf = nil
-			w.c <- line
-			return len(p), nil
-		}
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
+	return addrs, nil
 }
 
 // freePortRange returns the first of n consecutive loopback ports that

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -82,57 +80,35 @@ func StartRouter(ctx context.Context, c RouterConfig) (*RouterProcess, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	const attempts = 3
-	for attempt := 1; ; attempt++ {
-		r, err := startRouterOnce(ctx, c)
-		if err == nil {
-			return r, nil
-		}
-		if attempt == attempts || ctx.Err() != nil || !strings.Contains(err.Error(), "in use") {
-			return nil, err
-		}
-		c.Logger.Info("a port was taken; starting the router on other ports", "name", c.Name, "err", err)
-	}
+	return retryPortTaken(ctx, c.Logger.With("name", c.Name), "router", func() (*RouterProcess, error) {
+		return startRouterOnce(ctx, c)
+	})
 }
 
 func startRouterOnce(ctx context.Context, c RouterConfig) (*RouterProcess, error) {
-	addrs := make([]string, 2)
-	for i := range addrs {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	addrs, err := freeAddrs(2)
+	if err != nil {
+		return nil, err
 	}
 	args := append(append([]string(nil), c.Args...), "router",
 		"--etcd", c.Etcd, "--listen", addrs[0], "--metrics", addrs[1],
 		"--pool-size", strconv.Itoa(c.PoolSize))
-	ready := newReadyWatcher(routerReadyMarker)
-	proc, err := startChild(childConfig{
-		name: "shardline router (" + c.Name + ")", path: c.Command, args: args, dir: filepath.Dir(c.LogPath), env: c.Env,
-		logPath: c.LogPath, stdout: ready, logger: c.Logger,
+	var dsn, metricsURL string
+	proc, err := startReadyChild(ctx, readyChildConfig{
+		childConfig: childConfig{
+			name: "shardline router (" + c.Name + ")", path: c.Command, args: args, dir: filepath.Dir(c.LogPath), env: c.Env,
+			logPath: c.LogPath, logger: c.Logger,
+		},
+		marker: routerReadyMarker, timeout: routerReadyTimeout, grace: routerStopGrace,
+		started: func(proc *child) {
+			c.Logger.Info("starting router", "name", c.Name, "pid", proc.pid(), "listen", addrs[0], "pool_size", c.PoolSize, "log", proc.logPath)
+		},
+		parse: func(line string) (err error) {
+			dsn, metricsURL, err = ParseRouterReadyLine(line)
+			return err
+		},
 	})
 	if err != nil {
-		return nil, err
-	}
-	c.Logger.Info("starting router", "name", c.Name, "pid", proc.pid(), "listen", addrs[0], "pool_size", c.PoolSize, "log", proc.logPath)
-	timer := time.NewTimer(routerReadyTimeout)
-	defer timer.Stop()
-	var line string
-	select {
-	case line = <-ready.c:
-	case <-proc.done:
-		return nil, fmt.Errorf("%w: %w", ErrNotReady, proc.exited())
-	case <-timer.C:
-		_ = proc.stop(syscall.SIGTERM, routerStopGrace)
-		return nil, fmt.Errorf("%w: shardline router (%s) not ready after %v%s", ErrNotReady, c.Name, routerReadyTimeout, proc.logTail())
-	case <-ctx.Done():
-		_ = proc.stop(syscall.SIGTERM, routerStopGrace)
-		return nil, context.Cause(ctx)
-	}
-	dsn, metricsURL, err := ParseRouterReadyLine(line)
-	if err != nil {
-		_ = proc.stop(syscall.SIGTERM, routerStopGrace)
 		return nil, err
 	}
 	c.Logger.Info("router ready", "name", c.Name, "pid", proc.pid(), "router", dsn)
@@ -162,24 +138,5 @@ func (r *RouterProcess) Close() error {
 //
 //	shardline router ready: router postgres://...  metrics http://...
 func ParseRouterReadyLine(line string) (dsn, metricsURL string, err error) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), routerReadyMarker)
-	if !ok {
-		return "", "", fmt.Errorf("ready line %q does not start with %q", line, routerReadyMarker)
-	}
-	f := strings.Fields(rest)
-	for i := 0; i+1 < len(f); i++ {
-		switch f[i] {
-		case "router":
-			dsn = f[i+1]
-		case "metrics":
-			metricsURL = f[i+1]
-		}
-	}
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return "", "", fmt.Errorf("ready line %q: no router postgres:// DSN", line)
-	}
-	if !strings.HasPrefix(metricsURL, "http://") && !strings.HasPrefix(metricsURL, "https://") {
-		return "", "", fmt.Errorf("ready line %q: no metrics http:// URL", line)
-	}
-	return dsn, metricsURL, nil
+	return parseReadyLine(line, routerReadyMarker, "metrics")
 }

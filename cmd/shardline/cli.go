@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 )
 
 // cliEnv is what a subcommand may touch of the process, so tests can run a
@@ -47,4 +48,13 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &exitError{code: 2}
 	}
 	return nil
+}
+
+// orDiscard returns log, or a logger that discards when log is nil (a
+// command's Run called without one, as tests do).
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
 }

@@ -7,12 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shardline/shardline"
-	"github.com/shardline/shardline/router"
 	"github.com/shardline/shardline/storage/etcdstore"
 )
 
@@ -38,14 +35,7 @@ type routerCommand struct {
 	Cluster string   // cluster name in etcd (default "default", as up)
 	// EtcdTimeout bounds dialing etcd (default defaultEtcdTimeout).
 	EtcdTimeout time.Duration
-	Database    string
-	PoolSize    int
-
-	Target        string        // default shardline.target
-	MaxLag        string        // default shardline.max_lag
-	ReplicaPoll   time.Duration // replica lag sampling interval
-	NoWriteTokens bool
-	NoIOUring     bool
+	routerFlags
 
 	Stdout io.Writer
 	Logger *slog.Logger
@@ -71,13 +61,7 @@ func runRouter(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&etcd, "etcd", etcdstore.DefaultClientAddr, "comma-separated etcd client endpoints (the default is where 'shardline up' serves its embedded etcd)")
 	fs.StringVar(&c.Cluster, "cluster", "default", "cluster name: the placement is under /shardline/NAME/ in etcd")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", defaultEtcdTimeout, "how long to try reaching etcd at start")
-	fs.StringVar(&c.Database, "database", "app", "database name on every shard, and the one the router serves")
-	fs.IntVar(&c.PoolSize, "pool-size", 20, "most server connections per shard member")
-	fs.StringVar(&c.Target, "target", "primary", "default shardline.target for sessions: primary, replica or auto")
-	fs.StringVar(&c.MaxLag, "max-lag", "1s", "default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
-	fs.DurationVar(&c.ReplicaPoll, "replica-poll", 250*time.Millisecond, "how often replica lag is sampled")
-	fs.BoolVar(&c.NoWriteTokens, "no-write-tokens", false, "skip read-your-writes tokens after write transactions (only to measure their cost)")
-	fs.BoolVar(&c.NoIOUring, "no-io-uring", false, "one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
+	c.routerFlags.register(fs, "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -97,14 +81,6 @@ func runRouter(ctx context.Context, env *cliEnv, args []string) error {
 type noPlacement struct{}
 
 func (noPlacement) Current() *shardline.Placement { return nil }
-
-// routerConfig is the router's configuration from c's settings.
-func (c *routerCommand) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
-	return router.Config{Placement: placement, Database: c.Database, PoolSize: c.PoolSize,
-		DefaultTarget: c.Target, DefaultMaxLag: c.MaxLag, ReplicaPollInterval: c.ReplicaPoll, NoWriteTokens: c.NoWriteTokens,
-		NoIOUring: c.NoIOUring,
-		Logger:    log.With("component", "router"), Registerer: reg}
-}
 
 // check rejects bad settings before anything is dialed or bound: exit
 // status 2 with what to change.
@@ -133,10 +109,7 @@ func (c *routerCommand) check(log *slog.Logger) error {
 // stopTimeout and returns nil. Bad settings are exit status 2; etcd out of
 // reach or a port in use, 1.
 func (c *routerCommand) Run(ctx context.Context) (err error) {
-	log := c.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := orDiscard(c.Logger)
 	if c.Cluster == "" {
 		c.Cluster = "default"
 	}
@@ -148,27 +121,16 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	}
 
 	// Bind our own ports first: a port in use is reported at once.
-	routerLn, err := listen("router (--listen)", c.Listen)
+	lns, err := listen(port{"router (--listen)", c.Listen}, port{"metrics (--metrics)", c.Metrics})
 	if err != nil {
 		return err
 	}
-	defer routerLn.Close()
-	metricsLn, err := listen("metrics (--metrics)", c.Metrics)
-	if err != nil {
-		return err
-	}
-	defer metricsLn.Close()
+	defer lns.Close()
+	routerLn, metricsLn := lns[0], lns[1]
 
 	// Everything started is stopped in reverse order, even on a failed start.
-	var stops []func(context.Context)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i](sctx)
-		}
-		log.Info("stopped")
-	}()
+	lc := newLifecycle(log)
+	defer lc.stop()
 
 	endpoints := strings.Join(c.Etcd, ",")
 	log.Info("connecting to etcd", "endpoints", endpoints, "cluster", c.Cluster)
@@ -182,31 +144,17 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 		return &exitError{code: 1, msg: fmt.Sprintf("cannot reach etcd at %s within %v: %v; start the cluster ('shardline up') or pass its endpoints with --etcd",
 			endpoints, c.EtcdTimeout, errors.Unwrap(err))}
 	}
-	stops = append(stops, func(context.Context) { cli.Close() })
+	lc.onStop(func(context.Context) { cli.Close() })
 	store, err := etcdstore.NewStore(cli, c.Cluster)
 	if err != nil {
 		return err
 	}
 
-	// Owned goroutines: the watcher and the two servers. Each reports its
-	// end on errc; the first failure stops the whole process.
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	stops = append(stops, func(context.Context) { cancelRun(); wg.Wait() })
-	goRun := func(name string, fn func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(); err != nil && runCtx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-
+	// Owned goroutines: the watcher and the two servers. The first failure
+	// stops the whole process.
+	runCtx := lc.runContext(ctx)
 	watcher := etcdstore.NewWatcher(store, log)
-	goRun("placement watcher", func() error { return watcher.Run(runCtx) })
+	lc.goRun("placement watcher", func() error { return watcher.Run(runCtx) })
 	hint := time.NewTimer(placementHintAfter)
 	defer hint.Stop()
 	for waiting := true; waiting; {
@@ -216,7 +164,7 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 		case <-hint.C:
 			log.Warn("no placement in etcd yet; waiting for the cluster to be bootstrapped ('shardline up'), or check --cluster",
 				"endpoints", endpoints, "prefix", store.Prefix())
-		case err := <-errc:
+		case err := <-lc.failed():
 			return err
 		case <-ctx.Done():
 			return nil
@@ -225,16 +173,10 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	log.Info("placement loaded", "revision", watcher.Revision(), "shards", len(watcher.Current().Shards))
 
 	reg := newRegistry()
-	rt, err := router.New(c.routerConfig(watcher, log, reg))
-	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
+	if _, err := c.startRouter(lc, routerLn, watcher, log, reg); err != nil {
+		return err
 	}
-	goRun("router", func() error { return rt.Serve(routerLn) })
-	stops = append(stops, func(context.Context) { rt.Close() })
-
-	metricsSrv := newMetricsServer(reg)
-	goRun("metrics", func() error { return serveHTTP(metricsSrv, metricsLn) })
-	stops = append(stops, func(ctx context.Context) { _ = metricsSrv.Shutdown(ctx) })
+	lc.serveHTTP("metrics", newMetricsServer(reg), metricsLn)
 
 	info := routerInfo{
 		RouterDSN:  fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
@@ -250,7 +192,7 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	case <-ctx.Done():
 		log.Info("shutting down", "reason", context.Cause(ctx))
 		return nil
-	case err := <-errc:
+	case err := <-lc.failed():
 		return err
 	}
 }

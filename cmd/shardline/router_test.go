@@ -20,41 +20,12 @@ import (
 // waits for Run to return.
 func startRouter(t *testing.T, etcd []string) (routerInfo, *bytes.Buffer, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	readyc := make(chan routerInfo, 1)
 	stdout := &bytes.Buffer{}
 	c := &routerCommand{
-		Listen: freeAddr(t), Metrics: freeAddr(t), Etcd: etcd, Database: "app", PoolSize: 4,
+		Listen: freeAddr(t), Metrics: freeAddr(t), Etcd: etcd, routerFlags: routerFlags{Database: "app", PoolSize: 4},
 		Stdout: stdout, Logger: pgtest.Logger(t),
-		OnReady: func(i routerInfo) { readyc <- i },
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var info routerInfo
-	select {
-	case info = <-readyc:
-	case err := <-done:
-		cancel()
-		t.Fatalf("router ended before ready: %v", err)
-	case <-time.After(time.Minute):
-		cancel()
-		t.Fatal("router not ready within a minute")
-	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(stopTimeout + 5*time.Second):
-			return errors.New("router did not stop within the stop timeout")
-		}
-	}
-	t.Cleanup(func() { _ = stop() })
+	info, stop := runUntilReady(t, "router", time.Minute, &c.OnReady, c.Run)
 	return info, stdout, stop
 }
 

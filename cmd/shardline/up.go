@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,12 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/shardline/shardline/api"
-	"github.com/shardline/shardline/router"
 	"github.com/shardline/shardline/shardmgr"
 	"github.com/shardline/shardline/storage/etcdstore"
 	"github.com/shardline/shardline/storage/postgres"
@@ -34,19 +31,13 @@ type upCommand struct {
 	Metrics  string // Prometheus metrics
 	Etcd     string // embedded etcd client address
 	EtcdPeer string
-	Database string
 	BasePort int
 	// MaxConnections is every PostgreSQL server's max_connections; 0
 	// keeps the cluster's default (300).
 	MaxConnections int
-	PoolSize       int
 	Cluster        string
-
-	Target        string        // router default shardline.target
-	MaxLag        string        // router default shardline.max_lag
-	ReplicaPoll   time.Duration // replica lag sampling interval
-	NoWriteTokens bool
-	NoIOUring     bool
+	// routerFlags' Database is also the one created on every shard.
+	routerFlags
 
 	Stdout io.Writer
 	Logger *slog.Logger
@@ -74,15 +65,9 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&c.Metrics, "metrics", "127.0.0.1:6490", "Prometheus metrics address (HTTP /metrics)")
 	fs.StringVar(&c.Etcd, "etcd", etcdstore.DefaultClientAddr, "embedded etcd client address")
 	fs.StringVar(&c.EtcdPeer, "etcd-peer", etcdstore.DefaultPeerAddr, "embedded etcd peer address")
-	fs.StringVar(&c.Database, "database", "app", "database name on every shard, and the one the router serves")
 	fs.IntVar(&c.BasePort, "pg-port", postgres.DefaultBasePort, "first PostgreSQL port; members use consecutive ports (first run only)")
 	fs.IntVar(&c.MaxConnections, "max-connections", 0, "max_connections of every PostgreSQL server; 0 for 300 (first run only)")
-	fs.IntVar(&c.PoolSize, "pool-size", 20, "router: most server connections per shard member")
-	fs.StringVar(&c.Target, "target", "primary", "router: default shardline.target for sessions: primary, replica or auto")
-	fs.StringVar(&c.MaxLag, "max-lag", "1s", "router: default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
-	fs.DurationVar(&c.ReplicaPoll, "replica-poll", 250*time.Millisecond, "router: how often replica lag is sampled")
-	fs.BoolVar(&c.NoWriteTokens, "no-write-tokens", false, "router: skip read-your-writes tokens after write transactions (only to measure their cost)")
-	fs.BoolVar(&c.NoIOUring, "no-io-uring", false, "router: one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
+	c.routerFlags.register(fs, "router: ")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -106,10 +91,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 // it stops every component (PostgreSQL servers included) within
 // stopTimeout and returns nil.
 func (c *upCommand) Run(ctx context.Context) (err error) {
-	log := c.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := orDiscard(c.Logger)
 	if c.Cluster == "" {
 		c.Cluster = "default"
 	}
@@ -126,32 +108,16 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	}
 
 	// Bind our own ports first: a port in use is reported at once.
-	routerLn, err := listen("router (--listen)", c.Listen)
+	lns, err := listen(port{"router (--listen)", c.Listen}, port{"admin API (--admin)", c.Admin}, port{"metrics (--metrics)", c.Metrics})
 	if err != nil {
 		return err
 	}
-	defer routerLn.Close()
-	adminLn, err := listen("admin API (--admin)", c.Admin)
-	if err != nil {
-		return err
-	}
-	defer adminLn.Close()
-	metricsLn, err := listen("metrics (--metrics)", c.Metrics)
-	if err != nil {
-		return err
-	}
-	defer metricsLn.Close()
+	defer lns.Close()
+	routerLn, adminLn, metricsLn := lns[0], lns[1], lns[2]
 
 	// Everything started is stopped in reverse order, even on a failed start.
-	var stops []func(context.Context)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i](sctx)
-		}
-		log.Info("stopped")
-	}()
+	lc := newLifecycle(log)
+	defer lc.stop()
 
 	log.Info("starting etcd", "dir", filepath.Join(dir, "etcd"), "addr", c.Etcd)
 	etcd, err := etcdstore.StartEmbedded(ctx, etcdstore.EmbeddedConfig{
@@ -159,12 +125,12 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start etcd: %w", err)
 	}
-	stops = append(stops, func(context.Context) { etcd.Close() })
+	lc.onStop(func(context.Context) { etcd.Close() })
 	cli, err := etcdstore.Dial(ctx, etcd.Endpoints(), log)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, func(context.Context) { cli.Close() })
+	lc.onStop(func(context.Context) { cli.Close() })
 
 	reps := c.Replicas
 	if reps == 0 {
@@ -180,7 +146,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start PostgreSQL: %w", err)
 	}
-	stops = append(stops, func(ctx context.Context) {
+	lc.onStop(func(ctx context.Context) {
 		if err := local.Stop(ctx); err != nil {
 			log.Error("stop PostgreSQL", "err", err)
 		}
@@ -194,25 +160,11 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("bootstrap placement: %w", err)
 	}
 
-	// Owned goroutines: the watcher and the three servers. Each reports
-	// its end on errc; the first failure stops the whole process.
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	stops = append(stops, func(context.Context) { cancelRun(); wg.Wait() })
-	goRun := func(name string, fn func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(); err != nil && runCtx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-
+	// Owned goroutines: the watcher and the three servers. The first
+	// failure stops the whole process.
+	runCtx := lc.runContext(ctx)
 	watcher := etcdstore.NewWatcher(store, log)
-	goRun("placement watcher", func() error { return watcher.Run(runCtx) })
+	lc.goRun("placement watcher", func() error { return watcher.Run(runCtx) })
 	select {
 	case <-watcher.Ready():
 	case <-ctx.Done():
@@ -220,15 +172,10 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	}
 
 	reg := newRegistry()
-	rt, err := router.New(router.Config{Placement: watcher, Database: c.Database, PoolSize: c.PoolSize,
-		DefaultTarget: c.Target, DefaultMaxLag: c.MaxLag, ReplicaPollInterval: c.ReplicaPoll, NoWriteTokens: c.NoWriteTokens,
-		NoIOUring: c.NoIOUring,
-		Logger:    log.With("component", "router"), Registerer: reg})
+	rt, err := c.startRouter(lc, routerLn, watcher, log, reg)
 	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
+		return err
 	}
-	goRun("router", func() error { return rt.Serve(routerLn) })
-	stops = append(stops, func(context.Context) { rt.Close() })
 
 	mgr, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(postgres.ApplySchema), Router: rt, Logger: log})
 	if err != nil {
@@ -239,13 +186,8 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	adminSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	goRun("admin API", func() error { return serveHTTP(adminSrv, adminLn) })
-	stops = append(stops, func(ctx context.Context) { _ = adminSrv.Shutdown(ctx) })
-
-	metricsSrv := newMetricsServer(reg)
-	goRun("metrics", func() error { return serveHTTP(metricsSrv, metricsLn) })
-	stops = append(stops, func(ctx context.Context) { _ = metricsSrv.Shutdown(ctx) })
+	lc.serveHTTP("admin API", &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, adminLn)
+	lc.serveHTTP("metrics", newMetricsServer(reg), metricsLn)
 
 	info := upInfo{
 		RouterDSN: fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
@@ -263,7 +205,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		log.Info("shutting down", "reason", context.Cause(ctx))
 		ready.Store(false)
 		return nil
-	case err := <-errc:
+	case err := <-lc.failed():
 		ready.Store(false)
 		return err
 	case err := <-etcd.Err():
@@ -272,17 +214,29 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	}
 }
 
-func listen(what, addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, &exitError{code: 1, msg: fmt.Sprintf("cannot listen on %s for the %s: %v; free the port or choose another address", addr, what, err)}
+// port is an address of ours to bind and what it serves, for the error.
+type port struct{ what, addr string }
+
+// listeners are bound ports; Close closes them in reverse order.
+type listeners []net.Listener
+
+func (ls listeners) Close() {
+	for i := len(ls) - 1; i >= 0; i-- {
+		ls[i].Close()
 	}
-	return ln, nil
 }
 
-func serveHTTP(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+// listen binds the ports in order. A port in use is exit status 1 with what
+// to do; the ports bound before it are closed again.
+func listen(ports ...port) (listeners, error) {
+	var ls listeners
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", p.addr)
+		if err != nil {
+			ls.Close()
+			return nil, &exitError{code: 1, msg: fmt.Sprintf("cannot listen on %s for the %s: %v; free the port or choose another address", p.addr, p.what, err)}
+		}
+		ls = append(ls, ln)
 	}
-	return nil
+	return ls, nil
 }

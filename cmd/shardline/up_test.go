@@ -61,46 +61,16 @@ func startUp(t *testing.T, dir string, shards, replicas int) (upInfo, func() err
 // startUpWith is startUp with a hook to change the command's settings.
 func startUpWith(t *testing.T, dir string, shards, replicas int, change func(*upCommand)) (upInfo, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	readyc := make(chan upInfo, 1)
 	c := &upCommand{
 		Dir: dir, Shards: shards, Replicas: replicas,
 		Listen: freeAddr(t), Admin: freeAddr(t), Metrics: freeAddr(t), Etcd: freeAddr(t), EtcdPeer: freeAddr(t),
-		Database: "app", BasePort: freePGPort(t), PoolSize: 8,
+		BasePort: freePGPort(t), routerFlags: routerFlags{Database: "app", PoolSize: 8},
 		Stdout: &bytes.Buffer{}, Logger: pgtest.Logger(t),
-		OnReady: func(i upInfo) { readyc <- i },
 	}
 	if change != nil {
 		change(c)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var info upInfo
-	select {
-	case info = <-readyc:
-	case err := <-done:
-		cancel()
-		t.Fatalf("up ended before ready: %v", err)
-	case <-time.After(2 * time.Minute):
-		cancel()
-		t.Fatal("up not ready within 2 minutes")
-	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(stopTimeout + 5*time.Second):
-			return errors.New("up did not stop within the stop timeout")
-		}
-	}
-	t.Cleanup(func() { _ = stop() })
-	return info, stop
+	return runUntilReady(t, "up", 2*time.Minute, &c.OnReady, c.Run)
 }
 
 // postmasterPIDs reads the postmaster.pid files under dir.

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardline/shardline/router"
+)
+
+// routerFlags are the router's settings that `shardline up` and
+// `shardline router` share, with the same flags.
+type routerFlags struct {
+	Database string
+	PoolSize int
+
+	Target        string        // default shardline.target
+	MaxLag        string        // default shardline.max_lag
+	ReplicaPoll   time.Duration // replica lag sampling interval
+	NoWriteTokens bool
+	NoIOUring     bool
+}
+
+// register adds the flags to fs. help prefixes every help text but that of
+// --database, which is not only the router's.
+func (f *routerFlags) register(fs *flag.FlagSet, help string) {
+	fs.StringVar(&f.Database, "database", "app", "database name on every shard, and the one the router serves")
+	fs.IntVar(&f.PoolSize, "pool-size", 20, help+"most server connections per shard member")
+	fs.StringVar(&f.Target, "target", "primary", help+"default shardline.target for sessions: primary, replica or auto")
+	fs.StringVar(&f.MaxLag, "max-lag", "1s", help+"default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
+	fs.DurationVar(&f.ReplicaPoll, "replica-poll", 250*time.Millisecond, help+"how often replica lag is sampled")
+	fs.BoolVar(&f.NoWriteTokens, "no-write-tokens", false, help+"skip read-your-writes tokens after write transactions (only to measure their cost)")
+	fs.BoolVar(&f.NoIOUring, "no-io-uring", false, help+"one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
+}
+
+// routerConfig is the router's configuration from f.
+func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
+	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize,
+		DefaultTarget: f.Target, DefaultMaxLag: f.MaxLag, ReplicaPollInterval: f.ReplicaPoll, NoWriteTokens: f.NoWriteTokens,
+		NoIOUring: f.NoIOUring,
+		Logger:    log.With("component", "router"), Registerer: reg}
+}
+
+// startRouter creates the router from f, routing by placement, and serves
+// it on ln as a goroutine of lc, whose stop closes it. Settings the router
+// refuses are exit status 2.
+func (f *routerFlags) startRouter(lc *lifecycle, ln net.Listener, placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) (*router.Router, error) {
+	rt, err := router.New(f.routerConfig(placement, log, reg))
+	if err != nil {
+		return nil, &exitError{code: 2, msg: err.Error()}
+	}
+	lc.goRun("router", func() error { return rt.Serve(ln) })
+	lc.onStop(func(context.Context) { rt.Close() })
+	return rt, nil
+}
