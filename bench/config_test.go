@@ -107,6 +107,30 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+func TestRunEndpoints(t *testing.T) {
+	a, b := Endpoint{DSN: "a"}, Endpoint{DSN: "b"}
+	tests := []struct {
+		eps             []Endpoint
+		clients, thread int
+		want            string
+	}{
+		{[]Endpoint{a}, 1, 2, "[a]"},       // one client: one process
+		{[]Endpoint{a}, 32, 2, "[a a]"},    // one process per thread
+		{[]Endpoint{a}, 32, 1, "[a]"},      // -j 1: one process
+		{[]Endpoint{a, b}, 32, 2, "[a b]"}, // a process per tenant already
+		{[]Endpoint{a, b}, 32, 4, "[a b]"},
+	}
+	for _, tt := range tests {
+		var dsns []string
+		for _, e := range runEndpoints(tt.eps, tt.clients, tt.thread) {
+			dsns = append(dsns, e.DSN)
+		}
+		if got := fmt.Sprint(dsns); got != tt.want {
+			t.Errorf("runEndpoints(%d endpoints, %d clients, %d threads) = %s, want %s", len(tt.eps), tt.clients, tt.thread, got, tt.want)
+		}
+	}
+}
+
 func TestWorkloads(t *testing.T) {
 	want := []string{"select-simple", "select-extended", "select-prepared", "write", "churn", "idle"}
 	if got := Workloads(); !slices.Equal(got, want) {

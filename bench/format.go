@@ -312,7 +312,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	s := r.Settings
 	b.WriteString("\n## Settings\n\n")
 	fmt.Fprintf(&b, "Each run is `pgbench -T %d`; %d round(s) per cell, targets alternating within each round; figures are medians over rounds. "+
-		"pgbench threads: min(clients, %d), split between a target's pgbench processes. Idle workload: %d connections. Warm-up: %d s per target.\n\n",
+		"pgbench: min(clients, %d) processes of one thread each, for every target (a process per tenant for router-2shards), the clients split between them. Idle workload: %d connections. Warm-up: %d s per target.\n\n",
 		s.DurationSeconds, s.Rounds, s.MaxThreads, s.IdleConns, s.WarmupSeconds)
 	b.WriteString("| target | measured process | server connections | what | proxy CPU with no clients working |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range r.Targets {

@@ -245,12 +245,24 @@ func (r *runner) runOne(ctx context.Context, t Target, w Workload, clients int) 
 	return r.runPgbench(ctx, t, w, clients, r.cfg.Duration, true)
 }
 
+// runEndpoints is where a run's pgbench processes go: a target with one
+// endpoint gets one process per pgbench thread (min(clients, maxThreads)),
+// so every target runs as router-2shards must (one process per tenant):
+// the same processes, clients and threads, whatever the target.
+func runEndpoints(eps []Endpoint, clients, maxThreads int) []Endpoint {
+	if n := min(clients, maxThreads); len(eps) == 1 && n > 1 {
+		return slices.Repeat(eps, n)
+	}
+	return eps
+}
+
 // runPgbench runs one pgbench per endpoint of t at once, the clients split
 // between them, and measures the proxy's CPU time around them. A reported
 // run (not the warm-up) also reads pgbench's transaction logs and the
 // router's counters.
 func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients int, d time.Duration, reported bool) RunResult {
-	perClients, perThreads := split(clients, r.cfg.MaxThreads, len(t.Endpoints))
+	eps := runEndpoints(t.Endpoints, clients, r.cfg.MaxThreads)
+	perClients, perThreads := split(clients, r.cfg.MaxThreads, len(eps))
 	// The router's counters are read outside the CPU window: a scrape
 	// costs the router CPU time of its own.
 	var metricsBefore RouterCounters
@@ -276,9 +288,9 @@ func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients i
 		lat []int64
 		err error
 	}
-	legs := make([]leg, len(t.Endpoints))
+	legs := make([]leg, len(eps))
 	var wg sync.WaitGroup
-	for i, e := range t.Endpoints {
+	for i, e := range eps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
