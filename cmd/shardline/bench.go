@@ -128,7 +128,7 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 	fs.IntVar(&c.Rounds, "rounds", bench.DefaultRounds, "runs per target and cell; the report gives medians")
 	fs.DurationVar(&c.Duration, "duration", bench.DefaultDuration, "length of each pgbench run (-T), whole seconds")
 	fs.DurationVar(&c.Warmup, "warmup", bench.DefaultWarmup, "one unreported select-simple run per target first; 0 for none")
-	fs.IntVar(&c.Threads, "threads", bench.DefaultMaxThreads, "most pgbench threads (-j) per run; -j is min(clients, threads)")
+	fs.IntVar(&c.Threads, "threads", bench.DefaultMaxThreads, "pgbench threads per run: min(clients, threads) pgbench processes of one thread each (router-2shards: one per tenant)")
 	fs.IntVar(&c.IdleConns, "idle-conns", bench.DefaultIdleConns, "connections the idle workload holds open")
 	fs.IntVar(&c.PoolSize, "pool-size", bench.DefaultPoolSize, "PgBouncer's default_pool_size and the router target's server connections per shard (router-2shards: half that per shard)")
 	fs.IntVar(&c.Scale, "scale", 1, "pgbench -i scale factor")
