@@ -51,14 +51,12 @@ type Loop struct {
 	// mode. Loop goroutine only, except usesRing.
 	ring       *ring
 	usesRing   atomic.Bool
-	epollArmed bool    // an IORING_OP_EPOLL_WAIT is in flight
-	slots      []*Task // live tasks by slot: the user_data of their I/O
-	free       []int   // free slots
-	ready      []*Task // tasks whose I/O ended without the kernel
+	epollArmed bool        // an IORING_OP_EPOLL_WAIT is in flight
+	tasksByID  slots[Task] // live tasks: the user data of their receives
+	ready      []*Task     // tasks whose I/O ended without the kernel
 	cqes       []cqe
-	cslots     []*Conn // connections with a send in flight (sendq.go)
-	cfree      []int
-	bufs       [][]byte // free send buffers
+	sending    slots[Conn] // connections with a send in flight (sendq.go)
+	bufs       [][]byte    // free send buffers
 	// sendsUnreaped counts sends submitted since the last reap: they
 	// complete during submission, so a wait for news waits for one more.
 	sendsUnreaped int
@@ -323,14 +321,7 @@ func (l *Loop) handleEvents(n int) {
 // begin makes t's coroutine.
 func (l *Loop) begin(t *Task) {
 	l.tasks[t] = true
-	if n := len(l.free); n > 0 {
-		t.slot = l.free[n-1]
-		l.free = l.free[:n-1]
-	} else {
-		t.slot = len(l.slots)
-		l.slots = append(l.slots, nil)
-	}
-	l.slots[t.slot] = t
+	t.slot = l.tasksByID.add(t)
 	t.next, t.stop = iter.Pull(func(yield func(func()) bool) {
 		t.yield = yield
 		t.start(t)
@@ -346,8 +337,7 @@ func (l *Loop) resume(t *Task) {
 		t.state = stateDone
 		t.stop()
 		delete(l.tasks, t)
-		l.slots[t.slot] = nil
-		l.free = append(l.free, t.slot)
+		l.tasksByID.remove(t.slot)
 		return
 	}
 	if t.state == stateIO {

@@ -103,17 +103,14 @@ func (l *Loop) complete(e cqe) {
 		return
 	}
 	if e.userData&connPollTag != 0 {
-		l.writable(int(e.userData &^ connPollTag))
+		l.writable(e.userData &^ connPollTag)
 		return
 	}
 	if e.userData&connTag != 0 {
-		l.sendDone(int(e.userData&^connTag), e.res)
+		l.sendDone(e.userData&^connTag, e.res)
 		return
 	}
-	if e.userData >= uint64(len(l.slots)) {
-		return
-	}
-	t := l.slots[e.userData]
+	t := l.tasksByID.get(e.userData)
 	if t == nil || t.state != stateIO {
 		return
 	}

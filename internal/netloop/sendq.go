@@ -17,7 +17,7 @@ import (
 //   - one send per connection is in flight; bytes written meanwhile wait
 //     in queued and go out, in order, when it completes;
 //   - the kernel reads inflight until the completion is reaped, so the
-//     queue keeps it (and the loop keeps the connection, in cslots) until
+//     queue keeps it (and the loop keeps the connection, in sending) until
 //     then;
 //   - an SQE names a file descriptor when it is submitted, so a connection
 //     is never closed or detached (handed to a pool, which other goroutines
@@ -30,7 +30,7 @@ import (
 const maxQueued = 256 << 10
 
 // connTag marks the user data of a connection's send, connPollTag that of
-// its wait for room: the tag | its slot in the loop's cslots.
+// its wait for room: the tag | its id in the loop's sending slots.
 const (
 	connTag     = 1 << 62
 	connPollTag = 1 << 61
@@ -38,7 +38,7 @@ const (
 
 // sendq is a connection's output in io_uring mode; loop goroutine only.
 type sendq struct {
-	slot     int    // 1 + index in the loop's cslots while a send is in flight, else 0
+	slot     int    // 1 + id in the loop's sending slots while a send is in flight, else 0
 	inflight []byte // the in-flight send's bytes (from off on)
 	off      int
 	queued   []byte // written since inflight was issued
@@ -129,14 +129,7 @@ func (l *Loop) issueSend(c *Conn) {
 	q := &c.sq
 	q.inflight, q.off, q.queued = q.queued, 0, nil
 	if q.slot == 0 {
-		if n := len(l.cfree); n > 0 {
-			q.slot = l.cfree[n-1] + 1
-			l.cfree = l.cfree[:n-1]
-		} else {
-			l.cslots = append(l.cslots, nil)
-			q.slot = len(l.cslots)
-		}
-		l.cslots[q.slot-1] = c
+		q.slot = l.sending.add(c) + 1
 	}
 	l.sendInflight(c)
 }
@@ -150,11 +143,8 @@ func (l *Loop) sendInflight(c *Conn) {
 }
 
 // sendDone handles the completion of c's in-flight send.
-func (l *Loop) sendDone(slot int, res int32) {
-	if slot >= len(l.cslots) {
-		return
-	}
-	c := l.cslots[slot]
+func (l *Loop) sendDone(slot uint64, res int32) {
+	c := l.sending.get(slot)
 	if c == nil {
 		return
 	}
@@ -197,11 +187,8 @@ func (l *Loop) sendDone(slot int, res int32) {
 
 // writable resends the in-flight bytes of the connection in slot once its
 // socket has room (or an error to report).
-func (l *Loop) writable(slot int) {
-	if slot >= len(l.cslots) {
-		return
-	}
-	c := l.cslots[slot]
+func (l *Loop) writable(slot uint64) {
+	c := l.sending.get(slot)
 	if c == nil || !c.sq.full {
 		return
 	}
@@ -234,8 +221,7 @@ func (l *Loop) dropQueued(c *Conn) {
 
 func (l *Loop) freeConnSlot(c *Conn) {
 	if c.sq.slot > 0 {
-		l.cslots[c.sq.slot-1] = nil
-		l.cfree = append(l.cfree, c.sq.slot-1)
+		l.sending.remove(c.sq.slot - 1)
 		c.sq.slot = 0
 	}
 }

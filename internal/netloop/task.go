@@ -14,7 +14,7 @@ type Task struct {
 	state   taskState
 	waiting []*Conn // the connections it waits for now
 	dead    bool    // the loop is closing: waits fail
-	slot    int     // index in the loop's slots
+	slot    int     // id in the loop's tasksByID
 	op      ioOp    // its send or receive in io_uring mode
 }
 
