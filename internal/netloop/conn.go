@@ -81,10 +81,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 // Read reads what the socket has, waiting for data if it has none.
 func (c *Conn) Read(p []byte) (int, error) {
 	if t := c.task; t != nil && t.l.ring != nil {
-		if c.fd < 0 {
-			return 0, net.ErrClosed
-		}
-		n, err := t.recv(c, p)
+		n, err := t.recv(c, p) // net.ErrClosed once closed
 		if err == nil && n == 0 && len(p) > 0 {
 			return 0, io.EOF
 		}
@@ -127,10 +124,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // Write writes all of p, waiting for room when the socket is full.
 func (c *Conn) Write(p []byte) (int, error) {
 	if t := c.task; t != nil && t.l.ring != nil {
-		if c.fd < 0 {
-			return 0, net.ErrClosed
-		}
-		return c.ringWrite(t, p)
+		return c.ringWrite(t, p) // net.ErrClosed once closed
 	}
 	done := 0
 	for done < len(p) {

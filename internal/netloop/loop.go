@@ -19,7 +19,6 @@ package netloop
 import (
 	"errors"
 	"iter"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -237,9 +236,6 @@ func (l *Loop) Run() {
 					inKernel = true
 				case stateWaiting, stateParked:
 					l.resume(t)
-				case stateWaitingIO:
-					t.op.err = net.ErrClosed
-					l.resume(t)
 				}
 			}
 			if len(l.tasks) == 0 {
@@ -276,8 +272,7 @@ func (l *Loop) poll(timeout int) {
 }
 
 // handleEvents handles the first n entries of l.evs: it records readiness
-// on the connections and resumes (or, in io_uring mode, issues the I/O of)
-// the tasks waiting for it.
+// on the connections and resumes the tasks waiting for it.
 func (l *Loop) handleEvents(n int) {
 	for i := 0; i < n; i++ {
 		ev := &l.evs[i]
@@ -304,17 +299,11 @@ func (l *Loop) handleEvents(n int) {
 		if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
 			c.hup = true
 		}
-		w := c.waiter
-		if w == nil || (w.state != stateWaiting && w.state != stateWaitingIO) ||
+		if c.waiter == nil || c.waiter.state != stateWaiting ||
 			ev.Events&(c.waitEv|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) == 0 {
 			continue // stale, or nobody waits for it: the next read or write finds out
 		}
-		if w.state == stateWaitingIO {
-			l.unwait(w)
-			l.startIO(w)
-			continue
-		}
-		l.resume(w)
+		l.resume(c.waiter)
 	}
 }
 

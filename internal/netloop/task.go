@@ -15,18 +15,17 @@ type Task struct {
 	waiting []*Conn // the connections it waits for now
 	dead    bool    // the loop is closing: waits fail
 	slot    int     // id in the loop's tasksByID
-	op      ioOp    // its send or receive in io_uring mode
+	op      ioOp    // its receive in io_uring mode
 }
 
 type taskState uint8
 
 const (
-	stateRunning   taskState = iota
-	stateWaiting             // for a connection (or a Wake)
-	stateParked              // for a Wake
-	stateBlocked             // for its Block's function
-	stateIO                  // for its send or receive (io_uring mode)
-	stateWaitingIO           // for readiness, then its send or receive is issued
+	stateRunning taskState = iota
+	stateWaiting           // for a connection (or a Wake)
+	stateParked            // for a Wake
+	stateBlocked           // for its Block's function
+	stateIO                // for its receive (io_uring mode)
 	stateDone
 )
 
