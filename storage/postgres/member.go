@@ -25,6 +25,10 @@ const (
 	stopTimeout  = "10"
 )
 
+// exitTimeout bounds the wait for a postmaster to exit once pg_ctl stop
+// has returned.
+const exitTimeout = 5 * time.Second
+
 // settingsFile is the file in each data directory that holds the settings
 // the cluster assigns; postgresql.conf includes it. It is rewritten from
 // the manifest on every start.
@@ -172,8 +176,12 @@ func (m *member) stop(ctx context.Context, mode string, fallback bool) error {
 	if err != nil || !up {
 		return err
 	}
+	// pg_ctl stop -w returns once postmaster.pid is gone, which the
+	// postmaster removes just before it exits: wait for the process too,
+	// so that a stopped member has no process left.
+	pid := m.pid()
 	m.log.Info("stopping", "mode", mode)
-	_, err = m.run.run(ctx, m.workDir(), "pg_ctl", "stop", "-D", m.dataDir, "-m", mode, "-w", "-t", stopTimeout, "-s")
+	err = m.pgctlStop(ctx, mode, pid)
 	if err == nil || !fallback {
 		if err != nil {
 			return fmt.Errorf("postgres: member %s: %w", m.Name, err)
@@ -182,17 +190,33 @@ func (m *member) stop(ctx context.Context, mode string, fallback bool) error {
 	}
 	if mode != "immediate" {
 		m.log.Warn("stop failed; stopping in immediate mode", "mode", mode, "err", err)
-		_, err = m.run.run(ctx, m.workDir(), "pg_ctl", "stop", "-D", m.dataDir, "-m", "immediate", "-w", "-t", stopTimeout, "-s")
-		if err == nil {
+		if err = m.pgctlStop(ctx, "immediate", pid); err == nil {
 			return nil
 		}
 	}
-	pid := m.pid()
+	if p := m.pid(); p > 0 {
+		pid = p
+	}
 	if pid <= 0 {
 		return fmt.Errorf("postgres: member %s: %w", m.Name, err)
 	}
 	m.log.Error("stop failed; killing the postmaster", "pid", pid, "err", err)
 	return m.kill(ctx, pid)
+}
+
+// pgctlStop runs pg_ctl stop in mode and waits until postmaster pid (0 when
+// unknown) has exited.
+func (m *member) pgctlStop(ctx context.Context, mode string, pid int) error {
+	if _, err := m.run.run(ctx, m.workDir(), "pg_ctl", "stop", "-D", m.dataDir, "-m", mode, "-w", "-t", stopTimeout, "-s"); err != nil {
+		return err
+	}
+	if pid <= 0 {
+		return nil
+	}
+	if err := waitGone(ctx, pid, exitTimeout); err != nil {
+		return fmt.Errorf("postmaster %d still running after pg_ctl stop: %w", pid, err)
+	}
+	return nil
 }
 
 // kill kills postmaster pid (and its process group when it leads one) and
