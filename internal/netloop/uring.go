@@ -33,6 +33,8 @@ type ring struct {
 
 	queued uint32 // SQEs written since the last submit
 	epoch  uint64 // how many times every queued SQE was submitted
+
+	waitFlags uintptr // extra io_uring_enter flags of a wait
 }
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
@@ -50,7 +52,9 @@ const (
 	setupSingleIssuer  = 1 << 12
 	setupDeferTaskrun  = 1 << 13
 	featSingleMmap     = 1 << 0
+	featNoIOWait       = 1 << 17
 	enterGetEvents     = 1 << 0
+	enterNoIOWait      = 1 << 7
 	registerProbe      = 8
 	registerEnableRing = 12
 	probeOpSupported   = 1 << 0
@@ -137,6 +141,13 @@ func newRing(entries uint32) (*ring, error) {
 		return nil, errors.Join(errNoRing, os.NewSyscallError("io_uring_setup", err))
 	}
 	r := &ring{fd: fd}
+	if p.features&featNoIOWait != 0 {
+		// A loop waiting for its sockets is idle, not waiting for a disk:
+		// without this (Linux 6.15) the kernel counts it as I/O wait, one
+		// unit of load average per idle router and its CPU shown as
+		// iowait.
+		r.waitFlags = enterNoIOWait
+	}
 	if err := r.mmap(&p); err != nil {
 		r.close()
 		return nil, err
@@ -250,7 +261,7 @@ func (r *ring) enter(minComplete uint32) error {
 		var e unix.Errno
 		if minComplete > 0 {
 			// May sleep: tell the scheduler, as for epoll_wait.
-			n, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), uintptr(minComplete), enterGetEvents, 0, 0)
+			n, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), uintptr(minComplete), enterGetEvents|r.waitFlags, 0, 0)
 		} else {
 			n, _, e = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), 0, enterGetEvents, 0, 0)
 		}
