@@ -12,12 +12,11 @@ import (
 // submits every SQE of an iteration together with its epoll wait in one
 // io_uring_enter, and resumes a task when its completion is reaped. Sends
 // are non-blocking: they complete during that submission (one that finds
-// the socket full waits for an EPOLLOUT edge and is issued again).
-// Receives are not: one that finds no data stays in the kernel, which
-// completes it when data arrives, so a task waiting for its client or its
-// server costs no epoll event and no second call. Connections join the
-// epoll set only for WaitReadable; a full socket is waited for with a
-// one-shot IORING_OP_POLL_ADD.
+// the socket full waits for room with a one-shot IORING_OP_POLL_ADD and is
+// issued again). Receives are not: one that finds no data stays in the
+// kernel, which completes it when data arrives, so a task waiting for its
+// client or its server costs no epoll event and no second call.
+// Connections join the epoll set only for WaitReadable.
 //
 // Measured on a 2-core VM where one system call costs about 1 µs: pgbench
 // -S through the router makes 4 socket calls per transaction in epoll mode

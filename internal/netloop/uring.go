@@ -9,13 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ring is an io_uring instance used as a system-call batcher: the loop
-// queues the sends and receives its tasks ask for, plus one epoll wait, and
-// submits them all with one io_uring_enter per loop iteration. Every send
-// and receive is non-blocking (MSG_DONTWAIT), so it completes during that
-// submission: the ring changes how many times the loop crosses into the
-// kernel, not when data moves. Readiness still comes from the loop's
-// edge-triggered epoll set, read through IORING_OP_EPOLL_WAIT.
+// ring is the loop's io_uring instance: the loop queues the sends and
+// receives its tasks ask for, plus one epoll wait, and submits them all
+// with one io_uring_enter per loop iteration (ringio.go says what each
+// operation does there).
 //
 // Loop goroutine only (the ring is set up single-issuer: after enable, only
 // the loop's locked thread submits).
