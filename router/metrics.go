@@ -20,7 +20,7 @@ type metrics struct {
 	reads             *prometheus.CounterVec // by shard and target (primary, replica)
 	fallbacks         *prometheus.CounterVec // replica-eligible reads served by the primary, by reason
 	writeTokens       prometheus.Counter
-	ioUring           prometheus.Gauge
+	ioUring           prometheus.GaugeFunc
 }
 
 // poolMetrics are one pool's children of the shard-labelled vectors,
@@ -32,7 +32,9 @@ type poolMetrics struct {
 	transactions prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics makes the router's metrics and registers them on reg (nil:
+// none); ioUring reports the event loop's mode when scraped.
+func newMetrics(reg prometheus.Registerer, ioUring func() bool) *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shardline_router_client_sessions", Help: "Client sessions open now."}),
@@ -64,8 +66,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "shardline_router_replica_fallbacks_total", Help: "Replica-eligible reads served by the primary, by reason (lag, token, unhealthy, none)."}, []string{"shard", "reason"})
 	m.writeTokens = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "shardline_router_write_tokens_total", Help: "Read-your-writes tokens taken after write transactions (one server round trip each)."})
-	m.ioUring = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "shardline_router_io_uring", Help: "1 when the event loop batches socket system calls through io_uring, 0 when it makes one per read and write (epoll)."})
+	m.ioUring = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shardline_router_io_uring", Help: "1 when the event loop batches socket system calls through io_uring, 0 when it makes one per read and write (epoll)."},
+		func() float64 {
+			if ioUring() {
+				return 1
+			}
+			return 0
+		})
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses,
 			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring)

@@ -68,15 +68,12 @@ func New(cfg Config) (*Router, error) {
 		loop:       loop,
 		cfg:        cfg,
 		log:        cfg.Logger,
-		metrics:    newMetrics(cfg.Registerer),
+		metrics:    newMetrics(cfg.Registerer, loop.IOUring),
 		tables:     newTableCheck(cfg.StatementCacheSize),
 		sessions:   make(map[uint32]*session),
 		settingsOK: make(map[string]struct{}),
 		ctx:        ctx,
 		cancel:     cancel,
-	}
-	if loop.IOUring() {
-		r.metrics.ioUring.Set(1)
 	}
 	empty := map[string]*pool{}
 	r.pools.Store(&empty)
