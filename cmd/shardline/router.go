@@ -68,23 +68,17 @@ func runRouter(ctx context.Context, env *cliEnv, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q; see 'shardline router -h'", fs.Arg(0))
 	}
-	if c.PoolSize < 1 {
-		return usageErr("--pool-size %d: want at least 1", c.PoolSize)
+	if err := c.checkPoolSize(); err != nil {
+		return err
 	}
 	c.Etcd = splitList(etcd)
 	c.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return c.Run(ctx)
 }
 
-// noPlacement stands in for the placement while the settings are checked,
-// before etcd is dialed.
-type noPlacement struct{}
-
-func (noPlacement) Current() *shardline.Placement { return nil }
-
 // check rejects bad settings before anything is dialed or bound: exit
 // status 2 with what to change.
-func (c *routerCommand) check(log *slog.Logger) error {
+func (c *routerCommand) check() error {
 	if len(c.Etcd) == 0 {
 		return usageErr("--etcd: no endpoints; give the etcd client address(es), for example %s", etcdstore.DefaultClientAddr)
 	}
@@ -94,14 +88,7 @@ func (c *routerCommand) check(log *slog.Logger) error {
 	if c.EtcdTimeout <= 0 {
 		return usageErr("--etcd-timeout %v: want a positive duration", c.EtcdTimeout)
 	}
-	cfg := c.routerConfig(noPlacement{}, log, nil)
-	if err := cfg.Validate(); err != nil {
-		// Name the flags, not router.Config's fields.
-		flags := strings.NewReplacer("PoolSize", "--pool-size", "DefaultTarget", "--target",
-			"DefaultMaxLag", "--max-lag", "ReplicaPollInterval", "--replica-poll")
-		return usageErr("%s", flags.Replace(strings.TrimPrefix(err.Error(), "router: ")))
-	}
-	return nil
+	return c.routerFlags.validate()
 }
 
 // Run dials etcd, waits for the first placement, serves the router and
@@ -116,7 +103,7 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	if c.EtcdTimeout == 0 {
 		c.EtcdTimeout = defaultEtcdTimeout
 	}
-	if err := c.check(log); err != nil {
+	if err := c.check(); err != nil {
 		return err
 	}
 

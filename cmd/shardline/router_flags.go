@@ -5,9 +5,11 @@ import (
 	"flag"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/router"
 )
 
@@ -35,6 +37,33 @@ func (f *routerFlags) register(fs *flag.FlagSet, help string) {
 	fs.BoolVar(&f.NoWriteTokens, "no-write-tokens", false, help+"skip read-your-writes tokens after write transactions (only to measure their cost)")
 	fs.BoolVar(&f.NoIOUring, "no-io-uring", false, help+"one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
 }
+
+// checkPoolSize rejects --pool-size below 1, which router.Config would
+// read as its default: exit status 2.
+func (f *routerFlags) checkPoolSize() error {
+	if f.PoolSize < 1 {
+		return usageErr("--pool-size %d: want at least 1", f.PoolSize)
+	}
+	return nil
+}
+
+// validate rejects router settings the router would refuse, before
+// anything is started: exit status 2 naming the flag.
+func (f *routerFlags) validate() error {
+	cfg := f.routerConfig(noPlacement{}, slog.New(slog.DiscardHandler), nil)
+	if err := cfg.Validate(); err != nil {
+		// Name the flags, not router.Config's fields.
+		flags := strings.NewReplacer("PoolSize", "--pool-size", "DefaultTarget", "--target",
+			"DefaultMaxLag", "--max-lag", "ReplicaPollInterval", "--replica-poll")
+		return usageErr("%s", flags.Replace(strings.TrimPrefix(err.Error(), "router: ")))
+	}
+	return nil
+}
+
+// noPlacement stands in for the placement while the settings are checked.
+type noPlacement struct{}
+
+func (noPlacement) Current() *shardline.Placement { return nil }
 
 // routerConfig is the router's configuration from f.
 func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {

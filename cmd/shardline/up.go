@@ -80,6 +80,9 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	if c.Shards < 1 || c.Shards > postgres.MaxShards {
 		return usageErr("--shards %d out of range 1..%d", c.Shards, postgres.MaxShards)
 	}
+	if err := c.checkPoolSize(); err != nil {
+		return err
+	}
 	if c.MaxConnections != 0 && (c.MaxConnections < 20 || c.MaxConnections > 10000) {
 		return usageErr("--max-connections %d out of range 20..10000 (0 for the default)", c.MaxConnections)
 	}
@@ -94,6 +97,10 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	log := orDiscard(c.Logger)
 	if c.Cluster == "" {
 		c.Cluster = "default"
+	}
+	// Bad router settings are refused before a cluster is started for them.
+	if err := c.routerFlags.validate(); err != nil {
+		return err
 	}
 	dir, err := filepath.Abs(c.Dir)
 	if err != nil {

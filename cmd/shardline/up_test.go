@@ -198,10 +198,18 @@ func TestUpFlags(t *testing.T) {
 		{"--shards", "0"},
 		{"--replicas", "-1"},
 		{"extra"},
+		{"--pool-size", "0"},
+		{"--target", "bogus"},
+		{"--max-lag", "soon"},
 	} {
-		r := runCLI(t, "", append([]string{"up", "--dir", t.TempDir()}, args...)...)
+		dir := filepath.Join(t.TempDir(), "cluster")
+		r := runCLI(t, "", append([]string{"up", "--dir", dir}, args...)...)
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "shardline up: ") || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("up %q: exit %d, stderr %q; want 2 and one line", args, r.code, r.stderr)
+		}
+		// Refused before anything was started for it.
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("up %q: cluster directory created (%v)", args, err)
 		}
 	}
 }
