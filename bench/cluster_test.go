@@ -52,6 +52,18 @@ func TestParseRouterReadyLine(t *testing.T) {
 	}
 }
 
+// readyLine returns the line w passed on, failing t when there is none.
+func readyLine(t *testing.T, w *readyWatcher) string {
+	t.Helper()
+	select {
+	case line := <-w.c:
+		return line
+	default:
+		t.Fatal("no ready line")
+		return ""
+	}
+}
+
 func TestReadyWatcher(t *testing.T) {
 	w := newReadyWatcher(readyMarker)
 	for _, chunk := range []string{"try: psql ...\nshardline rea", "dy: router postgres://x admin http://y\ntry: ", "more\n"} {
@@ -59,24 +71,14 @@ func TestReadyWatcher(t *testing.T) {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
-	select {
-	case line := <-w.c:
-		if line != "shardline ready: router postgres://x admin http://y" {
-			t.Errorf("line = %q", line)
-		}
-	default:
-		t.Fatal("no ready line")
+	if line := readyLine(t, w); line != "shardline ready: router postgres://x admin http://y" {
+		t.Errorf("line = %q", line)
 	}
 	// The router's watcher passes on the router's line, not up's.
 	w = newReadyWatcher(routerReadyMarker)
 	w.Write([]byte("shardline ready: router postgres://x admin http://y\nshardline router ready: router postgres://r metrics http://m\n"))
-	select {
-	case line := <-w.c:
-		if line != "shardline router ready: router postgres://r metrics http://m" {
-			t.Errorf("router line = %q", line)
-		}
-	default:
-		t.Fatal("no router ready line")
+	if line := readyLine(t, w); line != "shardline router ready: router postgres://r metrics http://m" {
+		t.Errorf("router line = %q", line)
 	}
 	// A long stream without newlines does not grow without bound.
 	w = newReadyWatcher(readyMarker)
