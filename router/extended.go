@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/hex"
 
 	"github.com/cespare/xxhash/v2"
@@ -71,16 +72,19 @@ func (s *session) handleParse(body []byte) error {
 		return s.extError(err)
 	}
 	s.pinned = s.pinned || info.pins
-	prep := s.stmts[""]
-	if name != "" || prep == nil || prep.virtual != nil || prep.query != string(query) {
-		prep = &prepared{query: string(query), text: append([]byte(nil), query...), set: settingOpOf(&info, query)}
-	} // else: the unnamed statement again (drivers re-parse it each time): reuse it
 	if name == "" {
+		prep := s.stmts[""]
+		if prep == nil || prep.virtual != nil || !bytes.Equal(prep.parse[5:], body) {
+			parse := appendMsg(nil, 'P', body)
+			prep = &prepared{query: string(query), text: parse[6 : 6+len(query)], parse: parse, set: settingOpOf(&info, query)}
+		} // else: the unnamed statement again (drivers re-parse it each time): reuse it
 		s.stmts[""] = prep
-		writeMsg(s.be.out, 'P', body)
+		s.be.out.Write(prep.parse)
+		s.unnamedOn = s.be
 		s.push(pending{kind: 'P'})
 		return nil
 	}
+	prep := &prepared{query: string(query), text: append([]byte(nil), query...), set: settingOpOf(&info, query)}
 	prep.server = serverStmtName(query, types)
 	s.mb.reset().str(prep.server).bytes(query).byte1(0).bytes(types)
 	prep.parse = appendMsg(nil, 'P', s.mb.b)
@@ -101,9 +105,17 @@ func failedTxErr() error {
 }
 
 // ensurePrepared prepares prep on the held server connection when it lacks
-// it; the server's ParseComplete is not forwarded.
+// it; the server's ParseComplete is not forwarded. The unnamed statement is
+// parsed again on a connection the session took since it parsed it (a
+// driver may parse and describe in one round trip and bind in the next,
+// with a Sync between, when the connection went back to the pool).
 func (s *session) ensurePrepared(prep *prepared) {
 	if prep.server == "" {
+		if s.unnamedOn != s.be {
+			s.be.out.Write(prep.parse)
+			s.unnamedOn = s.be
+			s.push(pending{kind: 'P', swallow: true})
+		}
 		return
 	}
 	if _, ok := s.be.prepared[prep.server]; ok {
@@ -121,7 +133,7 @@ func (s *session) lookupStmt(name string) (*prepared, error) {
 	}
 	if name == "" {
 		return nil, &Error{Code: "26000", Message: "unnamed prepared statement does not exist",
-			Hint: "Send Parse before Bind in the same transaction."}
+			Hint: "Send Parse before Bind (a simple Query destroys the unnamed statement)."}
 	}
 	return nil, &Error{Code: "26000", Message: "prepared statement \"" + name + "\" does not exist"}
 }
@@ -154,10 +166,10 @@ func (s *session) handleBind(body []byte) error {
 	if err := s.route(prep.text, s.readOnlyRoute(prep.text)); err != nil {
 		return s.extError(err)
 	}
+	s.ensurePrepared(prep)
 	if prep.server == "" {
 		writeMsg(s.be.out, 'B', body)
 	} else {
-		s.ensurePrepared(prep)
 		s.mb.reset().str(portal).str(prep.server).bytes(params)
 		writeMsg(s.be.out, 'B', s.mb.b)
 	}
@@ -215,8 +227,10 @@ func (s *session) handleDescribe(body []byte) error {
 	if err := s.route(q, s.readOnlyRoute(q)); err != nil {
 		return s.extError(err)
 	}
-	if kind == 'S' && prep.server != "" {
+	if kind == 'S' {
 		s.ensurePrepared(prep)
+	}
+	if kind == 'S' && prep.server != "" {
 		s.mb.reset().byte1('S').str(prep.server)
 		writeMsg(s.be.out, 'D', s.mb.b)
 	} else {

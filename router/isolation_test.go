@@ -54,9 +54,12 @@ DELETE FROM iso_rows;`)
 		wg.Go(func() {
 			c := conns[i]
 			for round := range rounds {
-				// Simple protocol, extended with an unnamed statement, and
-				// extended with a named one (pgx's default).
-				mode := []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement}[round%3]
+				// Simple protocol; extended with an unnamed statement, in one
+				// round trip and in two; extended with a named one (pgx's
+				// default).
+				modes := []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec,
+					pgx.QueryExecModeDescribeExec, pgx.QueryExecModeCacheStatement}
+				mode := modes[round%len(modes)]
 				// No tenant in the statement: the session's tenant binds
 				// the server connection, and the filter reads that binding.
 				got, err := c.Query(ctx, "SELECT tenant_id, n, pad FROM iso_rows WHERE tenant_id = current_setting('shardline.tenant') ORDER BY n", mode)

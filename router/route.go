@@ -218,7 +218,7 @@ func (s *session) endTransaction(abort bool) {
 	if s.pinned {
 		be.broken = true // it carries session state no other session may see
 	}
-	s.be = nil
+	s.be, s.unnamedOn = nil, nil
 	s.current.Store(nil)
 	s.txTenant, s.txShard = "", ""
 	if abort && s.beStatus != 'I' {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,6 +371,38 @@ func TestSessionSettingsFollowTheSession(t *testing.T) {
 
 // TestPreparedStatementsAcrossServerConnections runs named prepared
 // statements from many sessions that share few server connections.
+// pgx's describe-exec mode parses and describes the unnamed statement in
+// one round trip and binds it in the next: between them the session's
+// server connection goes back to the pool, and the Bind may land on a
+// connection that never saw the Parse (or saw another session's).
+func TestUnnamedStatementAcrossSyncs(t *testing.T) {
+	ctx := testCtx(t)
+	const sessions = 2 * testPoolSize
+	var wg sync.WaitGroup
+	for i := range sessions {
+		tn := fmt.Sprintf("unnamed%d", i)
+		c := connect(t, "options=-c%20shardline.tenant%3D"+tn)
+		wg.Go(func() {
+			for j := range 30 {
+				var got string
+				var n int
+				// A different text per session, so that another session's
+				// unnamed statement on a connection is not this one.
+				q := fmt.Sprintf("SELECT current_setting('shardline.tenant'), $1::int + %d", i)
+				if err := c.QueryRow(ctx, q, pgx.QueryExecModeDescribeExec, j).Scan(&got, &n); err != nil {
+					t.Errorf("session %d, query %d: %v", i, j, err)
+					return
+				}
+				if got != tn || n != j+i {
+					t.Errorf("session %d, query %d: got %q %d, want %q %d", i, j, got, n, tn, j+i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestPreparedStatementsAcrossServerConnections(t *testing.T) {
 	applySchema(t, `CREATE TABLE IF NOT EXISTS items (tenant_id text NOT NULL, id int NOT NULL, bound text, PRIMARY KEY (tenant_id, id))`)
 	ctx := testCtx(t)

@@ -39,7 +39,8 @@ type session struct {
 
 	// Transaction state.
 	be           *backend
-	beStatus     byte // the server's last ReadyForQuery status
+	beStatus     byte     // the server's last ReadyForQuery status
+	unnamedOn    *backend // be, once the unnamed statement was parsed on it since the session took it
 	txTenant     shardline.TenantID
 	txShard      shardline.ShardID
 	lastBe       *backend // affinity: the connection used last
@@ -92,7 +93,7 @@ type settingOp struct {
 // sessions share them and any server connection can serve them.
 type prepared struct {
 	server  string // name on the servers; "" for the unnamed statement
-	parse   []byte // the whole Parse message under the server name
+	parse   []byte // the whole Parse message under the server name (the unnamed one: as sent)
 	query   string
 	text    []byte     // query as bytes (read only)
 	virtual *stmtInfo  // a statement the router answers itself
@@ -364,6 +365,7 @@ func (s *session) handle(typ byte, body []byte) error {
 func (s *session) dispatch(typ byte, body []byte) error {
 	switch typ {
 	case 'Q':
+		delete(s.stmts, "") // a simple Query destroys the unnamed statement, as on a server
 		return s.handleQuery(body)
 	case 'P':
 		return s.handleParse(body)
