@@ -1,6 +1,10 @@
 package router
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shardline/shardline/internal/netloop"
+)
 
 // metrics are the router's Prometheus collectors, registered on the
 // Registerer given in Config (nothing global).
@@ -21,6 +25,14 @@ type metrics struct {
 	fallbacks         *prometheus.CounterVec // replica-eligible reads served by the primary, by reason
 	writeTokens       prometheus.Counter
 	ioUring           prometheus.GaugeFunc
+	loopSleeps        prometheus.CounterFunc
+}
+
+// eventLoop is what the metrics read from the router's event loop when
+// scraped.
+type eventLoop interface {
+	IOUring() bool
+	Stats() netloop.Stats
 }
 
 // poolMetrics are one pool's children of the shard-labelled vectors,
@@ -33,8 +45,8 @@ type poolMetrics struct {
 }
 
 // newMetrics makes the router's metrics and registers them on reg (nil:
-// none); ioUring reports the event loop's mode when scraped.
-func newMetrics(reg prometheus.Registerer, ioUring func() bool) *metrics {
+// none); loop is read when they are scraped.
+func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shardline_router_client_sessions", Help: "Client sessions open now."}),
@@ -69,14 +81,17 @@ func newMetrics(reg prometheus.Registerer, ioUring func() bool) *metrics {
 	m.ioUring = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shardline_router_io_uring", Help: "1 when the event loop batches socket system calls through io_uring, 0 when it makes one per read and write (epoll)."},
 		func() float64 {
-			if ioUring() {
+			if loop.IOUring() {
 				return 1
 			}
 			return 0
 		})
+	m.loopSleeps = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "shardline_router_loop_sleeps_total", Help: "Waits of the event loop in the kernel for news when it had nothing to run (one that sleeps costs a wake-up)."},
+		func() float64 { return float64(loop.Stats().Sleeps) })
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses,
-			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring)
+			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring, m.loopSleeps)
 	}
 	return m
 }

@@ -68,7 +68,7 @@ func New(cfg Config) (*Router, error) {
 		loop:       loop,
 		cfg:        cfg,
 		log:        cfg.Logger,
-		metrics:    newMetrics(cfg.Registerer, loop.IOUring),
+		metrics:    newMetrics(cfg.Registerer, loop),
 		tables:     newTableCheck(cfg.StatementCacheSize),
 		sessions:   make(map[uint32]*session),
 		settingsOK: make(map[string]struct{}),

@@ -59,8 +59,9 @@ type Loop struct {
 	// sendsUnreaped counts sends submitted since the last reap: they
 	// complete during submission, so a wait for news waits for one more.
 	sendsUnreaped int
-	draining      int // tasks waiting for a connection's output to drain
-	backlogged    int // connections with output queued behind a send in flight
+	draining      int           // tasks waiting for a connection's output to drain
+	backlogged    int           // connections with output queued behind a send in flight
+	sleeps        atomic.Uint64 // waits that could sleep (Stats)
 }
 
 // Config configures a loop.
@@ -256,6 +257,9 @@ func (l *Loop) Run() {
 // poll waits up to timeout milliseconds (-1: no limit) for readiness and
 // resumes the tasks waiting for it.
 func (l *Loop) poll(timeout int) {
+	if timeout != 0 {
+		l.sleeps.Add(1)
+	}
 	n, err := unix.EpollWait(l.epfd, l.evs, timeout)
 	if timeout != 0 {
 		l.mu.Lock()

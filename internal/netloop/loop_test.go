@@ -416,3 +416,32 @@ func testManyWritesThenClose(t *testing.T, cfg Config) {
 		t.Fatalf("after the last line: %v, want end of stream", err)
 	}
 }
+
+// Stats counts the waits in which the loop could sleep: one at least for
+// each request a client sends after the loop ran out of work.
+func TestStatsCountSleeps(t *testing.T) { forModes(t, testStatsCountSleeps) }
+
+func testStatsCountSleeps(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
+	c, err := net.Dial("tcp", serve(t, l, echo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	const rounds = 5
+	before := l.Stats().Sleeps
+	for range rounds {
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := r.ReadString('\n'); err != nil || line != "PING\n" {
+			t.Fatalf("got %q, %v", line, err)
+		}
+	}
+	// Each answer was read before the next request was written, so the
+	// loop had nothing to do between them.
+	if got := l.Stats().Sleeps - before; got < rounds {
+		t.Fatalf("Sleeps grew by %d over %d round trips, want at least %d", got, rounds, rounds)
+	}
+}

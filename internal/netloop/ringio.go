@@ -145,6 +145,7 @@ func (l *Loop) ringPoll(block bool) {
 	}
 	var minComplete uint32
 	if block {
+		l.sleeps.Add(1)
 		// Sends complete during the submission; wait for one more
 		// completion, unless something waits for sends themselves to
 		// complete: a drain, or output queued behind a send in flight.
