@@ -417,8 +417,8 @@ func testManyWritesThenClose(t *testing.T, cfg Config) {
 	}
 }
 
-// Stats counts the waits in which the loop could sleep: one at least for
-// each request a client sends after the loop ran out of work.
+// Stats counts the waits in which the loop could sleep: one for each
+// request a client sends after the loop ran out of work.
 func TestStatsCountSleeps(t *testing.T) { forModes(t, testStatsCountSleeps) }
 
 func testStatsCountSleeps(t *testing.T, cfg Config) {
@@ -440,8 +440,10 @@ func testStatsCountSleeps(t *testing.T, cfg Config) {
 		}
 	}
 	// Each answer was read before the next request was written, so the
-	// loop had nothing to do between them.
-	if got := l.Stats().Sleeps - before; got < rounds {
-		t.Fatalf("Sleeps grew by %d over %d round trips, want at least %d", got, rounds, rounds)
+	// loop had nothing to do between them: a wait after each of the first
+	// rounds-1 answers (in epoll mode the wait after the last may come
+	// after the client read it).
+	if got := l.Stats().Sleeps - before; got < rounds-1 {
+		t.Fatalf("Sleeps grew by %d over %d round trips, want at least %d", got, rounds, rounds-1)
 	}
 }
