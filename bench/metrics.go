@@ -18,6 +18,7 @@ const (
 	metricReads        = "shardline_router_read_transactions_total"
 	metricFallbacks    = "shardline_router_replica_fallbacks_total"
 	metricWriteTokens  = "shardline_router_write_tokens_total"
+	metricLoopSleeps   = "shardline_router_loop_sleeps_total"
 )
 
 // Sample is one line of the Prometheus text exposition format: a metric
@@ -178,6 +179,9 @@ type RouterCounters struct {
 	// WriteTokens are read-your-writes tokens taken after write
 	// transactions: shardline_router_write_tokens_total.
 	WriteTokens int64 `json:"write_tokens"`
+	// LoopSleeps are the event loop's waits for news with nothing to
+	// run, each a possible sleep and wake-up: shardline_router_loop_sleeps_total.
+	LoopSleeps int64 `json:"loop_sleeps"`
 }
 
 // RouterCountersFrom sums the router's counters in samples. A counter
@@ -214,6 +218,8 @@ func RouterCountersFrom(samples []Sample) (RouterCounters, error) {
 			err = add(&c.ReplicaFallbacks, s.Value)
 		case metricWriteTokens:
 			err = add(&c.WriteTokens, s.Value)
+		case metricLoopSleeps:
+			err = add(&c.LoopSleeps, s.Value)
 		}
 		if err != nil {
 			return RouterCounters{}, fmt.Errorf("%s: %w", s.Name, err)
@@ -233,6 +239,7 @@ func (c RouterCounters) Sub(before RouterCounters) RouterCounters {
 		PrimaryReads:     c.PrimaryReads - before.PrimaryReads,
 		ReplicaFallbacks: c.ReplicaFallbacks - before.ReplicaFallbacks,
 		WriteTokens:      c.WriteTokens - before.WriteTokens,
+		LoopSleeps:       c.LoopSleeps - before.LoopSleeps,
 	}
 }
 
@@ -252,6 +259,15 @@ func (c RouterCounters) WriteTokensPerTxn() *float64 {
 		return nil
 	}
 	return ptr(float64(c.WriteTokens) / float64(c.Transactions))
+}
+
+// LoopSleepsPerTxn is the event loop's waits for news per routed
+// transaction, or nil without transactions.
+func (c RouterCounters) LoopSleepsPerTxn() *float64 {
+	if c.Transactions <= 0 {
+		return nil
+	}
+	return ptr(float64(c.LoopSleeps) / float64(c.Transactions))
 }
 
 // metricsTimeout bounds one scrape.

@@ -9,7 +9,7 @@ import (
 
 // routerMetrics is a shortened /metrics page of the router, as promhttp
 // serves it: a replica read and a fallback on s1, a read on s2's primary,
-// two write tokens.
+// two write tokens, the event loop's waits.
 const routerMetrics = `# HELP go_goroutines Number of goroutines that currently exist.
 # TYPE go_goroutines gauge
 go_goroutines 42
@@ -32,6 +32,9 @@ shardline_router_transactions_total{shard="s2"} 10
 # HELP shardline_router_write_tokens_total Read-your-writes tokens taken after write transactions (one server round trip each).
 # TYPE shardline_router_write_tokens_total counter
 shardline_router_write_tokens_total 2
+# HELP shardline_router_loop_sleeps_total Waits of the event loop in the kernel for news when it had nothing to run (one that sleeps costs a wake-up).
+# TYPE shardline_router_loop_sleeps_total counter
+shardline_router_loop_sleeps_total 5010
 # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
 # TYPE process_cpu_seconds_total counter
 process_cpu_seconds_total 1.23e+01
@@ -42,14 +45,14 @@ func TestParsePrometheusText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(samples) != 11 {
-		t.Fatalf("%d samples, want 11: %+v", len(samples), samples)
+	if len(samples) != 12 {
+		t.Fatalf("%d samples, want 12: %+v", len(samples), samples)
 	}
 	s := samples[3]
 	if s.Name != "shardline_router_read_transactions_total" || s.Labels["shard"] != "s1" || s.Labels["target"] != "replica" || s.Value != 12345 {
 		t.Errorf("sample 3 = %+v", s)
 	}
-	if s := samples[10]; s.Name != "process_cpu_seconds_total" || s.Value != 12.3 || len(s.Labels) != 0 {
+	if s := samples[11]; s.Name != "process_cpu_seconds_total" || s.Value != 12.3 || len(s.Labels) != 0 {
 		t.Errorf("last sample = %+v", s)
 	}
 
@@ -96,12 +99,12 @@ func TestRouterCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := RouterCounters{Transactions: 20010, ReplicaReads: 12345, PrimaryReads: 8, ReplicaFallbacks: 8, WriteTokens: 2}
+	want := RouterCounters{Transactions: 20010, ReplicaReads: 12345, PrimaryReads: 8, ReplicaFallbacks: 8, WriteTokens: 2, LoopSleeps: 5010}
 	if c != want {
 		t.Errorf("RouterCountersFrom = %+v, want %+v", c, want)
 	}
-	d := c.Sub(RouterCounters{Transactions: 10, ReplicaReads: 345, PrimaryReads: 8, ReplicaFallbacks: 8, WriteTokens: 2})
-	if d != (RouterCounters{Transactions: 20000, ReplicaReads: 12000}) {
+	d := c.Sub(RouterCounters{Transactions: 10, ReplicaReads: 345, PrimaryReads: 8, ReplicaFallbacks: 8, WriteTokens: 2, LoopSleeps: 10})
+	if d != (RouterCounters{Transactions: 20000, ReplicaReads: 12000, LoopSleeps: 5000}) {
 		t.Errorf("Sub = %+v", d)
 	}
 	if got := *d.ReplicaShare(); got != 0.6 {
@@ -110,7 +113,10 @@ func TestRouterCounters(t *testing.T) {
 	if got := *d.WriteTokensPerTxn(); got != 0 {
 		t.Errorf("WriteTokensPerTxn = %v, want 0", got)
 	}
-	if (RouterCounters{}).ReplicaShare() != nil || (RouterCounters{}).WriteTokensPerTxn() != nil {
+	if got := *d.LoopSleepsPerTxn(); got != 0.25 {
+		t.Errorf("LoopSleepsPerTxn = %v, want 0.25", got)
+	}
+	if (RouterCounters{}).ReplicaShare() != nil || (RouterCounters{}).WriteTokensPerTxn() != nil || (RouterCounters{}).LoopSleepsPerTxn() != nil {
 		t.Error("shares without transactions are not nil")
 	}
 

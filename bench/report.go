@@ -112,6 +112,11 @@ type TargetCell struct {
 	// transaction. Both only for targets that read the router's counters.
 	ReplicaShare      *float64 `json:"replica_share,omitempty"`
 	WriteTokensPerTxn *float64 `json:"write_tokens_per_txn,omitempty"`
+	// LoopSleepsPerTxn is the median of the router's event-loop waits
+	// per routed transaction (RouterCounters.LoopSleepsPerTxn): what
+	// tells a run where the loop rarely ran dry from one where it slept
+	// and woke for most transactions.
+	LoopSleepsPerTxn *float64 `json:"loop_sleeps_per_txn,omitempty"`
 	// Failed sums pgbench's failed transactions over the runs.
 	Failed int64 `json:"failed_transactions"`
 	// Ratios maps the name of each baseline that runs in the cell to this
@@ -224,7 +229,7 @@ func (t *TargetCell) summarize() {
 		return
 	}
 	t.Status, t.Reason = StatusOK, ""
-	var tps, p50, p99, cpu, share, tokens []float64
+	var tps, p50, p99, cpu, share, tokens, sleeps []float64
 	var mem *float64
 	t.Failed = 0
 	for _, run := range t.Runs {
@@ -254,11 +259,15 @@ func (t *TargetCell) summarize() {
 			if v := run.Router.WriteTokensPerTxn(); v != nil {
 				tokens = append(tokens, *v)
 			}
+			if v := run.Router.LoopSleepsPerTxn(); v != nil {
+				sleeps = append(sleeps, *v)
+			}
 		}
 	}
 	t.TPS, t.P50Ms, t.P99Ms = median(tps), median(p50), median(p99)
 	t.CPUPerTxnUs, t.KiBPerConn = medianPtr(cpu), mem
 	t.ReplicaShare, t.WriteTokensPerTxn = medianPtr(share), medianPtr(tokens)
+	t.LoopSleepsPerTxn = medianPtr(sleeps)
 }
 
 // medianPtr is the median of xs, or nil for none.

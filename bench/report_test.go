@@ -257,7 +257,8 @@ func replicaReport() *Report {
 		return RunResult{Round: round, TPS: tps, Transactions: int64(tps), P50Ms: 0.5, P99Ms: p99, CPUPerTxnUs: ptr(cpu), Router: c}
 	}
 	counters := func(txns, replica, tokens int64) *RouterCounters {
-		return &RouterCounters{Transactions: txns, ReplicaReads: replica, PrimaryReads: txns - replica, WriteTokens: tokens}
+		return &RouterCounters{Transactions: txns, ReplicaReads: replica, PrimaryReads: txns - replica, WriteTokens: tokens,
+			LoopSleeps: 2 * replica}
 	}
 	r.Cells = []Cell{
 		{Workload: "select-simple", Clients: 8, Targets: []TargetCell{
@@ -284,11 +285,14 @@ func TestReplicaReport(t *testing.T) {
 	if *p.ReplicaShare != 0 || *p.WriteTokensPerTxn != 0 || *rep.ReplicaShare != (1+0.99)/2 {
 		t.Errorf("replica shares: primary %v, replica %v", *p.ReplicaShare, *rep.ReplicaShare)
 	}
+	if *p.LoopSleepsPerTxn != 0 || *rep.LoopSleepsPerTxn != (2+1.98)/2 {
+		t.Errorf("loop sleeps per transaction: primary %v, replica %v", *p.LoopSleepsPerTxn, *rep.LoopSleepsPerTxn)
+	}
 	// Ratios divide by the baselines that run in the cell only.
 	if len(rep.Ratios) != 1 || *rep.Ratios["router-primary"].TPS != 810.0/900 || *rep.Ratios["router-primary"].CPUPerTxn != 32.0/29 {
 		t.Errorf("router-replica ratios = %+v", rep.Ratios)
 	}
-	if d := r.Cell("select-simple", 8).Target("router"); len(d.Ratios) != 1 || d.Ratios["direct"].TPS == nil || d.ReplicaShare != nil {
+	if d := r.Cell("select-simple", 8).Target("router"); len(d.Ratios) != 1 || d.Ratios["direct"].TPS == nil || d.ReplicaShare != nil || d.LoopSleepsPerTxn != nil {
 		t.Errorf("router select-simple = %+v", d)
 	}
 	tok := r.Cell("write-token", 8).Target("router-tokens")

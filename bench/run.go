@@ -381,8 +381,11 @@ func (r *runner) progress(t Target, w Workload, clients, round int, res RunResul
 		}
 		counters := ""
 		if c := res.Router; c != nil {
-			counters = fmt.Sprintf("  replica share %s  write tokens/txn %s",
-				fmtPtr(scale(c.ReplicaShare(), 100), "%.1f%%"), fmtPtr(c.WriteTokensPerTxn(), "%.2f"))
+			if w.OwnTargets {
+				counters = fmt.Sprintf("  replica share %s  write tokens/txn %s",
+					fmtPtr(scale(c.ReplicaShare(), 100), "%.1f%%"), fmtPtr(c.WriteTokensPerTxn(), "%.2f"))
+			}
+			counters += "  loop sleeps/txn " + fmtPtr(c.LoopSleepsPerTxn(), "%.2f")
 		}
 		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s%s%s\n",
 			head, res.TPS, res.P50Ms, res.P99Ms, cpu, counters, eta)

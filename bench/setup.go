@@ -184,6 +184,7 @@ type routerSide struct {
 	dsn           string
 	pid           int
 	process, pool string
+	metricsURL    string // "" for an external router (its endpoint is not known)
 }
 
 // Prepare starts what the targets need (a throwaway `shardline up` unless
@@ -344,10 +345,11 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 				Name: TargetRouter,
 				Description: fmt.Sprintf("Shardline router, every client tenant %s (shard %s) by startup option: pass-through to one shard%s",
 					tenant1, shard1, onCluster),
-				Endpoints: []Endpoint{{DSN: r1.dsn, Options: ep1.Options}},
-				ProxyPID:  r1.pid,
-				Process:   r1.process,
-				Pool:      r1.pool,
+				Endpoints:  []Endpoint{{DSN: r1.dsn, Options: ep1.Options}},
+				ProxyPID:   r1.pid,
+				Process:    r1.process,
+				Pool:       r1.pool,
+				MetricsURL: r1.metricsURL,
 			})
 		}
 		if want(TargetRouter2) {
@@ -355,10 +357,11 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 				Name: TargetRouter2,
 				Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), by startup option%s",
 					tenant1, shard1, tenant2, shard2, onCluster),
-				Endpoints: []Endpoint{{DSN: r2.dsn, Options: ep1.Options}, {DSN: r2.dsn, Options: ep2.Options}},
-				ProxyPID:  r2.pid,
-				Process:   r2.process,
-				Pool:      r2.pool,
+				Endpoints:  []Endpoint{{DSN: r2.dsn, Options: ep1.Options}, {DSN: r2.dsn, Options: ep2.Options}},
+				ProxyPID:   r2.pid,
+				Process:    r2.process,
+				Pool:       r2.pool,
+				MetricsURL: r2.metricsURL,
 			})
 		}
 	}
@@ -509,7 +512,7 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 		if err != nil {
 			return r1, r2, err
 		}
-		r1 = routerSide{dsn: r.DSN, pid: r.PID(), process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
+		r1 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
 			pool: fmt.Sprintf("%d to shard %s", r.PoolSize, shard1)}
 	}
 	if slices.Contains(cfg.Targets, TargetRouter2) {
@@ -517,7 +520,7 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 		if err != nil {
 			return r1, r2, err
 		}
-		r2 = routerSide{dsn: r.DSN, pid: r.PID(), process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
+		r2 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
 			pool: fmt.Sprintf("%d per shard: %d in all to shards %s and %s", r.PoolSize, 2*r.PoolSize, shard1, shard2)}
 	}
 	return r1, r2, nil
