@@ -13,11 +13,11 @@ import (
 // tenants on one shard share fewer server connections than there are
 // sessions, so connections change hands between tenants all the time, with
 // answers bigger than the loop's read buffer and a server connection's
-// write buffer, in the simple and the extended protocol (unnamed and named statements). Every row a session
-// reads is its own tenant's, and every answer is whole: a stale tenant
-// binding, or bytes of one session's answer delivered to another (output
-// queued on a connection handed back to the pool, a receive completing for
-// the wrong session), would show here.
+// write buffer, in the simple and the extended protocol (unnamed and named
+// statements). Every row a session reads is its own tenant's, and every
+// answer is whole: a stale tenant binding, or bytes of one session's answer
+// delivered to another (output queued on a connection handed back to the
+// pool, a receive completing for the wrong session), would show here.
 func TestConcurrentSessionsSeeOnlyTheirTenantsRows(t *testing.T) {
 	applySchema(t, `CREATE TABLE IF NOT EXISTS iso_rows (tenant_id text NOT NULL, n int NOT NULL, pad text NOT NULL);
 DELETE FROM iso_rows;`)

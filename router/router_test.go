@@ -369,8 +369,6 @@ func TestSessionSettingsFollowTheSession(t *testing.T) {
 	}
 }
 
-// TestPreparedStatementsAcrossServerConnections runs named prepared
-// statements from many sessions that share few server connections.
 // pgx's describe-exec mode parses and describes the unnamed statement in
 // one round trip and binds it in the next: between them the session's
 // server connection goes back to the pool, and the Bind may land on a
@@ -403,6 +401,8 @@ func TestUnnamedStatementAcrossSyncs(t *testing.T) {
 	wg.Wait()
 }
 
+// TestPreparedStatementsAcrossServerConnections runs named prepared
+// statements from many sessions that share few server connections.
 func TestPreparedStatementsAcrossServerConnections(t *testing.T) {
 	applySchema(t, `CREATE TABLE IF NOT EXISTS items (tenant_id text NOT NULL, id int NOT NULL, bound text, PRIMARY KEY (tenant_id, id))`)
 	ctx := testCtx(t)
