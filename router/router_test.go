@@ -401,6 +401,36 @@ func TestUnnamedStatementAcrossSyncs(t *testing.T) {
 	wg.Wait()
 }
 
+// A simple Query destroys the unnamed statement, on a server and through
+// the router alike: a Bind of it afterwards fails with 26000, and the
+// session stays usable.
+func TestSimpleQueryDestroysUnnamedStatement(t *testing.T) {
+	ctx := testCtx(t)
+	for name, c := range map[string]*pgx.Conn{
+		"server": direct(t, shardOf(t, "unnamed-q")),
+		"router": connect(t, "options=-c%20shardline.tenant%3Dunnamed-q"),
+	} {
+		pc := c.PgConn()
+		if _, err := pc.Prepare(ctx, "", "SELECT 41 + 1", nil); err != nil {
+			t.Fatalf("%s: parse: %v", name, err)
+		}
+		if r := pc.ExecPrepared(ctx, "", nil, nil, nil).Read(); r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != "42" {
+			t.Fatalf("%s: bind before the query: %v %q", name, r.Err, r.Rows)
+		}
+		if _, err := pc.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+			t.Fatalf("%s: simple query: %v", name, err)
+		}
+		r := pc.ExecPrepared(ctx, "", nil, nil, nil).Read()
+		var pe *pgconn.PgError
+		if !errors.As(r.Err, &pe) || pe.Code != "26000" {
+			t.Errorf("%s: bind after a simple query: %v, want SQLSTATE 26000", name, r.Err)
+		}
+		if _, err := pc.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+			t.Errorf("%s: session after the error: %v", name, err)
+		}
+	}
+}
+
 // TestPreparedStatementsAcrossServerConnections runs named prepared
 // statements from many sessions that share few server connections.
 func TestPreparedStatementsAcrossServerConnections(t *testing.T) {
