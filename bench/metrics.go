@@ -245,29 +245,22 @@ func (c RouterCounters) Sub(before RouterCounters) RouterCounters {
 
 // ReplicaShare is the share of the routed transactions that a replica
 // served, or nil without transactions.
-func (c RouterCounters) ReplicaShare() *float64 {
-	if c.Transactions <= 0 {
-		return nil
-	}
-	return ptr(float64(c.ReplicaReads) / float64(c.Transactions))
-}
+func (c RouterCounters) ReplicaShare() *float64 { return c.perTxn(c.ReplicaReads) }
 
 // WriteTokensPerTxn is write tokens per routed transaction, or nil without
 // transactions.
-func (c RouterCounters) WriteTokensPerTxn() *float64 {
-	if c.Transactions <= 0 {
-		return nil
-	}
-	return ptr(float64(c.WriteTokens) / float64(c.Transactions))
-}
+func (c RouterCounters) WriteTokensPerTxn() *float64 { return c.perTxn(c.WriteTokens) }
 
 // LoopSleepsPerTxn is the event loop's waits for news per routed
 // transaction, or nil without transactions.
-func (c RouterCounters) LoopSleepsPerTxn() *float64 {
+func (c RouterCounters) LoopSleepsPerTxn() *float64 { return c.perTxn(c.LoopSleeps) }
+
+// perTxn is n per routed transaction, or nil without transactions.
+func (c RouterCounters) perTxn(n int64) *float64 {
 	if c.Transactions <= 0 {
 		return nil
 	}
-	return ptr(float64(c.LoopSleeps) / float64(c.Transactions))
+	return ptr(float64(n) / float64(c.Transactions))
 }
 
 // metricsTimeout bounds one scrape.
