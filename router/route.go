@@ -52,21 +52,7 @@ func (s *session) route(q []byte, readOnly bool) error {
 	}
 	var pool *pool
 	if readOnly && !s.avoidReplica {
-		var reason string
-		if s.maxWait > 0 { // may wait for a replica to catch up: off the event loop
-			pool, reason = s.pickReplicaWaiting(pl, shard)
-		} else {
-			pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, 0)
-		}
-		if pool == nil {
-			s.r.metrics.fallbacks.WithLabelValues(string(shard), reason).Inc()
-			s.r.metrics.reads.WithLabelValues(string(shard), "primary").Inc()
-		} else {
-			s.r.metrics.reads.WithLabelValues(string(shard), "replica").Inc()
-			if s.deferred == nil { // autocommit: retryable elsewhere (see retry.go)
-				s.startRecording(pool.member)
-			}
-		}
+		pool = s.replicaPool(pl, shard)
 	}
 	if pool == nil {
 		if pool, err = s.r.poolFor(pl, shard); err != nil {
@@ -91,6 +77,28 @@ func (s *session) route(q []byte, readOnly bool) error {
 	}
 	s.deferred = nil
 	return nil
+}
+
+// replicaPool returns the pool of a replica of shard that may serve the
+// session's read, or nil for the primary.
+func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) *pool {
+	var pool *pool
+	var reason string
+	if s.maxWait > 0 { // may wait for a replica to catch up: off the event loop
+		pool, reason = s.pickReplicaWaiting(pl, shard)
+	} else {
+		pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, 0)
+	}
+	if pool == nil {
+		s.r.metrics.fallbacks.WithLabelValues(string(shard), reason).Inc()
+		s.r.metrics.reads.WithLabelValues(string(shard), "primary").Inc()
+		return nil
+	}
+	s.r.metrics.reads.WithLabelValues(string(shard), "replica").Inc()
+	if s.deferred == nil { // autocommit: retryable elsewhere (see retry.go)
+		s.startRecording(pool.member)
+	}
+	return pool
 }
 
 // rebindPinned binds another tenant on a pinned session's connection
