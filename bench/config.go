@@ -80,9 +80,10 @@ func (t Target) runs(w Workload) bool {
 }
 
 // Config says what Run measures: every workload at every client count, each
-// cell in Rounds rounds that alternate the targets (A B C A B C ...).
+// cell in Rounds rounds that alternate the targets (A B C B C A ...).
 type Config struct {
-	// Targets are benchmarked in this order within each round.
+	// Targets are benchmarked in this order in the first round; each
+	// later round starts one place further (see roundOrder).
 	Targets []Target
 	// Baselines name the targets that the report's ratios divide by
 	// ("direct", "pgbouncer"); names not among Targets are ignored. A

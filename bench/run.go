@@ -14,9 +14,10 @@ import (
 const warmupClients = 8
 
 // Run benchmarks cfg (after WithDefaults and Validate): for each workload,
-// for each client count, Rounds rounds, each round every target in order
-// (A B C A B C ...), so drift of the machine (caches, CPU frequency,
-// autovacuum, neighbours) hits every target alike. One line per run goes to
+// for each client count, Rounds rounds, each round every target once (A B C
+// B C A C A B ...: see roundOrder), so drift of the machine (caches, CPU
+// frequency, autovacuum, neighbours) hits every target alike, and no target
+// always runs right after the same other one. One line per run goes to
 // cfg.Progress.
 //
 // A failed run does not end Run: it is recorded in its cell (StatusFailed,
@@ -129,7 +130,8 @@ func (r *runner) run(ctx context.Context) error {
 		r.rep.Cells = append(r.rep.Cells, cell)
 		ci := len(r.rep.Cells) - 1
 		for round := 1; round <= cfg.Rounds; round++ {
-			for ti, t := range cellTargets {
+			for _, ti := range roundOrder(len(cellTargets), round) {
+				t := cellTargets[ti]
 				if r.rep.Cells[ci].Targets[ti].Status != "" {
 					continue
 				}
@@ -145,6 +147,19 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// roundOrder is the order of n targets in round (from 1): the configured
+// order rotated by one place per round. Over n rounds every target runs
+// once in every position, so a position's share of the drift (the first
+// run after a cell's setup, the run after the target that loads the
+// machine most) does not stay with one target.
+func roundOrder(n, round int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = (i + round - 1) % n
+	}
+	return order
 }
 
 // applicability returns a preset status and its reason when target

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,5 +192,39 @@ func TestRunCancel(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Run took %v after cancel", d)
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	if got, want := roundOrder(3, 1), []int{0, 1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("round 1: %v, want the configured order %v", got, want)
+	}
+	if got, want := roundOrder(3, 2), []int{1, 2, 0}; !slices.Equal(got, want) {
+		t.Fatalf("round 2: %v, want %v", got, want)
+	}
+	for n := 1; n <= 5; n++ {
+		positions := make([]map[int]bool, n) // positions[target]: the positions it ran in
+		for i := range positions {
+			positions[i] = map[int]bool{}
+		}
+		for round := 1; round <= n; round++ {
+			order := roundOrder(n, round)
+			seen := map[int]bool{}
+			for pos, target := range order {
+				if seen[target] {
+					t.Fatalf("n=%d round %d: %v runs target %d twice", n, round, order, target)
+				}
+				seen[target] = true
+				positions[target][pos] = true
+			}
+			if len(seen) != n {
+				t.Fatalf("n=%d round %d: %v, want every target once", n, round, order)
+			}
+		}
+		for target, ps := range positions {
+			if len(ps) != n {
+				t.Fatalf("n=%d: target %d ran in positions %v over %d rounds, want each once", n, target, ps, n)
+			}
+		}
 	}
 }

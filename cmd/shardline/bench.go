@@ -24,7 +24,8 @@ Compares, side by side in one run, PostgreSQL directly, PgBouncer in
 transaction mode, and the Shardline router (pass-through to one shard, and
 routing across two shards by tenant) with pgbench: select-only in simple,
 extended and prepared modes, writes (-N), connection churn (-C), and 1000
-idle connections. Targets alternate within each round (A B C A B C ...);
+idle connections. Targets alternate within each round, the order rotating
+by one place per round (A B C, B C A, C A B ...);
 the report gives medians over rounds of TPS, p50 and p99 latency, the
 proxy's CPU time per transaction and memory per idle connection, and ratios
 to PostgreSQL directly and to PgBouncer. See docs/bench.md.
