@@ -108,9 +108,9 @@ func (r *Router) MapRevision() int64 {
 	return 0
 }
 
-// Serve accepts connections on ln until Close is called, then closes ln.
-// The router's event loop accepts on a duplicate of ln's socket. It returns
-// nil after Close.
+// Serve accepts connections on ln until Close is called. The router's event
+// loop takes over ln's socket (ln is closed at once; see netloop's Listen)
+// and closes it on Close. It returns nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
 	r.log.Info("router serving", "addr", ln.Addr().String(), "io_uring", r.loop.IOUring())
 	if err := r.loop.Listen(ln, r.accept); err != nil {
@@ -120,7 +120,6 @@ func (r *Router) Serve(ln net.Listener) error {
 		return fmt.Errorf("router: serve %s: %w", ln.Addr(), err)
 	}
 	<-r.ctx.Done()
-	ln.Close()
 	return nil
 }
 

@@ -339,7 +339,8 @@ func testLastDataThenEndOfStream(t *testing.T, cfg Config) {
 }
 
 // Listen accepts on the loop itself; connections that queued before the
-// loop registered the socket are accepted too.
+// loop registered the socket are accepted too. It takes the socket from
+// Go's poller: ln is closed (its socket is not, the loop accepts on it).
 func TestListenAcceptsOnTheLoop(t *testing.T) { forModes(t, testListenAcceptsOnTheLoop) }
 
 func testListenAcceptsOnTheLoop(t *testing.T, cfg Config) {
@@ -362,6 +363,9 @@ func testListenAcceptsOnTheLoop(t *testing.T, cfg Config) {
 		})
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept on ln after Listen: %v, want net.ErrClosed (Go's poller still holds the socket)", err)
 	}
 	late, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
