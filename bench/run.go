@@ -129,12 +129,16 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		r.rep.Cells = append(r.rep.Cells, cell)
 		ci := len(r.rep.Cells) - 1
+		var runnable []int // the cell's targets that run, rotated among themselves
+		for ti, tc := range cell.Targets {
+			if tc.Status == "" {
+				runnable = append(runnable, ti)
+			}
+		}
 		for round := 1; round <= cfg.Rounds; round++ {
-			for _, ti := range roundOrder(len(cellTargets), round) {
+			for _, k := range roundOrder(len(runnable), round) {
+				ti := runnable[k]
 				t := cellTargets[ti]
-				if r.rep.Cells[ci].Targets[ti].Status != "" {
-					continue
-				}
 				res := r.runOne(ctx, t, spec.w, spec.clients)
 				if ctx.Err() != nil {
 					return fmt.Errorf("bench interrupted: %w", context.Cause(ctx))
