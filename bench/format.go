@@ -343,6 +343,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "\n### %s\n\n%s.\n\n", name, mdEscape(wl.Description))
 		writeMarkdownTable(&b, h[1:], dropFirst(rows))
 	}
+	if rows := r.pairedRows(); len(rows) > 0 {
+		b.WriteString("\n### round by round\n\nEach proxy against each proxy before it in the cell, compared within each round: the median over " +
+			"the rounds both ran of this round's figure over the other's, and in parentheses the rounds in which this target did better " +
+			"(TPS higher, p50 and CPU lower) out of the rounds compared. Drift between rounds moves both sides of a round alike; " +
+			"a ratio of medians (the tables above) can land on whichever side had its slow rounds in the middle.\n\n")
+		writeMarkdownTable(&b, []string{"WORKLOAD", "CLIENTS", "TARGET", "AGAINST", "TPS", "P50", "PROXY_CPU/TXN"}, rows)
+	}
 	if rows := r.idleRows(); len(rows) > 0 {
 		fmt.Fprintf(&b, "\n### idle\n\n%d connections opened (one `SELECT 1` each) and held idle; proxy memory per connection = "+
 			"(RSS with all open - RSS before) / connections, from the first round, which runs before any other workload "+
@@ -357,6 +364,31 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// pairedRows are the round-by-round comparisons (TargetCell.Paired) of
+// every cell, in the order the cells ran and the targets are configured.
+func (r *Report) pairedRows() [][]string {
+	var rows [][]string
+	for _, c := range r.Cells {
+		for _, t := range c.Targets {
+			for _, o := range c.Targets {
+				p, ok := t.Paired[o.Target]
+				if !ok {
+					continue
+				}
+				fig := func(v *float64, better int) string {
+					if v == nil {
+						return "n/a"
+					}
+					return fmt.Sprintf("%.2f (%d/%d)", *v, better, p.Rounds)
+				}
+				rows = append(rows, []string{c.Workload, fmt.Sprint(c.Clients), t.Target, o.Target,
+					fig(p.TPS, p.TPSHigher), fig(p.P50, p.P50Lower), fig(p.CPUPerTxn, p.CPULower)})
+			}
+		}
+	}
+	return rows
 }
 
 // orNone is s, or "none" when s is empty.

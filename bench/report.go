@@ -2,6 +2,8 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -122,6 +124,10 @@ type TargetCell struct {
 	// Ratios maps the name of each baseline that runs in the cell to this
 	// target's figures divided by the baseline's.
 	Ratios map[string]Ratios `json:"ratios"`
+	// Paired maps the name of each target with a proxy that comes before
+	// this one in the cell (in the configured order) to the two compared
+	// round by round; only for targets with a proxy themselves.
+	Paired map[string]Paired `json:"paired,omitempty"`
 }
 
 // Ratios are a target's figures over a baseline's; null when either side
@@ -132,6 +138,66 @@ type Ratios struct {
 	P99        *float64 `json:"p99"`
 	CPUPerTxn  *float64 `json:"proxy_cpu_per_txn"`
 	KiBPerConn *float64 `json:"proxy_kib_per_conn,omitempty"`
+}
+
+// Paired compares a target with another round by round: each figure is
+// the median, over the rounds in which both ran, of the target's figure
+// over the other's in the same round, and the counts say in how many of
+// those rounds the target did better. Drift of the machine from round to
+// round (a neighbour's load) moves both sides of a round alike, so these
+// read through it where a ratio of the two medians can land on whichever
+// side had its bad rounds in the middle.
+type Paired struct {
+	Rounds    int      `json:"rounds"`
+	TPS       *float64 `json:"tps"`
+	P50       *float64 `json:"p50"`
+	CPUPerTxn *float64 `json:"proxy_cpu_per_txn"`
+	// TPSHigher, P50Lower and CPULower count the rounds in which the
+	// target's TPS was higher, its p50 lower, its proxy CPU per
+	// transaction lower.
+	TPSHigher int `json:"tps_higher"`
+	P50Lower  int `json:"p50_lower"`
+	CPULower  int `json:"proxy_cpu_lower"`
+}
+
+// pair compares t with other round by round (Paired). Failed and idle runs
+// do not count.
+func pair(t, other *TargetCell) Paired {
+	byRound := map[int]*RunResult{}
+	for i, r := range other.Runs {
+		if r.Error == "" && r.Idle == nil {
+			byRound[r.Round] = &other.Runs[i]
+		}
+	}
+	var p Paired
+	var tps, p50, cpu []float64
+	for _, r := range t.Runs {
+		o := byRound[r.Round]
+		if r.Error != "" || r.Idle != nil || o == nil {
+			continue
+		}
+		p.Rounds++
+		if o.TPS > 0 {
+			tps = append(tps, r.TPS/o.TPS)
+		}
+		if r.TPS > o.TPS {
+			p.TPSHigher++
+		}
+		if o.P50Ms > 0 {
+			p50 = append(p50, r.P50Ms/o.P50Ms)
+		}
+		if r.P50Ms < o.P50Ms {
+			p.P50Lower++
+		}
+		if r.CPUPerTxnUs != nil && o.CPUPerTxnUs != nil && *o.CPUPerTxnUs > 0 {
+			cpu = append(cpu, *r.CPUPerTxnUs / *o.CPUPerTxnUs)
+			if *r.CPUPerTxnUs < *o.CPUPerTxnUs {
+				p.CPULower++
+			}
+		}
+	}
+	p.TPS, p.P50, p.CPUPerTxn = medianPtr(tps), medianPtr(p50), medianPtr(cpu)
+	return p
 }
 
 // RunResult is one round of one target in one cell.
@@ -218,6 +284,25 @@ func (r *Report) summarize() {
 					P99:        ratioOf(t.P99Ms, base.P99Ms),
 					CPUPerTxn:  ratioOfPtr(t.CPUPerTxnUs, base.CPUPerTxnUs),
 					KiBPerConn: ratioOfPtr(t.KiBPerConn, base.KiBPerConn),
+				}
+			}
+		}
+		for ti := range c.Targets {
+			t := &c.Targets[ti]
+			t.Paired = nil
+			if !r.hasProxy(t.Target) || !t.hasFigures() {
+				continue
+			}
+			for oi := range c.Targets[:ti] {
+				o := &c.Targets[oi]
+				if !r.hasProxy(o.Target) || !o.hasFigures() {
+					continue
+				}
+				if p := pair(t, o); p.Rounds > 0 {
+					if t.Paired == nil {
+						t.Paired = map[string]Paired{}
+					}
+					t.Paired[o.Target] = p
 				}
 			}
 		}
@@ -327,6 +412,21 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// ReadReport reads a report that WriteJSON wrote and summarizes its runs
+// again, so that a report of an earlier run gets this version's figures
+// (the round-by-round comparisons, for one) without running anything.
+func ReadReport(rd io.Reader) (*Report, error) {
+	var r Report
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+		return nil, fmt.Errorf("read report: %w", err)
+	}
+	if r.StartedAt.IsZero() || r.Cells == nil {
+		return nil, errors.New("read report: not a shardline bench JSON report (no started_at or cells)")
+	}
+	r.summarize()
+	return &r, nil
 }
 
 // median returns the median of xs, the mean of the middle two for an even

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,16 @@ func TestReportSummary(t *testing.T) {
 	if got := *d.Ratios["direct"].TPS; got != 1 {
 		t.Errorf("direct/direct = %v", got)
 	}
+	// Round by round, against the proxies before it: the router's rounds 1
+	// and 3 (round 2 failed) against PgBouncer's same rounds.
+	pr, ok := rt.Paired["pgbouncer"]
+	if !ok || pr.Rounds != 2 || pr.TPSHigher != 1 || pr.P50Lower != 0 || pr.CPULower != 0 ||
+		!near(*pr.TPS, (880.0/800+720.0/900)/2) || !near(*pr.P50, (0.6/0.6+0.6/0.5)/2) || !near(*pr.CPUPerTxn, (30.0/20+40.0/18)/2) {
+		t.Errorf("router paired with pgbouncer = %+v", pr)
+	}
+	if _, ok := rt.Paired["direct"]; ok || b.Paired != nil || d.Paired != nil {
+		t.Errorf("paired with or of a target without a proxy, or with none before it: router %v, pgbouncer %v, direct %v", rt.Paired, b.Paired, d.Paired)
+	}
 
 	p := r.Cell("select-prepared", 8)
 	if pb := p.Target("pgbouncer"); pb.Status != StatusUnsupported || pb.Ratios["direct"].TPS != nil {
@@ -124,6 +135,39 @@ func TestReportSummary(t *testing.T) {
 	}
 	if r.FailedCells() != 1 {
 		t.Errorf("FailedCells = %d", r.FailedCells())
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+// ReadReport gives back what WriteJSON wrote, with the figures summarized
+// again from the runs (a report of an earlier version gets this one's).
+func TestReadReport(t *testing.T) {
+	want := sampleReport()
+	for ci := range want.Cells {
+		for ti := range want.Cells[ci].Targets {
+			want.Cells[ci].Targets[ti].Paired = nil // as an earlier version wrote it
+		}
+	}
+	var b strings.Builder
+	if err := want.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadReport(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := got.Cell("select-simple", 8).Target("router")
+	if rt.TPS != 800 || rt.Status != StatusFailed || rt.Paired["pgbouncer"].Rounds != 2 {
+		t.Errorf("router after ReadReport = %+v", rt)
+	}
+	if got.Command != want.Command || !got.StartedAt.Equal(want.StartedAt) || len(got.Cells) != len(want.Cells) {
+		t.Errorf("ReadReport = %+v", got)
+	}
+	for _, bad := range []string{"", "{}", `{"cells": []}`, "[1, 2]", "not json"} {
+		if _, err := ReadReport(strings.NewReader(bad)); err == nil {
+			t.Errorf("ReadReport(%q) = nil error", bad)
+		}
 	}
 }
 
@@ -179,6 +223,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"### select-simple\n",
 		"| CLIENTS | TARGET | TPS |",
 		"| 8 | router | 800 | 0.600 | 4.000 | 35.0 | 0.73 | 2.00 | 1.00 | 1.00 | 1.75 | FAILED 1/3 |",
+		"### round by round\n",
+		"| select-simple | 8 | router | pgbouncer | 0.95 (1/2) | 1.10 (0/2) | 1.86 (0/2) |",
 		"### idle\n",
 		"| 1000 | router | 48.8 | 60.5 | 12.0 | 6.00 |  |",
 		"- pgbouncer (select-prepared): unsupported: PgBouncer 1.18",

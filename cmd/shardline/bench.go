@@ -68,6 +68,7 @@ type benchCommand struct {
 	Output     string // "text" or "json"
 	ReportPath string // Markdown report; empty for none
 	JSONPath   string // JSON report; empty for none
+	From       string // an earlier run's JSON report to render instead of running; empty to run
 	Dir        string // work directory; empty for a temporary one
 	Keep       bool
 	Pgbench    string
@@ -137,6 +138,7 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 	fs.StringVar(&c.Output, "o", "text", "output format on stdout: text or json")
 	fs.StringVar(&c.ReportPath, "report", "", "also write a Markdown report to this `file` (for example docs/performance/latest.md)")
 	fs.StringVar(&c.JSONPath, "json", "", "also write the JSON report to this `file`")
+	fs.StringVar(&c.From, "from", "", "run nothing: read an earlier run's JSON report from this `file`, summarize its runs again and write the outputs (-o, --report, --json)")
 	fs.StringVar(&c.Dir, "dir", "", "work directory for the cluster, PgBouncer and logs (default: a new one under $TMPDIR, removed afterwards)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (logs of up, the routers, PgBouncer)")
 	fs.StringVar(&c.Pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
@@ -192,6 +194,9 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 func (c *benchCommand) Run(ctx context.Context) (err error) {
 	if c.Output != "text" && c.Output != "json" {
 		return usageErr("-o %q: want text or json", c.Output)
+	}
+	if c.From != "" {
+		return c.render()
 	}
 	cfg := bench.Config{
 		Workloads:   c.Workloads,
@@ -328,6 +333,20 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		return &exitError{code: 1, msg: fmt.Sprintf("%d cell(s) failed; their errors are in the notes", n)}
 	}
 	return nil
+}
+
+// render writes the outputs of the report in c.From (--from).
+func (c *benchCommand) render() error {
+	f, err := os.Open(c.From)
+	if err != nil {
+		return usageErr("--from: %v", err)
+	}
+	defer f.Close()
+	rep, err := bench.ReadReport(f)
+	if err != nil {
+		return usageErr("--from %s: %v", c.From, err)
+	}
+	return c.write(rep)
 }
 
 // write prints rep on stdout and writes the report files asked for.

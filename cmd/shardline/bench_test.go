@@ -82,6 +82,65 @@ func TestBenchFlags(t *testing.T) {
 	}
 }
 
+// TestBenchFrom renders an earlier run's JSON report again (--from)
+// without running anything: the outputs get this version's figures, the
+// round-by-round comparison among them. A file that is not a report is a
+// usage error.
+func TestBenchFrom(t *testing.T) {
+	cpu := func(v float64) *float64 { return &v }
+	run := func(round int, tps, p50, c float64) bench.RunResult {
+		return bench.RunResult{Round: round, TPS: tps, Transactions: int64(tps), P50Ms: p50, P99Ms: 2 * p50, CPUPerTxnUs: cpu(c)}
+	}
+	rep := bench.Report{StartedAt: time.Now().UTC(), Baselines: []string{"pgbouncer"},
+		Targets: []bench.TargetInfo{{Name: "pgbouncer", Proxy: true}, {Name: "router", Proxy: true}},
+		Cells: []bench.Cell{{Workload: "select-simple", Clients: 8, Targets: []bench.TargetCell{
+			{Target: "pgbouncer", Runs: []bench.RunResult{run(1, 100, 1, 40), run(2, 200, 1, 20)}},
+			{Target: "router", Runs: []bench.RunResult{run(1, 110, 0.9, 30), run(2, 180, 1.1, 30)}},
+		}}}}
+	dir := t.TempDir()
+	from := filepath.Join(dir, "old.json")
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(from, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout := &bytes.Buffer{}
+	env := &cliEnv{Stdout: stdout, Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }}
+	md := filepath.Join(dir, "r.md")
+	if err := runBench(t.Context(), env, []string{"--from", from, "-o", "json", "--report", md}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bench.ReadReport(stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got.Cell("select-simple", 8).Target("router").Paired["pgbouncer"]
+	if p.Rounds != 2 || p.TPSHigher != 1 || p.P50Lower != 1 || p.CPULower != 1 {
+		t.Errorf("router paired with pgbouncer = %+v", p)
+	}
+	text, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "| select-simple | 8 | router | pgbouncer | 1.00 (1/2) | 1.00 (1/2) | 1.12 (1/2) |"; !strings.Contains(string(text), want) {
+		t.Errorf("report lacks %q:\n%s", want, text)
+	}
+
+	notReport := filepath.Join(dir, "x.json")
+	if err := os.WriteFile(notReport, []byte(`{"a": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--from", notReport}, {"--from", filepath.Join(dir, "missing.json")}} {
+		err := runBench(t.Context(), env, args)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("bench %q = %v, want a usage error (exit 2)", args, err)
+		}
+	}
+}
+
 // TestBenchReplicaWorkloads runs the replica workloads for real, tiny:
 // two throwaway clusters with a replica per shard (this test binary acting
 // as `shardline up`, the second with --no-write-tokens), one round of 1 s
