@@ -64,6 +64,12 @@ type Target struct {
 	// workload without OwnTargets; those run only on the targets that name
 	// them here.
 	Workloads []string
+	// ConnectsServers is set when every client connection starts a
+	// server process (PostgreSQL directly). Starting hundreds takes
+	// seconds on a small machine and pgbench's -T counts that time, so the
+	// target's runs at more than manyServersClients clients last at least
+	// manyServersDuration (RunResult.DurationSeconds says how long).
+	ConnectsServers bool
 	// MetricsURL is the router's Prometheus endpoint
 	// (http://127.0.0.1:6490/metrics); when set, each run reads the
 	// router's counters before and after (RunResult.Router). Empty for

@@ -245,6 +245,37 @@ func (r *Report) notes() []string {
 	for _, s := range skips {
 		out = append(out, fmt.Sprintf("%s (%s): %s: %s", s.target, strings.Join(s.workloads, ", "), s.status, s.reason))
 	}
+	return append(out, r.longerRuns()...)
+}
+
+// longerRuns notes the cells whose runs lasted longer than the settings
+// say (RunResult.DurationSeconds), one line per target and client count.
+func (r *Report) longerRuns() []string {
+	type key struct {
+		target  string
+		clients int
+	}
+	seconds := map[key]int{}
+	var keys []key
+	for _, c := range r.Cells {
+		for _, t := range c.Targets {
+			for _, run := range t.Runs {
+				if run.DurationSeconds <= r.Settings.DurationSeconds {
+					continue
+				}
+				k := key{t.Target, c.Clients}
+				if _, ok := seconds[k]; !ok {
+					keys = append(keys, k)
+				}
+				seconds[k] = max(seconds[k], run.DurationSeconds)
+			}
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("%s at %d clients: runs of %d s instead of %d s: every client connection starts a server process, "+
+			"and pgbench counts the time they take to start (TPS is a rate, so it stays comparable)", k.target, k.clients, seconds[k], r.Settings.DurationSeconds))
+	}
 	return out
 }
 

@@ -206,13 +206,17 @@ type RunResult struct {
 	// Error is set when the run failed; the figures are then zero.
 	Error string `json:"error,omitempty"`
 
-	TPS           float64 `json:"tps,omitempty"`
-	Transactions  int64   `json:"transactions,omitempty"`
-	Failed        int64   `json:"failed_transactions,omitempty"`
-	LatencyAvgMs  float64 `json:"latency_avg_ms,omitempty"`
-	P50Ms         float64 `json:"p50_ms,omitempty"`
-	P99Ms         float64 `json:"p99_ms,omitempty"`
-	InitialConnMs float64 `json:"initial_connection_ms,omitempty"`
+	// DurationSeconds is the run's pgbench -T: the settings' duration,
+	// or longer for a target that starts a server per client at many
+	// clients (Target.ConnectsServers).
+	DurationSeconds int     `json:"duration_seconds,omitempty"`
+	TPS             float64 `json:"tps,omitempty"`
+	Transactions    int64   `json:"transactions,omitempty"`
+	Failed          int64   `json:"failed_transactions,omitempty"`
+	LatencyAvgMs    float64 `json:"latency_avg_ms,omitempty"`
+	P50Ms           float64 `json:"p50_ms,omitempty"`
+	P99Ms           float64 `json:"p99_ms,omitempty"`
+	InitialConnMs   float64 `json:"initial_connection_ms,omitempty"`
 	// ProxyCPUSeconds is the proxy's user+system CPU time during the run.
 	ProxyCPUSeconds *float64 `json:"proxy_cpu_seconds,omitempty"`
 	CPUPerTxnUs     *float64 `json:"proxy_cpu_us_per_txn,omitempty"`

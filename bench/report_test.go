@@ -171,6 +171,23 @@ func TestReadReport(t *testing.T) {
 	}
 }
 
+// A cell whose runs lasted longer than the settings say gets a note.
+func TestLongerRunsNoted(t *testing.T) {
+	r := sampleReport()
+	r.Settings.DurationSeconds = 3
+	for i := range r.Cells[0].Targets[0].Runs { // direct, select-simple, 8 clients
+		r.Cells[0].Targets[0].Runs[i].DurationSeconds = 10
+	}
+	r.Cells[0].Targets[1].Runs[0].DurationSeconds = 3 // pgbouncer: as the settings say
+	notes := strings.Join(r.notes(), "\n")
+	if want := "direct at 8 clients: runs of 10 s instead of 3 s"; !strings.Contains(notes, want) {
+		t.Errorf("notes lack %q:\n%s", want, notes)
+	}
+	if strings.Contains(notes, "pgbouncer at 8 clients: runs") {
+		t.Errorf("notes name a target whose runs lasted as long as the settings say:\n%s", notes)
+	}
+}
+
 func TestWriteTable(t *testing.T) {
 	var b strings.Builder
 	if err := sampleReport().WriteTable(&b); err != nil {

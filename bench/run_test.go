@@ -228,3 +228,25 @@ func TestRoundOrder(t *testing.T) {
 		}
 	}
 }
+
+// Runs of a target that starts a server per client last at least
+// manyServersDuration at many clients; other targets' runs, and few
+// clients, keep the settings' duration.
+func TestRunDuration(t *testing.T) {
+	direct := Target{Name: "direct", ConnectsServers: true}
+	proxy := Target{Name: "router"}
+	for _, tt := range []struct {
+		t       Target
+		clients int
+		d, want time.Duration
+	}{
+		{direct, 256, 3 * time.Second, manyServersDuration},
+		{direct, 256, 30 * time.Second, 30 * time.Second},
+		{direct, manyServersClients, 3 * time.Second, 3 * time.Second},
+		{proxy, 256, 3 * time.Second, 3 * time.Second},
+	} {
+		if got := runDuration(tt.t, tt.clients, tt.d); got != tt.want {
+			t.Errorf("runDuration(%s, %d, %v) = %v, want %v", tt.t.Name, tt.clients, tt.d, got, tt.want)
+		}
+	}
+}

@@ -301,9 +301,10 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	}
 	if want(TargetDirect) {
 		s.Targets = append(s.Targets, Target{
-			Name:        TargetDirect,
-			Description: fmt.Sprintf("PostgreSQL directly: the primary of shard %s, no proxy%s%s", shard1, onCluster, maxConns),
-			Endpoints:   []Endpoint{direct},
+			Name:            TargetDirect,
+			Description:     fmt.Sprintf("PostgreSQL directly: the primary of shard %s, no proxy%s%s", shard1, onCluster, maxConns),
+			Endpoints:       []Endpoint{direct},
+			ConnectsServers: true,
 		})
 	}
 	if want(TargetPgBouncer) {
