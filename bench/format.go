@@ -307,7 +307,8 @@ func writeAligned(b *strings.Builder, header []string, rows [][]string, textCols
 }
 
 // WriteMarkdown writes r as a Markdown document: the command, the machine,
-// the targets, one table per workload, the idle table and the notes.
+// the targets, one table per workload, the round-by-round table, the idle
+// table and the notes.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("# Shardline benchmark: router vs PgBouncer vs PostgreSQL\n\n")
