@@ -431,10 +431,8 @@ func (s *session) handleQuery(body []byte) error {
 	if s.txFailed {
 		return s.queryInFailedTx(q)
 	}
-	if info.kind != stmtOther || s.deferred != nil {
-		if answered, err := s.answerQuery(&info, q, body); answered {
-			return err
-		}
+	if answered, err := s.answerQuery(&info, q, body); answered {
+		return err
 	}
 	if err := s.route(q, s.readOnlyRoute(q)); err != nil {
 		return s.queryError(err)
@@ -454,8 +452,7 @@ func (s *session) answerQuery(info *stmtInfo, q, body []byte) (bool, error) {
 		if err := s.execRouterStatement(info, false); err != nil {
 			return true, s.queryError(err)
 		}
-		s.push(pending{kind: 'Q', syncRFQ: true})
-		return true, s.drain()
+		return true, s.endQuery()
 	case stmtForbidden:
 		return true, s.queryError(forbiddenErr())
 	case stmtDiscardAll:
@@ -484,6 +481,12 @@ func (s *session) answerQuery(info *stmtInfo, q, body []byte) (bool, error) {
 // answer completes a simple Query the router answered itself with tag.
 func (s *session) answer(tag string) error {
 	s.push(pending{kind: 'Q', synth: commandComplete(tag)})
+	return s.endQuery()
+}
+
+// endQuery ends a simple Query the router answered (in part) itself: the
+// ReadyForQuery, after whatever is queued before it.
+func (s *session) endQuery() error {
 	s.push(pending{kind: 'Q', syncRFQ: true})
 	return s.drain()
 }
@@ -508,8 +511,7 @@ func (s *session) queryError(err error) error {
 	if err := s.routerError(err); err != nil {
 		return err
 	}
-	s.push(pending{kind: 'Q', syncRFQ: true})
-	return s.drain()
+	return s.endQuery()
 }
 
 // routerError queues an error the router made. A transaction in progress is
@@ -545,15 +547,12 @@ func (s *session) queryInFailedTx(q []byte) error {
 	switch w.next().text {
 	case "rollback", "abort", "commit", "end":
 		s.txFailed = false
-		s.push(pending{kind: 'Q', synth: commandComplete("ROLLBACK")})
-		s.push(pending{kind: 'Q', syncRFQ: true})
-		return s.drain()
+		return s.answer("ROLLBACK")
 	}
 	s.push(pending{kind: 'E', synth: errorResponse(&Error{Code: "25P02",
 		Message: "current transaction is aborted, commands ignored until end of transaction block",
 		Hint:    "Send ROLLBACK."})})
-	s.push(pending{kind: 'Q', syncRFQ: true})
-	return s.drain()
+	return s.endQuery()
 }
 
 func forbiddenErr() error {
