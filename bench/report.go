@@ -177,27 +177,53 @@ func pair(t, other *TargetCell) Paired {
 			continue
 		}
 		p.Rounds++
-		if o.TPS > 0 {
-			tps = append(tps, r.TPS/o.TPS)
-		}
+		tps = appendRatio(tps, ratioOf(r.TPS, o.TPS))
+		p50 = appendRatio(p50, ratioOf(r.P50Ms, o.P50Ms))
+		cpu = appendRatio(cpu, ratioOfPtr(r.CPUPerTxnUs, o.CPUPerTxnUs))
 		if r.TPS > o.TPS {
 			p.TPSHigher++
-		}
-		if o.P50Ms > 0 {
-			p50 = append(p50, r.P50Ms/o.P50Ms)
 		}
 		if r.P50Ms < o.P50Ms {
 			p.P50Lower++
 		}
-		if r.CPUPerTxnUs != nil && o.CPUPerTxnUs != nil && *o.CPUPerTxnUs > 0 {
-			cpu = append(cpu, *r.CPUPerTxnUs / *o.CPUPerTxnUs)
-			if *r.CPUPerTxnUs < *o.CPUPerTxnUs {
-				p.CPULower++
-			}
+		if r.CPUPerTxnUs != nil && o.CPUPerTxnUs != nil && *r.CPUPerTxnUs < *o.CPUPerTxnUs {
+			p.CPULower++
 		}
 	}
 	p.TPS, p.P50, p.CPUPerTxn = medianPtr(tps), medianPtr(p50), medianPtr(cpu)
 	return p
+}
+
+// appendRatio appends *v to xs, unless v is nil.
+func appendRatio(xs []float64, v *float64) []float64 {
+	if v == nil {
+		return xs
+	}
+	return append(xs, *v)
+}
+
+// pairTargets sets the Paired comparisons of c's targets (those with a
+// proxy, against each proxy target before them).
+func (r *Report) pairTargets(c *Cell) {
+	for ti := range c.Targets {
+		t := &c.Targets[ti]
+		t.Paired = nil
+		if !r.hasProxy(t.Target) || !t.hasFigures() {
+			continue
+		}
+		for oi := range c.Targets[:ti] {
+			o := &c.Targets[oi]
+			if !r.hasProxy(o.Target) || !o.hasFigures() {
+				continue
+			}
+			if p := pair(t, o); p.Rounds > 0 {
+				if t.Paired == nil {
+					t.Paired = map[string]Paired{}
+				}
+				t.Paired[o.Target] = p
+			}
+		}
+	}
 }
 
 // RunResult is one round of one target in one cell.
@@ -291,25 +317,7 @@ func (r *Report) summarize() {
 				}
 			}
 		}
-		for ti := range c.Targets {
-			t := &c.Targets[ti]
-			t.Paired = nil
-			if !r.hasProxy(t.Target) || !t.hasFigures() {
-				continue
-			}
-			for oi := range c.Targets[:ti] {
-				o := &c.Targets[oi]
-				if !r.hasProxy(o.Target) || !o.hasFigures() {
-					continue
-				}
-				if p := pair(t, o); p.Rounds > 0 {
-					if t.Paired == nil {
-						t.Paired = map[string]Paired{}
-					}
-					t.Paired[o.Target] = p
-				}
-			}
-		}
+		r.pairTargets(c)
 	}
 }
 
