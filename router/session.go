@@ -365,9 +365,7 @@ func (s *session) handle(typ byte, body []byte) error {
 func (s *session) dispatch(typ byte, body []byte) error {
 	switch typ {
 	case 'Q':
-		if len(s.stmts) > 0 { // simple-protocol clients have none: no hashing per query
-			delete(s.stmts, "") // a simple Query destroys the unnamed statement, as on a server
-		}
+		delete(s.stmts, "") // a simple Query destroys the unnamed statement, as on a server
 		return s.handleQuery(body)
 	case 'P':
 		return s.handleParse(body)
