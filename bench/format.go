@@ -376,7 +376,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		writeMarkdownTable(&b, h[1:], dropFirst(rows))
 	}
 	if rows := r.pairedRows(); len(rows) > 0 {
-		b.WriteString("\n### round by round\n\nEach proxy against each proxy before it in the cell, compared within each round: the median over " +
+		b.WriteString("\n### round by round\n\nEach target against each target of its kind before it in the cell (a proxy against the proxies, " +
+			"direct-2shards against direct), compared within each round: the median over " +
 			"the rounds both ran of this round's figure over the other's, and in parentheses the rounds in which this target did better " +
 			"(TPS higher, p50 and CPU lower) out of the rounds compared. Drift between rounds moves both sides of a round alike; " +
 			"a ratio of medians (the tables above) can land on whichever side had its slow rounds in the middle.\n\n")

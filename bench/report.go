@@ -124,9 +124,10 @@ type TargetCell struct {
 	// Ratios maps the name of each baseline that runs in the cell to this
 	// target's figures divided by the baseline's.
 	Ratios map[string]Ratios `json:"ratios"`
-	// Paired maps the name of each target with a proxy that comes before
-	// this one in the cell (in the configured order) to the two compared
-	// round by round; only for targets with a proxy themselves.
+	// Paired maps the name of each target of the same kind that comes
+	// before this one in the cell (in the configured order) to the two
+	// compared round by round: a proxy with the proxies, PostgreSQL
+	// directly (direct-2shards) with PostgreSQL directly.
 	Paired map[string]Paired `json:"paired,omitempty"`
 }
 
@@ -202,18 +203,19 @@ func appendRatio(xs []float64, v *float64) []float64 {
 	return append(xs, *v)
 }
 
-// pairTargets sets the Paired comparisons of c's targets (those with a
-// proxy, against each proxy target before them).
+// pairTargets sets the Paired comparisons of c's targets, each against
+// every target of its kind before it: proxies against proxies, targets
+// without a proxy against those without one.
 func (r *Report) pairTargets(c *Cell) {
 	for ti := range c.Targets {
 		t := &c.Targets[ti]
 		t.Paired = nil
-		if !r.hasProxy(t.Target) || !t.hasFigures() {
+		if !t.hasFigures() {
 			continue
 		}
 		for oi := range c.Targets[:ti] {
 			o := &c.Targets[oi]
-			if !r.hasProxy(o.Target) || !o.hasFigures() {
+			if r.hasProxy(o.Target) != r.hasProxy(t.Target) || !o.hasFigures() {
 				continue
 			}
 			if p := pair(t, o); p.Rounds > 0 {

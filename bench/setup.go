@@ -30,6 +30,11 @@ const (
 	// is another `shardline router` process, with half the pool size per
 	// shard: the same server connections in all as TargetRouter's.
 	TargetRouter2 = "router-2shards"
+	// TargetDirect2 is the two shards' primaries directly, no proxy: the
+	// clients split between them as router-2shards splits them. Next to
+	// direct, it shows what two PostgreSQL servers on the machine cost
+	// the servers themselves, apart from routing.
+	TargetDirect2 = "direct-2shards"
 
 	// TargetRouterPrimary and TargetRouterReplica are the replica-read
 	// workload's targets: the router on a cluster with replicas, every
@@ -57,7 +62,14 @@ const replicaReadyTimeout = 2 * time.Minute
 // benchmark order; the replica workloads' targets come with their
 // workloads. It returns a new slice on each call.
 func AllTargets() []string {
-	return []string{TargetDirect, TargetPgBouncer, TargetRouter, TargetRouter2}
+	return []string{TargetDirect, TargetDirect2, TargetPgBouncer, TargetRouter, TargetRouter2}
+}
+
+// direct2Workloads are the workloads direct-2shards runs: those that
+// router-2shards runs and that read as throughput; churn only measures
+// connection setup, which direct already shows.
+func direct2Workloads() []string {
+	return []string{WorkloadSelectSimple, WorkloadSelectExtended, WorkloadSelectPrepared, WorkloadWrite}
 }
 
 // Init modes of SetupConfig.Init for an external cluster.
@@ -84,6 +96,9 @@ type ExternalCluster struct {
 	// Tenant2 is a tenant on another shard, for the router-2shards target;
 	// empty leaves that target out.
 	Tenant2 string
+	// DirectDSN2 reaches the primary of Tenant2's shard, for the
+	// direct-2shards target; empty leaves that target out.
+	DirectDSN2 string
 	// RouterPID is the router's process id, for its CPU time; 0 reports
 	// the router's CPU and memory as n/a.
 	RouterPID int
@@ -229,16 +244,26 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	// Where the router's tenants live and where direct connects.
 	var (
 		routerDSN, directDSN string
+		directDSN2           string
 		tenant1, tenant2     string
 		shard1, shard2       string
 		routerPID            int
 	)
 	if ext := cfg.External; ext != nil {
-		routerDSN, directDSN, tenant1, tenant2, routerPID = ext.RouterDSN, ext.DirectDSN, ext.Tenant, ext.Tenant2, ext.RouterPID
+		routerDSN, directDSN, directDSN2, tenant1, tenant2, routerPID = ext.RouterDSN, ext.DirectDSN, ext.DirectDSN2, ext.Tenant, ext.Tenant2, ext.RouterPID
 		shard1, shard2 = "the tenant's shard", "another shard"
-		if tenant2 == "" && want(TargetRouter2) {
-			log.Info("no second tenant given; leaving out the router-2shards target")
-			cfg.Targets = slices.DeleteFunc(cfg.Targets, func(n string) bool { return n == TargetRouter2 })
+		drop := func(target, why string) {
+			if want(target) {
+				log.Info(why + "; leaving out the " + target + " target")
+				cfg.Targets = slices.DeleteFunc(cfg.Targets, func(n string) bool { return n == target })
+			}
+		}
+		if tenant2 == "" {
+			drop(TargetRouter2, "no second tenant given")
+			drop(TargetDirect2, "no second tenant given")
+		}
+		if directDSN2 == "" {
+			drop(TargetDirect2, "no DSN of the second tenant's primary given")
 		}
 	} else {
 		progress("starting a throwaway cluster: shardline up --shards 2 --replicas %d in %s", replicas, cfg.Dir)
@@ -259,7 +284,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		if len(shards) < 2 {
 			return nil, fmt.Errorf("the throwaway cluster has %d shard(s), want 2", len(shards))
 		}
-		shard1, shard2, directDSN = shards[0].ID, shards[1].ID, shards[0].PrimaryDSN
+		shard1, shard2, directDSN, directDSN2 = shards[0].ID, shards[1].ID, shards[0].PrimaryDSN, shards[1].PrimaryDSN
 		tenants, err := s.cluster.FindTenants(ctx, cfg.TenantPrefix, []string{shard1, shard2})
 		if err != nil {
 			return nil, err
@@ -273,7 +298,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 
 	// pgbench tables through the router, on each tenant's shard.
 	tenantEPs := []Endpoint{ep1}
-	if want(TargetRouter2) {
+	if want(TargetRouter2) || want(TargetDirect2) {
 		tenantEPs = append(tenantEPs, ep2)
 	}
 	for _, e := range tenantEPs {
@@ -304,6 +329,20 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 			Name:            TargetDirect,
 			Description:     fmt.Sprintf("PostgreSQL directly: the primary of shard %s, no proxy%s%s", shard1, onCluster, maxConns),
 			Endpoints:       []Endpoint{direct},
+			ConnectsServers: true,
+		})
+	}
+	if want(TargetDirect2) {
+		direct2 := Endpoint{DSN: directDSN2}
+		if err := pb.Check(ctx, TargetDirect2, direct2); err != nil {
+			return nil, err
+		}
+		s.Targets = append(s.Targets, Target{
+			Name: TargetDirect2,
+			Description: fmt.Sprintf("PostgreSQL directly, two pgbench processes at once, half the clients each: the primaries of shards %s and %s, no proxy "+
+				"(what two servers on this machine cost, apart from routing)%s", shard1, shard2, onCluster),
+			Endpoints:       []Endpoint{direct, direct2},
+			Workloads:       direct2Workloads(),
 			ConnectsServers: true,
 		})
 	}
@@ -450,7 +489,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	}
 
 	for _, t := range s.Targets {
-		if t.Name == TargetDirect || t.Name == TargetPgBouncer {
+		if t.Name == TargetDirect || t.Name == TargetDirect2 || t.Name == TargetPgBouncer {
 			continue // checked above
 		}
 		for _, e := range t.Endpoints {

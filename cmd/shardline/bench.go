@@ -22,7 +22,8 @@ const benchUsage = `usage: shardline bench [flags]
 
 Compares, side by side in one run, PostgreSQL directly, PgBouncer in
 transaction mode, and the Shardline router (pass-through to one shard, and
-routing across two shards by tenant) with pgbench: select-only in simple,
+routing across two shards by tenant), and the two shards' primaries
+directly as a control, with pgbench: select-only in simple,
 extended and prepared modes, writes (-N), connection churn (-C), and 1000
 idle connections. Targets alternate within each round, the order rotating
 by one place per round (A B C, B C A, C A B ...);
@@ -84,6 +85,7 @@ type benchCommand struct {
 	External  bool
 	Router    string
 	Direct    string
+	Direct2   string
 	Tenant    string
 	Tenant2   string
 	RouterPID int
@@ -124,7 +126,7 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 		fmt.Fprint(env.Stderr, benchUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&targets, "targets", strings.Join(bench.AllTargets(), ","), "comma-separated targets: direct, pgbouncer, router, router-2shards")
+	fs.StringVar(&targets, "targets", strings.Join(bench.AllTargets(), ","), "comma-separated targets: "+strings.Join(bench.AllTargets(), ", "))
 	fs.StringVar(&workloads, "workloads", strings.Join(bench.Workloads(), ","), "comma-separated workloads: select-simple, select-extended, select-prepared, write, churn, idle; and the replica workloads replica-read, write-token")
 	fs.StringVar(&clients, "clients", "1,8,32,256", "comma-separated pgbench client counts, one cell each")
 	fs.IntVar(&c.Rounds, "rounds", bench.DefaultRounds, "runs per target and cell; the report gives medians")
@@ -149,7 +151,8 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 	fs.StringVar(&c.Router, "router", "postgres://postgres@127.0.0.1:6432/app?sslmode=disable", "--external: router `DSN`")
 	fs.StringVar(&c.Direct, "direct", "", "--external: `DSN` of the primary of the shard that holds --tenant (implies --external)")
 	fs.StringVar(&c.Tenant, "tenant", "t1", "--external: tenant of the router target")
-	fs.StringVar(&c.Tenant2, "tenant2", "", "--external: a tenant on another shard, for router-2shards (left out without it)")
+	fs.StringVar(&c.Tenant2, "tenant2", "", "--external: a tenant on another shard, for router-2shards and direct-2shards (left out without it)")
+	fs.StringVar(&c.Direct2, "direct2", "", "--external: `DSN` of the primary of the shard that holds --tenant2, for direct-2shards (left out without it)")
 	fs.IntVar(&c.RouterPID, "router-pid", 0, "--external: the router's process id, for its CPU and memory (n/a without it)")
 	fs.Var(&c.Init, "init", "--external: create the pgbench tables through the router: auto (when missing), true (always) or false")
 	if err := parseFlags(fs, args); err != nil {
@@ -261,12 +264,15 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		if c.Tenant2 == c.Tenant {
 			return usageErr("--tenant2 must differ from --tenant")
 		}
+		if c.Direct2 != "" && c.Tenant2 == "" {
+			return usageErr("--direct2 needs --tenant2: the tenant on the shard whose primary --direct2 reaches")
+		}
 		for _, w := range c.Workloads {
 			if slices.Contains(bench.ReplicaWorkloads(), w) {
 				return usageErr("--workloads %s: needs the throwaway cluster (it starts the clusters it compares), not --external", w)
 			}
 		}
-		setupCfg.External = &bench.ExternalCluster{RouterDSN: c.Router, DirectDSN: c.Direct, Tenant: c.Tenant, Tenant2: c.Tenant2, RouterPID: c.RouterPID}
+		setupCfg.External = &bench.ExternalCluster{RouterDSN: c.Router, DirectDSN: c.Direct, DirectDSN2: c.Direct2, Tenant: c.Tenant, Tenant2: c.Tenant2, RouterPID: c.RouterPID}
 		setupCfg.Init = map[initMode]string{initAuto: bench.InitAuto, initAlways: bench.InitAlways, initNever: bench.InitNever}[c.Init]
 	} else {
 		setupCfg.Shardline = c.Shardline

@@ -71,6 +71,7 @@ func TestBenchFlags(t *testing.T) {
 		{"--external"},
 		{"--direct", "postgres://x@127.0.0.1/app", "--tenant", "a b"},
 		{"--direct", "postgres://x@127.0.0.1/app", "--tenant2", "t1"},
+		{"--direct", "postgres://x@127.0.0.1/app", "--direct2", "postgres://x@127.0.0.1:5433/app"},
 		{"--direct", "postgres://x@127.0.0.1/app", "--workloads", "select-simple,write-token"},
 		{"--workloads", "replica-read,replica-read"},
 	} {
@@ -249,8 +250,10 @@ func TestShellJoin(t *testing.T) {
 // throwaway cluster (this test binary acting as `shardline up`), a router
 // process for each router target (acting as `shardline router`: pool size
 // 4 for router, 2 per shard for router-2shards), its own PgBouncer, all
-// four targets, one round of select-only in two modes, churn and idle. It
-// checks the figures each cell must have, the unsupported cell, the
+// five targets, one round of select-only in two modes, churn and idle. It
+// checks the figures each cell must have, the unsupported cell, that
+// direct-2shards runs only the throughput workloads and is compared round
+// by round with direct, the
 // Markdown report, and that the routers and the cluster's PostgreSQL
 // servers are stopped at the end. (The write workload runs the same code
 // path with other pgbench arguments; the bench package's tests run it
@@ -277,7 +280,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
 	}
-	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 4 {
+	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 5 {
 		t.Fatalf("report: %d cells, baselines %q, %d targets", len(rep.Cells), rep.Baselines, len(rep.Targets))
 	}
 	e := rep.Environment
@@ -286,7 +289,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Errorf("environment = %+v", e)
 	}
 	// Each router target is measured on a router process of its own.
-	process := map[string]string{"direct": "", "router": "shardline router --pool-size 4", "router-2shards": "shardline router --pool-size 2"}
+	process := map[string]string{"direct": "", "direct-2shards": "", "router": "shardline router --pool-size 4", "router-2shards": "shardline router --pool-size 2"}
 	for _, ti := range rep.Targets {
 		want, ok := process[ti.Name]
 		if !ok {
@@ -296,10 +299,17 @@ func TestBenchEndToEnd(t *testing.T) {
 			t.Errorf("target %s: process %q, proxy %v, idle CPU %v; want process %q", ti.Name, ti.Process, ti.Proxy, ti.IdleCPUPercent, want)
 		}
 	}
-	if p := rep.Targets[3].Pool; !strings.HasPrefix(p, "2 per shard: 4 in all") {
-		t.Errorf("router-2shards pool = %q", p)
+	if i := slices.IndexFunc(rep.Targets, func(ti bench.TargetInfo) bool { return ti.Name == "router-2shards" }); i < 0 || !strings.HasPrefix(rep.Targets[i].Pool, "2 per shard: 4 in all") {
+		t.Errorf("router-2shards pool: targets %+v", rep.Targets)
 	}
 	for _, cell := range rep.Cells {
+		direct2 := cell.Target("direct-2shards")
+		if ran := direct2 != nil; ran != (cell.Workload == "select-simple" || cell.Workload == "select-prepared") {
+			t.Errorf("%s: direct-2shards ran: %v", cell.Workload, ran)
+		}
+		if direct2 != nil && direct2.Paired["direct"].Rounds != 1 {
+			t.Errorf("%s: direct-2shards not compared with direct round by round: %+v", cell.Workload, direct2.Paired)
+		}
 		for _, tc := range cell.Targets {
 			where := cell.Workload + " " + tc.Target
 			switch {
@@ -319,7 +329,7 @@ func TestBenchEndToEnd(t *testing.T) {
 				if tc.Status != bench.StatusOK || tc.TPS <= 0 || tc.P50Ms <= 0 || tc.P99Ms < tc.P50Ms {
 					t.Errorf("%s: %+v", where, tc)
 				}
-				if (tc.Target == "direct") != (tc.CPUPerTxnUs == nil) {
+				if noProxy := tc.Target == "direct" || tc.Target == "direct-2shards"; noProxy != (tc.CPUPerTxnUs == nil) {
 					t.Errorf("%s: proxy CPU %v", where, tc.CPUPerTxnUs)
 				}
 				if tc.Ratios["direct"].TPS == nil {
@@ -340,7 +350,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "### idle",
+	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "| 2 | direct-2shards |", "### idle",
 		"| router | shardline router --pool-size 4 | 4 to shard s1 |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("Markdown report lacks %q:\n%s", want, md)
