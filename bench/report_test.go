@@ -77,6 +77,42 @@ func sampleReport() *Report {
 	return r
 }
 
+// TestPairsOfAKind: a second target without a proxy (direct-2shards) is
+// compared round by round with direct, TPS and p50 only, and with no
+// proxy; a proxy is not compared with either.
+func TestPairsOfAKind(t *testing.T) {
+	cfg := Config{
+		Targets: []Target{
+			{Name: "direct", Endpoints: []Endpoint{{DSN: "x"}}},
+			{Name: "direct-2shards", Endpoints: []Endpoint{{DSN: "x"}, {DSN: "w"}}},
+			{Name: "pgbouncer", Endpoints: []Endpoint{{DSN: "y"}}, ProxyPID: 10},
+		},
+		Baselines: []string{"direct", "pgbouncer"},
+		Workloads: []string{"select-simple"},
+		Clients:   []int{8},
+	}.WithDefaults()
+	r := newReport(cfg, "pgbench (PostgreSQL) 15.18")
+	run := func(round int, tps, p50 float64, cpu *float64) RunResult {
+		return RunResult{Round: round, TPS: tps, Transactions: int64(tps), P50Ms: p50, P99Ms: 2 * p50, CPUPerTxnUs: cpu}
+	}
+	r.Cells = []Cell{{Workload: "select-simple", Clients: 8, Targets: []TargetCell{
+		{Target: "direct", Runs: []RunResult{run(1, 1000, 0.5, nil), run(2, 2000, 0.4, nil)}},
+		{Target: "direct-2shards", Runs: []RunResult{run(1, 900, 0.6, nil), run(2, 1600, 0.3, nil)}},
+		{Target: "pgbouncer", Runs: []RunResult{run(1, 800, 0.6, ptr(20.0)), run(2, 700, 0.7, ptr(22.0))}},
+	}}}
+	r.summarize()
+	c := r.Cell("select-simple", 8)
+	d2, b := c.Target("direct-2shards"), c.Target("pgbouncer")
+	p, ok := d2.Paired["direct"]
+	if !ok || len(d2.Paired) != 1 || p.Rounds != 2 || p.TPSHigher != 0 || p.P50Lower != 1 || p.CPUPerTxn != nil ||
+		!near(*p.TPS, (0.9+0.8)/2) || !near(*p.P50, (0.6/0.5+0.3/0.4)/2) {
+		t.Errorf("direct-2shards paired = %+v", d2.Paired)
+	}
+	if b.Paired != nil {
+		t.Errorf("pgbouncer paired with a target without a proxy: %+v", b.Paired)
+	}
+}
+
 func TestReportSummary(t *testing.T) {
 	r := sampleReport()
 	c := r.Cell("select-simple", 8)
