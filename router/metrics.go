@@ -42,6 +42,10 @@ type poolMetrics struct {
 	waits        prometheus.Counter
 	dialErrors   prometheus.Counter
 	transactions prometheus.Counter
+	// The shard's replica-eligible reads, by the member that served them,
+	// and those the primary served by fallback reason.
+	readsPrimary, readsReplica prometheus.Counter
+	fallbacks                  map[string]prometheus.Counter
 }
 
 // newMetrics makes the router's metrics and registers them on reg (nil:
@@ -97,10 +101,17 @@ func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 }
 
 func (m *metrics) forShard(shard string) *poolMetrics {
-	return &poolMetrics{
+	pm := &poolMetrics{
 		open:         m.backendOpen.WithLabelValues(shard),
 		waits:        m.poolWaits.WithLabelValues(shard),
 		dialErrors:   m.dialErrors.WithLabelValues(shard),
 		transactions: m.transactions.WithLabelValues(shard),
+		readsPrimary: m.reads.WithLabelValues(shard, "primary"),
+		readsReplica: m.reads.WithLabelValues(shard, "replica"),
+		fallbacks:    make(map[string]prometheus.Counter),
 	}
+	for _, reason := range fallbackReasons() {
+		pm.fallbacks[reason] = m.fallbacks.WithLabelValues(shard, reason)
+	}
+	return pm
 }

@@ -16,6 +16,12 @@ const (
 	fallbackOtherTok  = "token_other_shard"
 )
 
+// fallbackReasons are all the reasons above, for resolving their counters
+// once per shard.
+func fallbackReasons() []string {
+	return []string{fallbackNone, fallbackUnhealthy, fallbackLag, fallbackToken, fallbackOtherTok}
+}
+
 // pickReplica returns the least loaded replica of shard that is healthy,
 // within bound, and has replayed tok (a token of another shard rules out
 // every replica). With no such replica it waits up to wait for the next

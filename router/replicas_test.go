@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/shardline/shardline"
 )
 
@@ -62,6 +64,32 @@ func awaitMonitor(t *testing.T, what string, cond func(map[string]shardline.Repl
 	}
 }
 
+// readCount is a shard's replica-eligible read counters: served by the
+// primary, by a replica, and sent to the primary for lag.
+type readCount struct{ primary, replica, lag float64 }
+
+func (a readCount) minus(b readCount) readCount {
+	return readCount{a.primary - b.primary, a.replica - b.replica, a.lag - b.lag}
+}
+
+// readCounts reads the router's read counters of shard.
+func readCounts(t *testing.T, shard shardline.ShardID) readCount {
+	t.Helper()
+	val := func(c prometheus.Counter) float64 {
+		var m dto.Metric
+		if err := c.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	m := env.router.metrics
+	return readCount{
+		primary: val(m.reads.WithLabelValues(string(shard), "primary")),
+		replica: val(m.reads.WithLabelValues(string(shard), "replica")),
+		lag:     val(m.fallbacks.WithLabelValues(string(shard), fallbackLag)),
+	}
+}
+
 // servedByReplica runs one read-only transaction and says where it ran.
 func servedByReplica(t *testing.T, c *pgx.Conn) bool {
 	t.Helper()
@@ -89,8 +117,12 @@ func TestReplicaReadsFollowTheLagBound(t *testing.T) {
 	awaitMonitor(t, "replica healthy and caught up", func(h map[string]shardline.ReplicaHealth) bool {
 		return h[rep.Name].Healthy && h[rep.Name].LagMillis == 0
 	})
+	before := readCounts(t, shard)
 	if !servedByReplica(t, c) {
 		t.Fatal("read-only transaction within the bound went to the primary")
+	}
+	if got := readCounts(t, shard).minus(before); got != (readCount{replica: 1}) {
+		t.Errorf("counters after a replica read: %+v, want one replica read", got)
 	}
 
 	r := connectDSN(t, rep.DSN)
@@ -102,8 +134,12 @@ func TestReplicaReadsFollowTheLagBound(t *testing.T) {
 	awaitMonitor(t, "replica staler than 300ms", func(h map[string]shardline.ReplicaHealth) bool {
 		return h[rep.Name].LagMillis > 300
 	})
+	before = readCounts(t, shard)
 	if servedByReplica(t, c) {
 		t.Fatal("read-only transaction went to a replica beyond the bound")
+	}
+	if got := readCounts(t, shard).minus(before); got != (readCount{primary: 1, lag: 1}) {
+		t.Errorf("counters after a read beyond the bound: %+v, want one primary read for lag", got)
 	}
 	if _, err := r.Exec(ctx, "SELECT pg_wal_replay_resume()"); err != nil {
 		t.Fatal(err)

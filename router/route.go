@@ -51,13 +51,21 @@ func (s *session) route(q []byte, readOnly bool) error {
 		shard = pl.Locate(tenant).Shard
 	}
 	var pool *pool
+	fallback := "" // why a replica-eligible read goes to the primary
 	if readOnly && !s.avoidReplica {
-		pool = s.replicaPool(pl, shard)
+		pool, fallback = s.replicaPool(pl, shard)
 	}
 	if pool == nil {
 		if pool, err = s.r.poolFor(pl, shard); err != nil {
 			return err
 		}
+	}
+	switch {
+	case pool.replica:
+		pool.metrics.readsReplica.Inc()
+	case fallback != "":
+		pool.metrics.readsPrimary.Inc()
+		pool.metrics.fallbacks[fallback].Inc()
 	}
 	be, err := s.acquire(pool, s.lastBe)
 	if err != nil {
@@ -80,8 +88,8 @@ func (s *session) route(q []byte, readOnly bool) error {
 }
 
 // replicaPool returns the pool of a replica of shard that may serve the
-// session's read, or nil for the primary.
-func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) *pool {
+// session's read, or nil for the primary and the reason.
+func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) (*pool, string) {
 	var pool *pool
 	var reason string
 	if s.maxWait > 0 { // may wait for a replica to catch up: off the event loop
@@ -90,15 +98,12 @@ func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) 
 		pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, 0)
 	}
 	if pool == nil {
-		s.r.metrics.fallbacks.WithLabelValues(string(shard), reason).Inc()
-		s.r.metrics.reads.WithLabelValues(string(shard), "primary").Inc()
-		return nil
+		return nil, reason
 	}
-	s.r.metrics.reads.WithLabelValues(string(shard), "replica").Inc()
 	if s.deferred == nil { // autocommit: retryable elsewhere (see retry.go)
 		s.startRecording(pool.member)
 	}
-	return pool
+	return pool, ""
 }
 
 // rebindPinned binds another tenant on a pinned session's connection
