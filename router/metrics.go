@@ -45,7 +45,7 @@ type poolMetrics struct {
 	// The shard's replica-eligible reads, by the member that served them,
 	// and those the primary served by fallback reason.
 	readsPrimary, readsReplica prometheus.Counter
-	fallbacks                  map[string]prometheus.Counter
+	fallbacks                  [numFallbacks]prometheus.Counter // by fallback; none for noFallback
 }
 
 // newMetrics makes the router's metrics and registers them on reg (nil:
@@ -108,10 +108,9 @@ func (m *metrics) forShard(shard string) *poolMetrics {
 		transactions: m.transactions.WithLabelValues(shard),
 		readsPrimary: m.reads.WithLabelValues(shard, "primary"),
 		readsReplica: m.reads.WithLabelValues(shard, "replica"),
-		fallbacks:    make(map[string]prometheus.Counter),
 	}
-	for _, reason := range fallbackReasons() {
-		pm.fallbacks[reason] = m.fallbacks.WithLabelValues(shard, reason)
+	for f := noFallback + 1; f < numFallbacks; f++ {
+		pm.fallbacks[f] = m.fallbacks.WithLabelValues(shard, f.label())
 	}
 	return pm
 }

@@ -7,26 +7,42 @@ import (
 	"github.com/shardline/shardline"
 )
 
-// Reasons a replica-eligible read went to the primary (metric labels).
+// fallback is why a replica-eligible read went to the primary, or
+// noFallback when a replica serves it.
+type fallback uint8
+
 const (
-	fallbackNone      = "no_replicas"
-	fallbackUnhealthy = "unhealthy"
-	fallbackLag       = "lag"
-	fallbackToken     = "token"
-	fallbackOtherTok  = "token_other_shard"
+	noFallback fallback = iota
+	fallbackNone
+	fallbackUnhealthy
+	fallbackLag
+	fallbackToken
+	fallbackOtherTok
+	numFallbacks
 )
 
-// fallbackReasons are all the reasons above, for resolving their counters
-// once per shard.
-func fallbackReasons() []string {
-	return []string{fallbackNone, fallbackUnhealthy, fallbackLag, fallbackToken, fallbackOtherTok}
+// label is f's reason label on shardline_router_replica_fallbacks_total.
+func (f fallback) label() string {
+	switch f {
+	case fallbackNone:
+		return "no_replicas"
+	case fallbackUnhealthy:
+		return "unhealthy"
+	case fallbackLag:
+		return "lag"
+	case fallbackToken:
+		return "token"
+	case fallbackOtherTok:
+		return "token_other_shard"
+	}
+	return ""
 }
 
 // pickReplica returns the least loaded replica of shard that is healthy,
 // within bound, and has replayed tok (a token of another shard rules out
 // every replica). With no such replica it waits up to wait for the next
 // samples, then returns nil and the reason.
-func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard shardline.ShardID, bound lagBound, tok shardline.Token, wait time.Duration) (*pool, string) {
+func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard shardline.ShardID, bound lagBound, tok shardline.Token, wait time.Duration) (*pool, fallback) {
 	sh := pl.Shards[shard]
 	if len(sh.Replicas) == 0 {
 		return nil, fallbackNone
@@ -61,7 +77,7 @@ func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard
 	}
 }
 
-func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardline.Token, now time.Time) (*pool, string) {
+func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardline.Token, now time.Time) (*pool, fallback) {
 	health := r.mon.state.Load()
 	reason := fallbackUnhealthy
 	var best *pool
@@ -93,7 +109,7 @@ func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardli
 		}
 	}
 	if best != nil {
-		return best, ""
+		return best, noFallback
 	}
 	return nil, reason
 }

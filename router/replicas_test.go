@@ -86,7 +86,7 @@ func readCounts(t *testing.T, shard shardline.ShardID) readCount {
 	return readCount{
 		primary: val(m.reads.WithLabelValues(string(shard), "primary")),
 		replica: val(m.reads.WithLabelValues(string(shard), "replica")),
-		lag:     val(m.fallbacks.WithLabelValues(string(shard), fallbackLag)),
+		lag:     val(m.fallbacks.WithLabelValues(string(shard), fallbackLag.label())),
 	}
 }
 
@@ -563,5 +563,22 @@ func TestDefaultReadOnlySessionUsesReplicas(t *testing.T) {
 	}
 	if onReplica(c) {
 		t.Fatal("after RESET: read went to a replica")
+	}
+}
+
+// Every fallback reason has a label of its own: the counters of a shard
+// are resolved per reason (forShard), and a reason without a label would
+// share the empty one.
+func TestFallbackLabels(t *testing.T) {
+	seen := map[string]fallback{}
+	for f := noFallback + 1; f < numFallbacks; f++ {
+		l := f.label()
+		if prev, dup := seen[l]; l == "" || dup {
+			t.Errorf("fallback %d: label %q (also fallback %d)", f, l, prev)
+		}
+		seen[l] = f
+	}
+	if noFallback.label() != "" {
+		t.Errorf("noFallback has label %q", noFallback.label())
 	}
 }

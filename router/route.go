@@ -51,9 +51,9 @@ func (s *session) route(q []byte, readOnly bool) error {
 		shard = pl.Locate(tenant).Shard
 	}
 	var pool *pool
-	fallback := "" // why a replica-eligible read goes to the primary
+	why := noFallback // why a replica-eligible read goes to the primary
 	if readOnly && !s.avoidReplica {
-		pool, fallback = s.replicaPool(pl, shard)
+		pool, why = s.replicaPool(pl, shard)
 	}
 	if pool == nil {
 		if pool, err = s.r.poolFor(pl, shard); err != nil {
@@ -63,9 +63,9 @@ func (s *session) route(q []byte, readOnly bool) error {
 	switch {
 	case pool.replica:
 		pool.metrics.readsReplica.Inc()
-	case fallback != "":
+	case why != noFallback:
 		pool.metrics.readsPrimary.Inc()
-		pool.metrics.fallbacks[fallback].Inc()
+		pool.metrics.fallbacks[why].Inc()
 	}
 	be, err := s.acquire(pool, s.lastBe)
 	if err != nil {
@@ -89,9 +89,9 @@ func (s *session) route(q []byte, readOnly bool) error {
 
 // replicaPool returns the pool of a replica of shard that may serve the
 // session's read, or nil for the primary and the reason.
-func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) (*pool, string) {
+func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) (*pool, fallback) {
 	var pool *pool
-	var reason string
+	var reason fallback
 	if s.maxWait > 0 { // may wait for a replica to catch up: off the event loop
 		pool, reason = s.pickReplicaWaiting(pl, shard)
 	} else {
@@ -103,7 +103,7 @@ func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) 
 	if s.deferred == nil { // autocommit: retryable elsewhere (see retry.go)
 		s.startRecording(pool.member)
 	}
-	return pool, ""
+	return pool, noFallback
 }
 
 // rebindPinned binds another tenant on a pinned session's connection
@@ -253,7 +253,7 @@ func (s *session) endTransaction(abort bool) {
 
 // pickReplicaWaiting is pickReplica for a session that allows a wait for a
 // replica to catch up (shardline.max_wait): it waits off the event loop.
-func (s *session) pickReplicaWaiting(pl *shardline.Placement, shard shardline.ShardID) (p *pool, reason string) {
+func (s *session) pickReplicaWaiting(pl *shardline.Placement, shard shardline.ShardID) (p *pool, reason fallback) {
 	s.task.Block(func() { p, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait) })
 	return p, reason
 }
