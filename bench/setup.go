@@ -334,9 +334,6 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	}
 	if want(TargetDirect2) {
 		direct2 := Endpoint{DSN: directDSN2}
-		if err := pb.Check(ctx, TargetDirect2, direct2); err != nil {
-			return nil, err
-		}
 		s.Targets = append(s.Targets, Target{
 			Name: TargetDirect2,
 			Description: fmt.Sprintf("PostgreSQL directly, two pgbench processes at once, half the clients each: the primaries of shards %s and %s, no proxy "+
@@ -489,7 +486,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	}
 
 	for _, t := range s.Targets {
-		if t.Name == TargetDirect || t.Name == TargetDirect2 || t.Name == TargetPgBouncer {
+		if t.Name == TargetDirect || t.Name == TargetPgBouncer {
 			continue // checked above
 		}
 		for _, e := range t.Endpoints {
