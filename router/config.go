@@ -51,7 +51,13 @@ type Config struct {
 	// and write instead of batching them through io_uring (which it does
 	// by default where the kernel offers it: Linux 6.15 or later).
 	NoIOUring bool
-	Logger    *slog.Logger
+	// NoSchedBatch keeps the event loop's thread in the default
+	// scheduling policy instead of SCHED_BATCH, which it takes by default
+	// so that a server's reply does not preempt the task that sent it only
+	// for the loop to serve that one reply and sleep again
+	// (internal/netloop/sched.go). For comparison.
+	NoSchedBatch bool
+	Logger       *slog.Logger
 	// Registerer receives the router's metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	fallbacks         *prometheus.CounterVec // replica-eligible reads served by the primary, by reason
 	writeTokens       prometheus.Counter
 	ioUring           prometheus.GaugeFunc
+	schedBatch        prometheus.GaugeFunc
 	loopSleeps        prometheus.CounterFunc
 }
 
@@ -32,6 +33,7 @@ type metrics struct {
 // scraped.
 type eventLoop interface {
 	IOUring() bool
+	SchedBatch() bool
 	Stats() netloop.Stats
 }
 
@@ -90,12 +92,20 @@ func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 			}
 			return 0
 		})
+	m.schedBatch = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shardline_router_loop_sched_batch", Help: "1 when the event loop's thread runs in the SCHED_BATCH scheduling policy (the default), 0 when in the default policy."},
+		func() float64 {
+			if loop.SchedBatch() {
+				return 1
+			}
+			return 0
+		})
 	m.loopSleeps = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "shardline_router_loop_sleeps_total", Help: "Waits of the event loop in the kernel for news when it had nothing to run (one that sleeps costs a wake-up)."},
 		func() float64 { return float64(loop.Stats().Sleeps) })
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses,
-			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring, m.loopSleeps)
+			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring, m.schedBatch, m.loopSleeps)
 	}
 	return m
 }

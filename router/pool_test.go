@@ -131,12 +131,13 @@ func TestPoolWaitTimesOut(t *testing.T) {
 	}
 }
 
-// The router's event loop mode follows Config.NoIOUring and is reported.
+// The router's event loop mode follows Config.NoIOUring, its thread's
+// scheduling policy Config.NoSchedBatch, and both are reported.
 func TestEventLoopMode(t *testing.T) {
 	needCluster(t)
 	for _, no := range []bool{true, false} {
 		reg := prometheus.NewRegistry()
-		r, err := New(Config{Placement: env.watcher, NoIOUring: no, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
+		r, err := New(Config{Placement: env.watcher, NoIOUring: no, NoSchedBatch: no, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,9 +151,16 @@ func TestEventLoopMode(t *testing.T) {
 			l.Close()
 			l.Run()
 		}
+		<-r.loop.Started()
 		gauge := testutil.ToFloat64(r.metrics.ioUring)
 		if r.IOUring() != want || (gauge == 1) != want {
 			t.Errorf("NoIOUring %v: IOUring() %v, gauge %v; want %v", no, r.IOUring(), gauge, want)
+		}
+		// The test's threads run in the default policy, which the loop's
+		// leaves for SCHED_BATCH unless told not to.
+		batch := testutil.ToFloat64(r.metrics.schedBatch)
+		if r.loop.SchedBatch() == no || (batch == 1) == no {
+			t.Errorf("NoSchedBatch %v: SchedBatch() %v, gauge %v; want %v", no, r.loop.SchedBatch(), batch, !no)
 		}
 		r.Close()
 	}

@@ -59,7 +59,7 @@ func New(cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	loop, err := netloop.New(netloop.Config{NoIOUring: cfg.NoIOUring})
+	loop, err := netloop.New(netloop.Config{NoIOUring: cfg.NoIOUring, NoSchedBatch: cfg.NoSchedBatch})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,11 @@ func (r *Router) MapRevision() int64 {
 // loop takes over ln's socket (ln is closed at once; see netloop's Listen)
 // and closes it on Close. It returns nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
-	r.log.Info("router serving", "addr", ln.Addr().String(), "io_uring", r.loop.IOUring())
+	select {
+	case <-r.loop.Started(): // what the loop's thread runs with is known
+	case <-r.ctx.Done():
+	}
+	r.log.Info("router serving", "addr", ln.Addr().String(), "io_uring", r.loop.IOUring(), "sched_batch", r.loop.SchedBatch())
 	if err := r.loop.Listen(ln, r.accept); err != nil {
 		if r.ctx.Err() != nil {
 			return nil

@@ -24,6 +24,7 @@ type routerFlags struct {
 	ReplicaPoll   time.Duration // replica lag sampling interval
 	NoWriteTokens bool
 	NoIOUring     bool
+	NoSchedBatch  bool
 }
 
 // register adds the flags to fs. help prefixes every help text but that of
@@ -36,6 +37,7 @@ func (f *routerFlags) register(fs *flag.FlagSet, help string) {
 	fs.DurationVar(&f.ReplicaPoll, "replica-poll", 250*time.Millisecond, help+"how often replica lag is sampled")
 	fs.BoolVar(&f.NoWriteTokens, "no-write-tokens", false, help+"skip read-your-writes tokens after write transactions (only to measure their cost)")
 	fs.BoolVar(&f.NoIOUring, "no-io-uring", false, help+"one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
+	fs.BoolVar(&f.NoSchedBatch, "no-sched-batch", false, help+"keep the event loop's thread in the default scheduling policy instead of SCHED_BATCH (only to measure the difference)")
 }
 
 // checkPoolSize rejects --pool-size below 1, which router.Config would
@@ -69,8 +71,8 @@ func (noPlacement) Current() *shardline.Placement { return nil }
 func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
 	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize,
 		DefaultTarget: f.Target, DefaultMaxLag: f.MaxLag, ReplicaPollInterval: f.ReplicaPoll, NoWriteTokens: f.NoWriteTokens,
-		NoIOUring: f.NoIOUring,
-		Logger:    log.With("component", "router"), Registerer: reg}
+		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch,
+		Logger: log.With("component", "router"), Registerer: reg}
 }
 
 // startRouter creates the router from f, routing by placement, and serves

@@ -62,6 +62,10 @@ type Loop struct {
 	draining      int           // tasks waiting for a connection's output to drain
 	backlogged    int           // connections with output queued behind a send in flight
 	sleeps        atomic.Uint64 // waits that could sleep (Stats)
+
+	noSchedBatch bool
+	schedBatch   atomic.Bool   // the loop's thread runs in SCHED_BATCH (sched.go)
+	started      chan struct{} // closed once Run has set up its thread
 }
 
 // Config configures a loop.
@@ -70,6 +74,10 @@ type Config struct {
 	// even where the kernel offers io_uring (for comparison, and for
 	// kernels or sandboxes that misbehave with it).
 	NoIOUring bool
+	// NoSchedBatch keeps the loop's thread in the default scheduling
+	// policy instead of SCHED_BATCH (sched.go says why batch; this is for
+	// comparison).
+	NoSchedBatch bool
 }
 
 // New makes a loop. It batches its tasks' socket system calls through
@@ -97,6 +105,9 @@ func New(cfg Config) (*Loop, error) {
 		wakefd: wakefd,
 		tasks:  make(map[*Task]bool),
 		evs:    make([]unix.EpollEvent, 256),
+
+		noSchedBatch: cfg.NoSchedBatch,
+		started:      make(chan struct{}),
 	}
 	if !cfg.NoIOUring {
 		if r, err := newRing(ringEntries); err == nil {
@@ -122,8 +133,20 @@ const schedInterval = 8 * time.Millisecond
 const ringEntries = 256
 
 // IOUring reports whether the loop batches its system calls through
-// io_uring.
+// io_uring. Until Started's channel is closed it reports what New set up: Run
+// falls back to epoll if the ring cannot be enabled on its thread.
 func (l *Loop) IOUring() bool { return l.usesRing.Load() }
+
+// SchedBatch reports whether the loop's thread runs in the SCHED_BATCH
+// scheduling policy (sched.go): false before Started's channel is closed,
+// with Config.NoSchedBatch, when the thread was already in another policy
+// than the default, or when the kernel refused.
+func (l *Loop) SchedBatch() bool { return l.schedBatch.Load() }
+
+// Started returns a channel closed once Run has set up its thread (the
+// io_uring submitter and the scheduling policy): from then on IOUring and
+// SchedBatch report what the loop runs with.
+func (l *Loop) Started() <-chan struct{} { return l.started }
 
 // post asks the loop to resume a task.
 type post struct {
@@ -184,6 +207,14 @@ func (l *Loop) Run() {
 			l.usesRing.Store(false)
 		}
 	}
+	if !l.noSchedBatch {
+		// Deferred after UnlockOSThread, so it runs before: the thread
+		// goes back to Go's pool in the policy it came with.
+		restore, batched, _ := batchThread() // refused: the default policy, SchedBatch says so
+		l.schedBatch.Store(batched)
+		defer restore()
+	}
+	close(l.started)
 	defer func() {
 		l.blocks.Wait()
 		if l.ring != nil {
