@@ -23,9 +23,10 @@ import (
 // alternating runs each: the default policy slept 0.7 to 1.3 times per
 // transaction in 4 of 12 runs (42 to 48 µs of CPU per transaction), batch
 // slept at most 0.43 times in all 12 (17.5 to 24.8 µs); docs/router.md has
-// the rest. The cost is latency under saturation by tasks that never
-// block (CPU hogs on the loop's CPU), up to a scheduler tick; where the
-// loop's CPU has spare time it runs at once as before.
+// the rest. The expected cost, latency beside tasks that never block (the
+// loop waits for their slice instead of preempting them), did not show:
+// beside two CPU-bound loops the default policy fared worse (docs/router.md).
+// Where the loop's CPU has spare time it runs at once as before.
 //
 // A thread already outside SCHED_OTHER (the operator ran the router under
 // chrt, say) is left alone: restore is a no-op and batched is false.
