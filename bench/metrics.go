@@ -19,6 +19,8 @@ const (
 	metricFallbacks    = "shardline_router_replica_fallbacks_total"
 	metricWriteTokens  = "shardline_router_write_tokens_total"
 	metricLoopSleeps   = "shardline_router_loop_sleeps_total"
+	metricIOUring      = "shardline_router_io_uring"
+	metricSchedBatch   = "shardline_router_loop_sched_batch"
 )
 
 // Sample is one line of the Prometheus text exposition format: a metric
@@ -269,31 +271,73 @@ const metricsTimeout = 10 * time.Second
 // ScrapeRouter reads the router's counters from its Prometheus endpoint
 // (GET url).
 func ScrapeRouter(ctx context.Context, url string) (RouterCounters, error) {
-	ctx, cancel := context.WithTimeout(ctx, metricsTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	samples, err := scrape(ctx, url)
 	if err != nil {
-		return RouterCounters{}, fmt.Errorf("router metrics: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return RouterCounters{}, fmt.Errorf("router metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return RouterCounters{}, fmt.Errorf("router metrics GET %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return RouterCounters{}, fmt.Errorf("router metrics GET %s: %s", url, resp.Status)
-	}
-	samples, err := ParsePrometheusText(string(body))
-	if err != nil {
-		return RouterCounters{}, fmt.Errorf("router metrics GET %s: %w", url, err)
+		return RouterCounters{}, err
 	}
 	c, err := RouterCountersFrom(samples)
 	if err != nil {
 		return RouterCounters{}, fmt.Errorf("router metrics GET %s: %w", url, err)
 	}
 	return c, nil
+}
+
+// ScrapeLoopMode reads how the router's event loop runs from its
+// Prometheus endpoint (GET url); see LoopModeFrom.
+func ScrapeLoopMode(ctx context.Context, url string) (string, error) {
+	samples, err := scrape(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	return LoopModeFrom(samples), nil
+}
+
+// LoopModeFrom describes the router's event loop from its gauges
+// (shardline_router_io_uring, shardline_router_loop_sched_batch): "io_uring,
+// SCHED_BATCH", "epoll, default scheduling policy" and so on, "unknown" for
+// a gauge a router too old to have it does not report.
+func LoopModeFrom(samples []Sample) string {
+	ioMode, sched := "I/O unknown", "scheduling policy unknown"
+	for _, s := range samples {
+		switch s.Name {
+		case metricIOUring:
+			ioMode = "epoll"
+			if s.Value == 1 {
+				ioMode = "io_uring"
+			}
+		case metricSchedBatch:
+			sched = "default scheduling policy"
+			if s.Value == 1 {
+				sched = "SCHED_BATCH"
+			}
+		}
+	}
+	return ioMode + ", " + sched
+}
+
+// scrape GETs url and parses the Prometheus text it serves.
+func scrape(ctx context.Context, url string) ([]Sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, metricsTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("router metrics: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("router metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("router metrics GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("router metrics GET %s: %s", url, resp.Status)
+	}
+	samples, err := ParsePrometheusText(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("router metrics GET %s: %w", url, err)
+	}
+	return samples, nil
 }

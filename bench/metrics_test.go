@@ -168,3 +168,24 @@ func FuzzParsePrometheusText(f *testing.F) {
 		}
 	})
 }
+
+// LoopModeFrom names the loop's I/O and scheduling policy from the
+// router's gauges, and says "unknown" for a gauge that is absent.
+func TestLoopModeFrom(t *testing.T) {
+	for _, tc := range []struct {
+		text, want string
+	}{
+		{"shardline_router_io_uring 1\nshardline_router_loop_sched_batch 1\n", "io_uring, SCHED_BATCH"},
+		{"shardline_router_io_uring 0\nshardline_router_loop_sched_batch 0\n", "epoll, default scheduling policy"},
+		{"shardline_router_io_uring 1\n", "io_uring, scheduling policy unknown"},
+		{"shardline_router_client_sessions 0\n", "I/O unknown, scheduling policy unknown"},
+	} {
+		samples, err := ParsePrometheusText(tc.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := LoopModeFrom(samples); got != tc.want {
+			t.Errorf("LoopModeFrom(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}

@@ -544,12 +544,25 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 		s.RouterLogs = append(s.RouterLogs, r.LogPath())
 		return r, nil
 	}
+	// process names the router's process and how its event loop runs (the
+	// report's settings table says so).
+	process := func(r *RouterProcess) (string, error) {
+		mode, err := ScrapeLoopMode(ctx, r.MetricsURL)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("shardline router --pool-size %d (event loop: %s)", r.PoolSize, mode), nil
+	}
 	if slices.Contains(cfg.Targets, TargetRouter) {
 		r, err := start(TargetRouter, cfg.PoolSize)
 		if err != nil {
 			return r1, r2, err
 		}
-		r1 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
+		proc, err := process(r)
+		if err != nil {
+			return r1, r2, err
+		}
+		r1 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: proc,
 			pool: fmt.Sprintf("%d to shard %s", r.PoolSize, shard1)}
 	}
 	if slices.Contains(cfg.Targets, TargetRouter2) {
@@ -557,7 +570,11 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 		if err != nil {
 			return r1, r2, err
 		}
-		r2 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: fmt.Sprintf("shardline router --pool-size %d", r.PoolSize),
+		proc, err := process(r)
+		if err != nil {
+			return r1, r2, err
+		}
+		r2 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: proc,
 			pool: fmt.Sprintf("%d per shard: %d in all to shards %s and %s", r.PoolSize, 2*r.PoolSize, shard1, shard2)}
 	}
 	return r1, r2, nil

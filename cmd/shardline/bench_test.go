@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shardline/shardline/bench"
+	"github.com/shardline/shardline/internal/netloop"
 	"github.com/shardline/shardline/storage/postgres/pgtest"
 )
 
@@ -288,8 +289,19 @@ func TestBenchEndToEnd(t *testing.T) {
 		!strings.HasPrefix(e.PgBouncer, "PgBouncer ") || !strings.Contains(e.Pgbench, "pgbench") {
 		t.Errorf("environment = %+v", e)
 	}
-	// Each router target is measured on a router process of its own.
-	process := map[string]string{"direct": "", "direct-2shards": "", "router": "shardline router --pool-size 4", "router-2shards": "shardline router --pool-size 2"}
+	// Each router target is measured on a router process of its own, whose
+	// event loop runs as this machine allows (the router's own tests check
+	// that it takes SCHED_BATCH).
+	io := "epoll"
+	if l, err := netloop.New(netloop.Config{}); err == nil {
+		if l.IOUring() {
+			io = "io_uring"
+		}
+		l.Close()
+		l.Run()
+	}
+	loop := " (event loop: " + io + ", SCHED_BATCH)"
+	process := map[string]string{"direct": "", "direct-2shards": "", "router": "shardline router --pool-size 4" + loop, "router-2shards": "shardline router --pool-size 2" + loop}
 	for _, ti := range rep.Targets {
 		want, ok := process[ti.Name]
 		if !ok {
@@ -351,7 +363,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "| 2 | direct-2shards |", "### idle",
-		"| router | shardline router --pool-size 4 | 4 to shard s1 |"} {
+		"| router | shardline router --pool-size 4" + loop + " | 4 to shard s1 |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("Markdown report lacks %q:\n%s", want, md)
 		}
