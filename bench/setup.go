@@ -531,34 +531,27 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, routerLogDir), 0o755); err != nil {
 		return r1, r2, fmt.Errorf("router log directory: %w", err)
 	}
-	start := func(target string, poolSize int) (*RouterProcess, error) {
+	// start starts target's router and names its process and how its
+	// event loop runs (the report's settings table says so).
+	start := func(target string, poolSize int) (*RouterProcess, string, error) {
 		progress("starting a router for %s: shardline router --pool-size %d against the cluster's etcd", target, poolSize)
 		r, err := StartRouter(ctx, RouterConfig{
 			Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv, Name: target,
 			LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: s.cluster.Etcd, PoolSize: poolSize, Logger: cfg.Logger,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("start the router for %s: %w", target, err)
+			return nil, "", fmt.Errorf("start the router for %s: %w", target, err)
 		}
 		s.routers = append(s.routers, r)
 		s.RouterLogs = append(s.RouterLogs, r.LogPath())
-		return r, nil
-	}
-	// process names the router's process and how its event loop runs (the
-	// report's settings table says so).
-	process := func(r *RouterProcess) (string, error) {
 		mode, err := ScrapeLoopMode(ctx, r.MetricsURL)
 		if err != nil {
-			return "", err
+			return nil, "", err
 		}
-		return fmt.Sprintf("shardline router --pool-size %d (event loop: %s)", r.PoolSize, mode), nil
+		return r, fmt.Sprintf("shardline router --pool-size %d (event loop: %s)", r.PoolSize, mode), nil
 	}
 	if slices.Contains(cfg.Targets, TargetRouter) {
-		r, err := start(TargetRouter, cfg.PoolSize)
-		if err != nil {
-			return r1, r2, err
-		}
-		proc, err := process(r)
+		r, proc, err := start(TargetRouter, cfg.PoolSize)
 		if err != nil {
 			return r1, r2, err
 		}
@@ -566,11 +559,7 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 			pool: fmt.Sprintf("%d to shard %s", r.PoolSize, shard1)}
 	}
 	if slices.Contains(cfg.Targets, TargetRouter2) {
-		r, err := start(TargetRouter2, max(1, cfg.PoolSize/2))
-		if err != nil {
-			return r1, r2, err
-		}
-		proc, err := process(r)
+		r, proc, err := start(TargetRouter2, max(1, cfg.PoolSize/2))
 		if err != nil {
 			return r1, r2, err
 		}

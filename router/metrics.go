@@ -84,22 +84,12 @@ func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 		Name: "shardline_router_replica_fallbacks_total", Help: "Replica-eligible reads served by the primary, by reason (lag, token, unhealthy, none)."}, []string{"shard", "reason"})
 	m.writeTokens = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "shardline_router_write_tokens_total", Help: "Read-your-writes tokens taken after write transactions (one server round trip each)."})
-	m.ioUring = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	m.ioUring = boolGauge(prometheus.GaugeOpts{
 		Name: "shardline_router_io_uring", Help: "1 when the event loop batches socket system calls through io_uring, 0 when it makes one per read and write (epoll)."},
-		func() float64 {
-			if loop.IOUring() {
-				return 1
-			}
-			return 0
-		})
-	m.schedBatch = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		loop.IOUring)
+	m.schedBatch = boolGauge(prometheus.GaugeOpts{
 		Name: "shardline_router_loop_sched_batch", Help: "1 when the event loop's thread runs in the SCHED_BATCH scheduling policy (the default), 0 when in the default policy."},
-		func() float64 {
-			if loop.SchedBatch() {
-				return 1
-			}
-			return 0
-		})
+		loop.SchedBatch)
 	m.loopSleeps = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "shardline_router_loop_sleeps_total", Help: "Waits of the event loop in the kernel for news when it had nothing to run (one that sleeps costs a wake-up)."},
 		func() float64 { return float64(loop.Stats().Sleeps) })
@@ -108,6 +98,16 @@ func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring, m.schedBatch, m.loopSleeps)
 	}
 	return m
+}
+
+// boolGauge is a gauge of 1 while f reports true, else 0, read when scraped.
+func boolGauge(opts prometheus.GaugeOpts, f func() bool) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(opts, func() float64 {
+		if f() {
+			return 1
+		}
+		return 0
+	})
 }
 
 func (m *metrics) forShard(shard string) *poolMetrics {

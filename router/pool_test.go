@@ -151,7 +151,6 @@ func TestEventLoopMode(t *testing.T) {
 			l.Close()
 			l.Run()
 		}
-		<-r.loop.Started()
 		gauge := testutil.ToFloat64(r.metrics.ioUring)
 		if r.IOUring() != want || (gauge == 1) != want {
 			t.Errorf("NoIOUring %v: IOUring() %v, gauge %v; want %v", no, r.IOUring(), gauge, want)

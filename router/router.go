@@ -85,6 +85,7 @@ func New(cfg Config) (*Router, error) {
 		defer r.wg.Done()
 		loop.Run()
 	}()
+	<-loop.Started() // IOUring and SchedBatch report what the loop runs with from here on
 	go func() {
 		defer r.wg.Done()
 		r.mon.run(ctx)
@@ -112,10 +113,6 @@ func (r *Router) MapRevision() int64 {
 // loop takes over ln's socket (ln is closed at once; see netloop's Listen)
 // and closes it on Close. It returns nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
-	select {
-	case <-r.loop.Started(): // what the loop's thread runs with is known
-	case <-r.ctx.Done():
-	}
 	r.log.Info("router serving", "addr", ln.Addr().String(), "io_uring", r.loop.IOUring(), "sched_batch", r.loop.SchedBatch())
 	if err := r.loop.Listen(ln, r.accept); err != nil {
 		if r.ctx.Err() != nil {
