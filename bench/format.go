@@ -343,9 +343,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 
 	s := r.Settings
 	b.WriteString("\n## Settings\n\n")
-	fmt.Fprintf(&b, "Each run is `pgbench -T %d`; %d round(s) per cell, targets alternating within each round; figures are medians over rounds. "+
+	order := "the rounds of a cell back to back"
+	if s.Order == OrderMatrix {
+		order = "each round going over every cell in turn (the idle cell's rounds first)"
+	}
+	fmt.Fprintf(&b, "Each run is `pgbench -T %d`; %d round(s) of every cell, %s, the targets alternating within each round of a cell; figures are medians over rounds. "+
 		"pgbench: min(clients, %d) processes of one thread each, for every target (a process per tenant for router-2shards), the clients split between them. Idle workload: %d connections. Warm-up: %d s per target.\n\n",
-		s.DurationSeconds, s.Rounds, s.MaxThreads, s.IdleConns, s.WarmupSeconds)
+		s.DurationSeconds, s.Rounds, order, s.MaxThreads, s.IdleConns, s.WarmupSeconds)
 	b.WriteString("| target | measured process | server connections | what | proxy CPU with no clients working |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range r.Targets {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t.Name, mdEscape(orNone(t.Process)), mdEscape(orNone(t.Pool)),

@@ -53,7 +53,13 @@ type Settings struct {
 	MaxThreads      int      `json:"max_threads"`
 	IdleConns       int      `json:"idle_conns"`
 	WarmupSeconds   int      `json:"warmup_seconds"`
+	// Order is how the rounds went: OrderMatrix, or empty for a report
+	// made before it, whose rounds of a cell ran back to back.
+	Order string `json:"order,omitempty"`
 }
+
+// OrderMatrix: each round goes over every cell in turn (see schedule).
+const OrderMatrix = "matrix"
 
 // TargetInfo describes one target in the report.
 type TargetInfo struct {
@@ -270,6 +276,7 @@ func newReport(cfg Config, pgbenchVersion string) *Report {
 			MaxThreads:      cfg.MaxThreads,
 			IdleConns:       cfg.IdleConns,
 			WarmupSeconds:   int(max(cfg.Warmup, 0) / time.Second),
+			Order:           OrderMatrix,
 		},
 		Cells: []Cell{},
 	}

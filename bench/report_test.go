@@ -287,6 +287,21 @@ func TestWriteMarkdown(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
+	// The settings say how the rounds went; a report from before the
+	// matrix order says its rounds of a cell ran back to back.
+	for order, want := range map[string]string{
+		OrderMatrix: "each round going over every cell in turn",
+		"":          "the rounds of a cell back to back",
+	} {
+		r.Settings.Order = order
+		b.Reset()
+		if err := r.WriteMarkdown(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("order %q: markdown lacks %q", order, want)
+		}
+	}
 }
 
 func TestReportJSON(t *testing.T) {

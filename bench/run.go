@@ -13,12 +13,14 @@ import (
 // warmupClients is the client count of the warm-up run per target.
 const warmupClients = 8
 
-// Run benchmarks cfg (after WithDefaults and Validate): for each workload,
-// for each client count, Rounds rounds, each round every target once (A B C
-// B C A C A B ...: see roundOrder), so drift of the machine (caches, CPU
-// frequency, autovacuum, neighbours) hits every target alike, and no target
-// always runs right after the same other one. One line per run goes to
-// cfg.Progress.
+// Run benchmarks cfg (after WithDefaults and Validate): a cell per workload
+// and client count, Rounds rounds of every cell, each round of a cell every
+// target once (A B C, B C A, C A B ...: see roundOrder), so drift of the
+// machine (caches, CPU frequency, autovacuum, neighbours) hits every target
+// alike, and no target always runs right after the same other one. The
+// rounds go over the whole matrix (round 1 of every cell, then round 2), so
+// a slow spell hits one round of several cells rather than a whole cell.
+// One line per run goes to cfg.Progress.
 //
 // A failed run does not end Run: it is recorded in its cell (StatusFailed,
 // with pgbench's complaint) and the matrix goes on, so one target's failure
@@ -96,17 +98,6 @@ func (r *runner) run(ctx context.Context) error {
 			cells = append(cells, cellSpec{w, c})
 		}
 	}
-	for _, c := range cells {
-		for ti, t := range cfg.Targets {
-			if !t.runs(c.w) {
-				continue
-			}
-			if st, _ := applicability(cfg.Targets, ti, c.w, c.clients); st == "" {
-				r.total += cfg.Rounds
-			}
-		}
-	}
-
 	if err := r.sampleIdleCPU(ctx); err != nil {
 		return err
 	}
@@ -114,43 +105,88 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	r.started = time.Now()
-	for _, spec := range cells {
-		// The cell holds only the targets that run its workload.
-		cell := Cell{Workload: spec.w.Name, Clients: spec.clients}
-		var cellTargets []Target
+	// Every cell is laid out before the first run, holding only the
+	// targets that run its workload; it joins the report with its first
+	// run, so an interrupted run reports only the cells it began.
+	type plan struct {
+		spec     cellSpec
+		cell     Cell
+		targets  []Target
+		runnable []int // the cell's targets that run, rotated among themselves
+	}
+	plans := make([]plan, len(cells))
+	for ci, spec := range cells {
+		p := plan{spec: spec, cell: Cell{Workload: spec.w.Name, Clients: spec.clients}}
 		for ti, t := range cfg.Targets {
 			if !t.runs(spec.w) {
 				continue
 			}
 			tc := TargetCell{Target: t.Name, Runs: []RunResult{}}
 			tc.Status, tc.Reason = applicability(cfg.Targets, ti, spec.w, spec.clients)
-			cell.Targets = append(cell.Targets, tc)
-			cellTargets = append(cellTargets, t)
-		}
-		r.rep.Cells = append(r.rep.Cells, cell)
-		ci := len(r.rep.Cells) - 1
-		var runnable []int // the cell's targets that run, rotated among themselves
-		for ti, tc := range cell.Targets {
 			if tc.Status == "" {
-				runnable = append(runnable, ti)
+				p.runnable = append(p.runnable, len(p.cell.Targets))
 			}
+			p.cell.Targets = append(p.cell.Targets, tc)
+			p.targets = append(p.targets, t)
 		}
-		for round := 1; round <= cfg.Rounds; round++ {
-			for _, k := range roundOrder(len(runnable), round) {
-				ti := runnable[k]
-				t := cellTargets[ti]
-				res := r.runOne(ctx, t, spec.w, spec.clients)
-				if ctx.Err() != nil {
-					return fmt.Errorf("bench interrupted: %w", context.Cause(ctx))
-				}
-				res.Round = round
-				r.rep.Cells[ci].Targets[ti].Runs = append(r.rep.Cells[ci].Targets[ti].Runs, res)
-				r.done++
-				r.progress(t, spec.w, spec.clients, round, res)
-			}
+		plans[ci] = p
+		r.total += len(p.runnable) * cfg.Rounds
+	}
+	runnable := make([][]int, len(plans))
+	for ci, p := range plans {
+		runnable[ci] = p.runnable
+	}
+	idleFirst := len(plans) > 0 && plans[0].spec.w.Idle
+	for _, st := range schedule(runnable, idleFirst, cfg.Rounds) {
+		p := plans[st.cell]
+		if st.cell == len(r.rep.Cells) { // cells begin in their order
+			r.rep.Cells = append(r.rep.Cells, p.cell)
 		}
+		t := p.targets[st.target]
+		res := r.runOne(ctx, t, p.spec.w, p.spec.clients)
+		if ctx.Err() != nil {
+			return fmt.Errorf("bench interrupted: %w", context.Cause(ctx))
+		}
+		res.Round = st.round
+		tc := &r.rep.Cells[st.cell].Targets[st.target]
+		tc.Runs = append(tc.Runs, res)
+		r.done++
+		r.progress(t, p.spec.w, p.spec.clients, st.round, res)
 	}
 	return nil
+}
+
+// step is one run of a schedule: a target (an index into its cell's
+// targets) in a round (from 1) of a cell (an index into the cells).
+type step struct{ cell, round, target int }
+
+// schedule orders the runs of cells whose runnable targets are given, in
+// rounds rounds. With idleFirst the first cell (the idle one) runs all its
+// rounds first. The other cells take turns round by round: round 1 of
+// every cell, then round 2 of every cell, and so on, so a slow spell of the
+// machine (a neighbour's job on the host) lands in one round of several
+// cells, where the median sets it aside, rather than in every round of one
+// cell. Within a round of a cell the targets run in roundOrder.
+func schedule(runnable [][]int, idleFirst bool, rounds int) []step {
+	var steps []step
+	cellRound := func(ci, round int) {
+		for _, k := range roundOrder(len(runnable[ci]), round) {
+			steps = append(steps, step{cell: ci, round: round, target: runnable[ci][k]})
+		}
+	}
+	first := 0
+	if idleFirst && len(runnable) > 0 {
+		for round := 1; round <= rounds; round++ {
+			cellRound(0, round)
+		}
+		first = 1
+	}
+	for round := 1; round <= rounds; round++ {
+		for ci := first; ci < len(runnable); ci++ {
+			cellRound(ci, round)
+		}
+	}
+	return steps
 }
 
 // roundOrder is the order of n targets in round (from 1): the configured

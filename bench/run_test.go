@@ -250,3 +250,27 @@ func TestRunDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestSchedule(t *testing.T) {
+	// Cell 0 is idle, cell 1 runs targets 0 and 2 (1 is unsupported there),
+	// cell 2 runs target 1 only.
+	runnable := [][]int{{0, 1}, {0, 2}, {1}}
+	got := schedule(runnable, true, 2)
+	want := []step{
+		{0, 1, 0}, {0, 1, 1}, {0, 2, 1}, {0, 2, 0}, // idle: all its rounds first
+		{1, 1, 0}, {1, 1, 2}, {2, 1, 1}, // round 1 of every other cell
+		{1, 2, 2}, {1, 2, 0}, {2, 2, 1}, // then round 2, rotated
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("schedule = %v\nwant       %v", got, want)
+	}
+	// Without an idle cell the first cell takes turns with the others.
+	got = schedule(runnable[1:], false, 2)
+	want = []step{{0, 1, 0}, {0, 1, 2}, {1, 1, 1}, {0, 2, 2}, {0, 2, 0}, {1, 2, 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("no idle cell: schedule = %v\nwant %v", got, want)
+	}
+	if got := schedule(nil, true, 3); len(got) != 0 {
+		t.Fatalf("no cells: schedule = %v, want none", got)
+	}
+}
