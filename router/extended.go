@@ -56,7 +56,7 @@ func (s *session) handleParse(body []byte) error {
 		}
 		in := info
 		in.text = string(query)
-		s.stmts[name] = &prepared{virtual: &in, query: in.text, text: append([]byte(nil), query...)}
+		s.putStmt(name, &prepared{virtual: &in, query: in.text, text: append([]byte(nil), query...)})
 		s.push(pending{kind: 'P', synth: parseComplete})
 		return nil
 	}
@@ -78,7 +78,7 @@ func (s *session) handleParse(body []byte) error {
 			parse := appendMsg(nil, 'P', body)
 			prep = &prepared{query: string(query), text: parse[6 : 6+len(query)], parse: parse, set: settingOpOf(&info, query)}
 		} // else: the unnamed statement again (drivers re-parse it each time): reuse it
-		s.stmts[""] = prep
+		s.putStmt("", prep)
 		s.be.out.Write(prep.parse)
 		s.unnamedOn = s.be
 		s.push(pending{kind: 'P'})
@@ -88,7 +88,7 @@ func (s *session) handleParse(body []byte) error {
 	prep.server = serverStmtName(query, types)
 	s.mb.reset().str(prep.server).bytes(query).byte1(0).bytes(types)
 	prep.parse = appendMsg(nil, 'P', s.mb.b)
-	s.stmts[name] = prep
+	s.putStmt(name, prep)
 	if _, ok := s.be.prepared[prep.server]; ok {
 		s.push(pending{kind: 'P', synth: parseComplete})
 		return nil
@@ -126,6 +126,15 @@ func (s *session) ensurePrepared(prep *prepared) {
 	s.push(pending{kind: 'P', swallow: true, server: prep.server})
 }
 
+// putStmt records a client's prepared statement; the map is made on first
+// use (most sessions prepare nothing through the extended protocol).
+func (s *session) putStmt(name string, p *prepared) {
+	if s.stmts == nil {
+		s.stmts = make(map[string]*prepared)
+	}
+	s.stmts[name] = p
+}
+
 // lookupStmt finds a client statement for Bind or Describe.
 func (s *session) lookupStmt(name string) (*prepared, error) {
 	if prep, ok := s.stmts[name]; ok {
@@ -155,6 +164,9 @@ func (s *session) handleBind(body []byte) error {
 		return s.extError(err)
 	}
 	if prep.virtual != nil || prep.set != nil {
+		if s.portals == nil {
+			s.portals = make(map[string]*prepared)
+		}
 		s.portals[portal] = prep
 	} else if len(s.portals) > 0 {
 		delete(s.portals, portal)

@@ -33,7 +33,7 @@ func FuzzParseStartup(f *testing.F) {
 	f.Add([]byte("user\x00\x00"))
 	f.Add([]byte("options\x00-c\\ x=1 --a=b\x00user\x00u\x00\x00"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		st, err := parseStartup(body)
+		st, err := parseStartup(string(body))
 		if err == nil && st.user == "" {
 			t.Fatal("accepted a startup without user")
 		}

@@ -22,7 +22,7 @@ type session struct {
 	conn     *netloop.Conn
 	task     *netloop.Task // the event-loop coroutine the session runs as
 	poolWait waiter        // for pool waits (its task is task)
-	in       *msgReader
+	in       msgReader
 	out      *bufio.Writer
 	log      *slog.Logger
 	st       *startup
@@ -119,11 +119,9 @@ func newSession(r *Router, t *netloop.Task, c *netloop.Conn, br *bufio.Reader, s
 		conn:     c,
 		task:     t,
 		poolWait: waiter{task: t},
-		in:       &msgReader{r: br},
+		in:       msgReader{r: br},
 		out:      r.getWriter(c),
 		st:       st,
-		stmts:    make(map[string]*prepared),
-		portals:  make(map[string]*prepared),
 		beStatus: 'I',
 		target:   r.defaultTarget,
 		maxLag:   r.defaultMaxLag,
@@ -182,7 +180,7 @@ func (s *session) greet() error {
 		}
 		writeMsg(s.out, 'v', s.mb.b)
 	}
-	writeMsg(s.out, 'R', []byte{0, 0, 0, 0})
+	s.out.Write(authOK)
 	g := s.r.greetingFor(server)
 	for i, k := range g.keys {
 		if cv, ok := reported[k]; ok {
@@ -198,7 +196,7 @@ func (s *session) greet() error {
 	}
 	s.mb.reset().int32(int32(s.pid)).int32(int32(s.secret))
 	writeMsg(s.out, 'K', s.mb.b)
-	s.out.Write(readyForQuery('I'))
+	s.out.Write(readyIdle)
 	return s.out.Flush()
 }
 

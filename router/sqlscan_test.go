@@ -95,7 +95,7 @@ func TestParseOptions(t *testing.T) {
 }
 
 func TestParseStartup(t *testing.T) {
-	body := []byte("user\x00bob\x00database\x00app\x00options\x00-c shardline.tenant=t1\x00application_name\x00psql\x00\x00")
+	body := "user\x00bob\x00database\x00app\x00options\x00-c shardline.tenant=t1\x00application_name\x00psql\x00\x00"
 	st, err := parseStartup(body)
 	if err != nil {
 		t.Fatal(err)
@@ -103,10 +103,10 @@ func TestParseStartup(t *testing.T) {
 	if st.user != "bob" || st.database != "app" || len(st.params) != 2 || st.params[1] != [2]string{"shardline.tenant", "t1"} {
 		t.Fatalf("parseStartup = %+v", st)
 	}
-	if _, err := parseStartup([]byte("database\x00app\x00\x00")); err == nil {
+	if _, err := parseStartup("database\x00app\x00\x00"); err == nil {
 		t.Error("startup without user accepted")
 	}
-	if _, err := parseStartup([]byte("user\x00bob")); err == nil {
+	if _, err := parseStartup("user\x00bob"); err == nil {
 		t.Error("unterminated startup accepted")
 	}
 }

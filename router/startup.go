@@ -54,13 +54,13 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 		if n < 8 || n > maxStartupLen {
 			return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: fmt.Sprintf("invalid startup packet length %d", n)}
 		}
-		body := make([]byte, n-8)
-		if _, err := io.ReadFull(br, body); err != nil {
+		body, err := readBody(br, n-8)
+		if err != nil {
 			return nil, err
 		}
 		switch code {
 		case codeSSLRequest, codeGSSRequest:
-			if _, err := c.Write([]byte{'N'}); err != nil {
+			if _, err := c.Write(sslRefused); err != nil {
 				return nil, err
 			}
 			continue
@@ -76,7 +76,7 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 				Message: fmt.Sprintf("unsupported frontend protocol %d.%d", code>>16, code&0xffff),
 				Hint:    "Use a client speaking protocol 3 (any PostgreSQL driver of the last 20 years)."}
 		}
-		st, err := parseStartup(body)
+		st, err := parseStartup(string(body)) // one copy; the parameters are substrings of it
 		if err != nil {
 			return nil, err
 		}
@@ -85,16 +85,32 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 	}
 }
 
+// readBody reads the n bytes of a startup packet's body: in br's buffer
+// when they fit (valid until br's next read), else in a new slice.
+func readBody(br *bufio.Reader, n int) ([]byte, error) {
+	if n > br.Size() {
+		body := make([]byte, n)
+		_, err := io.ReadFull(br, body)
+		return body, err
+	}
+	body, err := br.Peek(n)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = br.Discard(n) // cannot fail: n bytes are buffered
+	return body, nil
+}
+
 // parseStartup parses the key/value pairs of a StartupMessage body.
-func parseStartup(body []byte) (*startup, error) {
+func parseStartup(body string) (*startup, error) {
 	st := &startup{}
 	var options string
 	for len(body) > 0 && body[0] != 0 {
-		k, rest, ok := cstring(body)
+		k, rest, ok := cstr(body)
 		if !ok {
 			return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: "invalid startup packet: unterminated parameter name"}
 		}
-		v, rest, ok := cstring(rest)
+		v, rest, ok := cstr(rest)
 		if !ok {
 			return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: "invalid startup packet: unterminated value of " + k}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // maxMessageLen bounds one protocol message (PostgreSQL's own limit for most
@@ -133,7 +134,11 @@ func commandComplete(tag string) []byte {
 // readyForQuery returns a ReadyForQuery message with status.
 func readyForQuery(status byte) []byte { return []byte{'Z', 0, 0, 0, 5, status} }
 
+// Messages that never change (read only: they are written as they are).
 var (
+	authOK        = []byte{'R', 0, 0, 0, 8, 0, 0, 0, 0} // AuthenticationOk
+	readyIdle     = readyForQuery('I')
+	sslRefused    = []byte{'N'} // the answer to SSLRequest and GSSENCRequest
 	parseComplete = []byte{'1', 0, 0, 0, 4}
 	bindComplete  = []byte{'2', 0, 0, 0, 4}
 	closeComplete = []byte{'3', 0, 0, 0, 4}
@@ -169,6 +174,15 @@ func cstring(b []byte) (s string, rest []byte, ok bool) {
 		}
 	}
 	return "", nil, false
+}
+
+// cstr is cstring for a string: the parts are substrings of s.
+func cstr(s string) (v, rest string, ok bool) {
+	i := strings.IndexByte(s, 0)
+	if i < 0 {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
 }
 
 // cstringBytes is cstring without the string allocation.

@@ -13,7 +13,25 @@ import (
 type listener struct {
 	fd     int
 	accept func(*Conn)
+	// noDelay is how accepted sockets get TCP_NODELAY (see setNoDelay).
+	noDelay noDelay
 }
+
+// noDelay is how a listener's accepted sockets get TCP_NODELAY.
+type noDelay uint8
+
+const (
+	// noDelayUnknown: set on the listener; whether accepted sockets
+	// inherit it is checked on the first one.
+	noDelayUnknown noDelay = iota
+	// noDelayInherited: accepted sockets have it from the listener
+	// (Linux clones them from it), so accepting costs no call for it.
+	noDelayInherited
+	// noDelayPerSocket: it is set on every accepted socket.
+	noDelayPerSocket
+	// noDelayNone: not a TCP socket.
+	noDelayNone
+)
 
 // Listen takes over ln's socket, as Wrap does a connection's: the loop
 // accepts connections on it and calls accept for each, on the loop (accept
@@ -31,6 +49,12 @@ func (l *Loop) Listen(ln net.Listener, accept func(*Conn)) error {
 	}
 	_ = ln.Close() // removes it from Go's epoll set; the duplicate keeps the socket
 	lis := &listener{fd: fd, accept: accept}
+	// Set on the listener, TCP_NODELAY comes with every accepted socket,
+	// which saves a setsockopt per connection (a churned connection makes
+	// about ten calls in all).
+	if unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) != nil {
+		lis.noDelay = noDelayNone
+	}
 	l.mu.Lock()
 	closing := l.closing
 	if !closing {
@@ -62,7 +86,10 @@ func (l *Loop) addListener(lis *listener) {
 // acceptAll accepts every queued connection (edge-triggered: until EAGAIN).
 func (l *Loop) acceptAll(lis *listener) {
 	for {
-		fd, sa, err := unix.Accept4(lis.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		// syscall's Accept4, not x/sys/unix's: the latter asks the
+		// kernel for the socket's protocol on every IPv4 accept (to tell
+		// L2TP apart), one more call per connection.
+		fd, sa, err := syscall.Accept4(lis.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch err {
 		case nil:
 		case unix.EINTR, unix.ECONNABORTED:
@@ -72,9 +99,25 @@ func (l *Loop) acceptAll(lis *listener) {
 			// resources; the next connection's edge retries.
 			return
 		}
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		lis.setNoDelay(fd)
 		lis.accept(&Conn{fd: fd, raddr: sockaddrAddr(sa)})
 	}
+}
+
+// setNoDelay gives the accepted socket fd TCP_NODELAY: nothing to do once
+// the first accepted socket showed that they inherit it from the listener.
+func (lis *listener) setNoDelay(fd int) {
+	switch lis.noDelay {
+	case noDelayInherited, noDelayNone:
+		return
+	case noDelayUnknown:
+		if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err == nil && v != 0 {
+			lis.noDelay = noDelayInherited
+			return
+		}
+		lis.noDelay = noDelayPerSocket
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }
 
 // closeListeners stops accepting; loop goroutine only.
@@ -87,13 +130,13 @@ func (l *Loop) closeListeners() {
 	}
 }
 
-func sockaddrAddr(sa unix.Sockaddr) net.Addr {
+func sockaddrAddr(sa syscall.Sockaddr) net.Addr {
 	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
+	case *syscall.SockaddrInet4:
 		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
-	case *unix.SockaddrInet6:
+	case *syscall.SockaddrInet6:
 		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
-	case *unix.SockaddrUnix:
+	case *syscall.SockaddrUnix:
 		return &net.UnixAddr{Name: a.Name, Net: "unix"}
 	}
 	return &net.TCPAddr{}

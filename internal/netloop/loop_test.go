@@ -9,8 +9,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // forModes runs test in epoll mode and, where the kernel offers it, in
@@ -355,7 +358,13 @@ func testListenAcceptsOnTheLoop(t *testing.T, cfg Config) {
 		t.Fatal(err)
 	}
 	defer early.Close()
+	noDelay := make(chan int, 2) // each accepted socket's TCP_NODELAY
 	if err := l.Listen(ln, func(c *Conn) {
+		v, err := unix.GetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
+		if err != nil {
+			v = -1
+		}
+		noDelay <- v
 		l.Go(func(task *Task) {
 			defer c.Close()
 			c.Attach(task)
@@ -376,6 +385,61 @@ func testListenAcceptsOnTheLoop(t *testing.T, cfg Config) {
 		c.Write([]byte("ping\n"))
 		if got, err := bufio.NewReader(c).ReadString('\n'); err != nil || got != "PING\n" {
 			t.Fatalf("got %q, %v", got, err)
+		}
+	}
+	for range 2 {
+		if v := <-noDelay; v != 1 {
+			t.Fatalf("accepted socket's TCP_NODELAY = %d, want 1", v)
+		}
+	}
+}
+
+// An accepted socket gets TCP_NODELAY whether or not it inherits it from
+// the listener, and a listener whose sockets inherit it sets it no more.
+func TestSetNoDelay(t *testing.T) {
+	for _, onListener := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		fd, err := dupSocket(ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if onListener {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lis := &listener{fd: fd}
+		want := noDelayPerSocket
+		if onListener {
+			want = noDelayInherited
+		}
+		for i := range 2 {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(pfd, 5000); err != nil {
+				t.Fatal(err)
+			}
+			afd, _, err := syscall.Accept4(fd, unix.SOCK_CLOEXEC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(afd)
+			lis.setNoDelay(afd)
+			if v, err := unix.GetsockoptInt(afd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v != 1 {
+				t.Fatalf("listener option %v, socket %d: TCP_NODELAY = %d, %v; want 1", onListener, i, v, err)
+			}
+			if lis.noDelay != want {
+				t.Fatalf("listener option %v, socket %d: mode %d, want %d", onListener, i, lis.noDelay, want)
+			}
 		}
 	}
 }
