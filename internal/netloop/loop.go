@@ -18,7 +18,6 @@ package netloop
 
 import (
 	"errors"
-	"iter"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -36,6 +35,7 @@ type Loop struct {
 	conns     []*Conn        // by fd; loop goroutine only
 	listeners []*listener    // by fd; loop goroutine only
 	tasks     map[*Task]bool // live tasks; loop goroutine only
+	idleCoros []*coro        // coroutines for the next tasks (coro.go); loop goroutine only
 	evs       []unix.EpollEvent
 
 	mu           sync.Mutex
@@ -216,6 +216,7 @@ func (l *Loop) Run() {
 	}
 	close(l.started)
 	defer func() {
+		l.stopCoros()
 		l.blocks.Wait()
 		if l.ring != nil {
 			l.closeRing()
@@ -252,7 +253,7 @@ func (l *Loop) Run() {
 			posted[i] = post{}
 			t := p.t
 			switch {
-			case t.next == nil:
+			case t.coro == nil:
 				l.begin(t)
 			case t.state == stateDone, t.state == stateBlocked && !p.blockDone:
 				continue // a late Wake
@@ -346,22 +347,21 @@ func (l *Loop) handleEvents(n int) {
 func (l *Loop) begin(t *Task) {
 	l.tasks[t] = true
 	t.slot = l.tasksByID.add(t)
-	t.next, t.stop = iter.Pull(func(yield func(func()) bool) {
-		t.yield = yield
-		t.start(t)
-	})
+	t.coro = l.takeCoro(t)
 }
 
 // resume runs t until it waits, blocks or returns.
 func (l *Loop) resume(t *Task) {
 	l.unwait(t)
 	t.state = stateRunning
-	block, ok := t.next()
-	if !ok {
+	block, ok := t.coro.next()
+	if !ok || t.state == stateDone {
 		t.state = stateDone
-		t.stop()
 		delete(l.tasks, t)
 		l.tasksByID.remove(t.slot)
+		if ok { // else its coroutine has ended (only stopCoros ends one)
+			l.putCoro(t.coro)
+		}
 		return
 	}
 	if t.state == stateIO {

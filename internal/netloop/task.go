@@ -7,8 +7,7 @@ import "net"
 type Task struct {
 	l     *Loop
 	start func(*Task)
-	next  func() (func(), bool)
-	stop  func()
+	coro  *coro // the coroutine that runs it; nil until the loop begins it
 	yield func(func()) bool
 
 	state   taskState
