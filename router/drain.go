@@ -211,7 +211,7 @@ func (s *session) takeWriteToken() error {
 			}
 			s.r.metrics.writeTokens.Inc()
 			s.advanceToken(shardline.Token{Shard: s.txShard, LSN: lsn})
-			s.out.Write(parameterStatus("shardline.lsn", s.token.String()))
+			writeParameterStatus(s.out, "shardline.lsn", s.token.String())
 			return nil
 		}
 	}
@@ -277,7 +277,7 @@ func (s *session) onTokenMessage(typ byte, body []byte) error {
 		if status == 'I' && !s.tokenErr && s.tokenLSN != 0 {
 			s.r.metrics.writeTokens.Inc()
 			s.advanceToken(shardline.Token{Shard: s.txShard, LSN: s.tokenLSN})
-			s.out.Write(parameterStatus("shardline.lsn", s.token.String()))
+			writeParameterStatus(s.out, "shardline.lsn", s.token.String())
 			s.txWrote = false
 		}
 		s.fwd('Z', []byte{s.heldRFQ})

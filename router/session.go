@@ -184,14 +184,14 @@ func (s *session) greet() error {
 	g := s.r.greetingFor(server)
 	for i, k := range g.keys {
 		if cv, ok := reported[k]; ok {
-			s.out.Write(parameterStatus(k, cv))
+			writeParameterStatus(s.out, k, cv)
 		} else {
 			s.out.Write(g.msgs[i])
 		}
 	}
 	if _, ok := server["application_name"]; !ok {
 		if v, ok := reported["application_name"]; ok {
-			s.out.Write(parameterStatus("application_name", v))
+			writeParameterStatus(s.out, "application_name", v)
 		}
 	}
 	s.mb.reset().int32(int32(s.pid)).int32(int32(s.secret))

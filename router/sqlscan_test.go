@@ -87,6 +87,18 @@ func TestParseOptions(t *testing.T) {
 			t.Errorf("setting %d = %v, want %v", i, got[i], want[i])
 		}
 	}
+	for in, want := range map[string]string{
+		`-c a=x\\y`:      `x\y`, // an escaped backslash
+		`-c a=b\`:        `b\`,  // a last backslash is itself
+		"  -c\ta=1 \r\n": "1",
+		`-c a=\ lead`:    " lead",
+		`-ca=\x\=y`:      "x=y",
+	} {
+		got, err := parseOptions(in)
+		if err != nil || len(got) != 1 || got[0] != [2]string{"a", want} {
+			t.Errorf("parseOptions(%q) = %q, %v; want a = %q", in, got, err, want)
+		}
+	}
 	for _, bad := range []string{"-c", "-c noequals", "-x foo", "--=v"} {
 		if _, err := parseOptions(bad); err == nil {
 			t.Errorf("parseOptions(%q) succeeded, want error", bad)

@@ -33,8 +33,10 @@ type startup struct {
 	database string
 	minor    uint16
 	// params are the run-time parameters to set for the session, in the
-	// order given (options' -c settings after the plain ones).
-	params [][2]string
+	// order given (options' -c settings after the plain ones); up to four
+	// take no allocation of their own (paramBuf).
+	params   [][2]string
+	paramBuf [4][2]string
 	// unsupported are protocol options (_pq_.*) the router does not know.
 	unsupported []string
 }
@@ -45,8 +47,8 @@ type startup struct {
 // means the connection carried a cancel request.
 func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*startup, error) {
 	for {
-		var hdr [8]byte
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		hdr, err := readBody(br, 8) // in br's buffer: an array here would escape to the heap
+		if err != nil {
 			return nil, err
 		}
 		n := int(binary.BigEndian.Uint32(hdr[0:4]))
@@ -85,8 +87,8 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 	}
 }
 
-// readBody reads the n bytes of a startup packet's body: in br's buffer
-// when they fit (valid until br's next read), else in a new slice.
+// readBody reads the next n bytes of a startup packet: in br's buffer when
+// they fit (valid until br's next read), else in a new slice.
 func readBody(br *bufio.Reader, n int) ([]byte, error) {
 	if n > br.Size() {
 		body := make([]byte, n)
@@ -104,6 +106,7 @@ func readBody(br *bufio.Reader, n int) ([]byte, error) {
 // parseStartup parses the key/value pairs of a StartupMessage body.
 func parseStartup(body string) (*startup, error) {
 	st := &startup{}
+	st.params = st.paramBuf[:0]
 	var options string
 	for len(body) > 0 && body[0] != 0 {
 		k, rest, ok := cstr(body)
@@ -135,11 +138,10 @@ func parseStartup(body string) (*startup, error) {
 			st.params = append(st.params, [2]string{k, v})
 		}
 	}
-	opts, err := parseOptions(options)
-	if err != nil {
+	var err error
+	if st.params, err = appendOptions(st.params, options); err != nil {
 		return nil, err
 	}
-	st.params = append(st.params, opts...)
 	if st.user == "" {
 		return nil, &Error{Code: "28000", Fatal: true, Message: "no PostgreSQL user name specified in startup packet"}
 	}
@@ -152,32 +154,13 @@ func parseStartup(body string) (*startup, error) {
 // parseOptions parses libpq's options string: settings as "-c name=value",
 // "-cname=value" or "--name=value", separated by white space; a backslash
 // escapes the next character (so values can hold spaces).
-func parseOptions(s string) ([][2]string, error) {
-	var args []string
-	var cur strings.Builder
-	inArg := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-			inArg = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			if inArg {
-				args = append(args, cur.String())
-				cur.Reset()
-				inArg = false
-			}
-		default:
-			cur.WriteByte(c)
-			inArg = true
-		}
-	}
-	if inArg {
-		args = append(args, cur.String())
-	}
-	var out [][2]string
+func parseOptions(s string) ([][2]string, error) { return appendOptions(nil, s) }
+
+// appendOptions is parseOptions appending to dst. Names and values without
+// a backslash are substrings of s.
+func appendOptions(dst [][2]string, s string) ([][2]string, error) {
+	var buf [8]string
+	args := splitOptions(buf[:0], s)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		var kv string
@@ -199,9 +182,45 @@ func parseOptions(s string) ([][2]string, error) {
 		if !ok || !validSettingName(k) {
 			return nil, optionsErr(fmt.Sprintf("setting %q is not name=value with a name of letters, digits, '_', '-' and '.'", kv))
 		}
-		out = append(out, [2]string{strings.ReplaceAll(strings.ToLower(k), "-", "_"), v})
+		dst = append(dst, [2]string{strings.ReplaceAll(strings.ToLower(k), "-", "_"), v})
 	}
-	return out, nil
+	return dst, nil
+}
+
+// splitOptions appends the words of libpq's options string to args: white
+// space separates them, and a backslash escapes the next character (a
+// last backslash is itself). A word without a backslash is a substring of
+// s.
+func splitOptions(args []string, s string) []string {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for i := 0; i < len(s); {
+		if isSpace(s[i]) {
+			i++
+			continue
+		}
+		start, escaped := i, false
+		for i < len(s) && !isSpace(s[i]) {
+			if s[i] == '\\' && i+1 < len(s) {
+				escaped = true
+				i += 2
+				continue
+			}
+			i++
+		}
+		word := s[start:i]
+		if escaped {
+			var b strings.Builder
+			for j := 0; j < len(word); j++ {
+				if word[j] == '\\' && j+1 < len(word) {
+					j++
+				}
+				b.WriteByte(word[j])
+			}
+			word = b.String()
+		}
+		args = append(args, word)
+	}
+	return args
 }
 
 func optionsErr(msg string) error {

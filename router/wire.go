@@ -145,6 +145,21 @@ var (
 	noData        = []byte{'n', 0, 0, 0, 4}
 )
 
+// writeParameterStatus writes a ParameterStatus message to w, in w's
+// buffer when it fits (parameterStatus allocates it).
+func writeParameterStatus(w *bufio.Writer, name, value string) {
+	n := 4 + len(name) + 1 + len(value) + 1
+	if w.Available() < 1+n {
+		_ = w.Flush() // an error stays in w and is returned by the next Flush
+	}
+	b := w.AvailableBuffer()
+	b = append(b, 'S')
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	b = append(append(b, name...), 0)
+	b = append(append(b, value...), 0)
+	w.Write(b)
+}
+
 // parameterStatus returns a ParameterStatus message.
 func parameterStatus(name, value string) []byte {
 	var m msgBuilder
