@@ -47,7 +47,7 @@ type startup struct {
 // means the connection carried a cancel request.
 func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*startup, error) {
 	for {
-		hdr, err := readBody(br, 8) // in br's buffer: an array here would escape to the heap
+		hdr, err := readStartupBytes(br, 8) // in br's buffer: an array here would escape to the heap
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +56,7 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 		if n < 8 || n > maxStartupLen {
 			return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: fmt.Sprintf("invalid startup packet length %d", n)}
 		}
-		body, err := readBody(br, n-8)
+		body, err := readStartupBytes(br, n-8)
 		if err != nil {
 			return nil, err
 		}
@@ -87,9 +87,9 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 	}
 }
 
-// readBody reads the next n bytes of a startup packet: in br's buffer when
+// readStartupBytes reads the next n bytes of a startup packet: in br's buffer when
 // they fit (valid until br's next read), else in a new slice.
-func readBody(br *bufio.Reader, n int) ([]byte, error) {
+func readStartupBytes(br *bufio.Reader, n int) ([]byte, error) {
 	if n > br.Size() {
 		body := make([]byte, n)
 		_, err := io.ReadFull(br, body)

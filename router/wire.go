@@ -145,25 +145,24 @@ var (
 	noData        = []byte{'n', 0, 0, 0, 4}
 )
 
-// writeParameterStatus writes a ParameterStatus message to w, in w's
-// buffer when it fits (parameterStatus allocates it).
-func writeParameterStatus(w *bufio.Writer, name, value string) {
-	n := 4 + len(name) + 1 + len(value) + 1
-	if w.Available() < 1+n {
-		_ = w.Flush() // an error stays in w and is returned by the next Flush
-	}
-	b := w.AvailableBuffer()
+// appendParameterStatus appends a ParameterStatus message to b.
+func appendParameterStatus(b []byte, name, value string) []byte {
 	b = append(b, 'S')
-	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	b = binary.BigEndian.AppendUint32(b, uint32(4+len(name)+1+len(value)+1))
 	b = append(append(b, name...), 0)
-	b = append(append(b, value...), 0)
-	w.Write(b)
+	return append(append(b, value...), 0)
 }
 
 // parameterStatus returns a ParameterStatus message.
-func parameterStatus(name, value string) []byte {
-	var m msgBuilder
-	return appendMsg(nil, 'S', m.str(name).str(value).b)
+func parameterStatus(name, value string) []byte { return appendParameterStatus(nil, name, value) }
+
+// writeParameterStatus writes a ParameterStatus message to w, built in w's
+// buffer when it fits (parameterStatus would allocate it).
+func writeParameterStatus(w *bufio.Writer, name, value string) {
+	if w.Available() < 1+4+len(name)+1+len(value)+1 {
+		_ = w.Flush() // an error stays in w and is returned by the next Flush
+	}
+	w.Write(appendParameterStatus(w.AvailableBuffer(), name, value))
 }
 
 // textRowDescription describes one text column named name.

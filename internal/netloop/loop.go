@@ -354,14 +354,13 @@ func (l *Loop) begin(t *Task) {
 func (l *Loop) resume(t *Task) {
 	l.unwait(t)
 	t.state = stateRunning
-	block, ok := t.coro.next()
-	if !ok || t.state == stateDone {
-		t.state = stateDone
+	// The coroutine never ends while it runs a task (only stopCoros ends
+	// an idle one), so a returned task is the state its coroutine set.
+	block, _ := t.coro.next()
+	if t.state == stateDone {
 		delete(l.tasks, t)
 		l.tasksByID.remove(t.slot)
-		if ok { // else its coroutine has ended (only stopCoros ends one)
-			l.putCoro(t.coro)
-		}
+		l.putCoro(t.coro)
 		return
 	}
 	if t.state == stateIO {
