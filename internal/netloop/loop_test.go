@@ -515,3 +515,44 @@ func testStatsCountSleeps(t *testing.T, cfg Config) {
 		}
 	}
 }
+
+// A write the socket takes only part of, followed by a read whose answer
+// needs the rest: the loop must send the rest rather than wait for the
+// answer (it did wait in io_uring mode, counting the send's completion as
+// done: pgbench -i through the router hung at its last COPY).
+func TestPartialSendThenRead(t *testing.T) { forModes(t, testPartialSendThenRead) }
+
+func testPartialSendThenRead(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
+	const size = 200 << 10 // under maxQueued: no wait for room
+	result := make(chan error, 1)
+	addr := serve(t, l, func(_ *Task, c *Conn) {
+		// A small send buffer, so that the kernel takes only part of
+		// the write at once.
+		if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<10); err != nil {
+			result <- err
+			return
+		}
+		if _, err := c.Write(make([]byte, size)); err != nil {
+			result <- err
+			return
+		}
+		var b [1]byte
+		_, err := c.Read(b[:])
+		result <- err
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := io.Copy(io.Discard, io.LimitReader(c, size)); err != nil || n != size {
+		t.Fatalf("read %d bytes, %v; want %d", n, err, size)
+	}
+	if _, err := c.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -144,17 +144,23 @@ func (l *Loop) ringPoll(block bool) {
 		l.epollArmed = true
 	}
 	var minComplete uint32
+	bounded := false
 	if block {
 		l.sleeps.Add(1)
-		// Sends complete during the submission; wait for one more
-		// completion, unless something waits for sends themselves to
-		// complete: a drain, or output queued behind a send in flight.
+		// Sends complete during the submission, so the wait is for one
+		// completion more: the answer to what was sent, in the same
+		// system call. Unless something waits for sends themselves to
+		// complete (a drain, or output queued behind a send in flight);
+		// and not for long: a send the socket took only part of (or
+		// none of) needs the loop to go on, and the answer may need the
+		// rest. The bound hands the loop those completions.
 		minComplete = 1
-		if l.draining == 0 && l.backlogged == 0 {
+		if l.draining == 0 && l.backlogged == 0 && l.sendsUnreaped > 0 {
 			minComplete += uint32(l.sendsUnreaped)
+			bounded = true
 		}
 	}
-	err := l.ring.enter(minComplete)
+	err := l.ring.enter(minComplete, bounded)
 	if block {
 		l.mu.Lock()
 		l.sleeping = false
@@ -201,7 +207,7 @@ func (l *Loop) closeRing() {
 		s.addr = epollTag
 		s.userData = cancelTag
 		for l.epollArmed {
-			if err := l.ring.enter(1); err != nil {
+			if err := l.ring.enter(1, false); err != nil {
 				break
 			}
 			for _, e := range l.ring.reap(l.cqes[:0]) {

@@ -120,7 +120,7 @@ func (c *Conn) drain(t *Task) {
 // submitNow submits c's in-flight send if it is still only in the ring.
 func (c *Conn) submitNow(l *Loop) {
 	if c.sq.inflight != nil && c.sq.epoch == l.ring.epoch {
-		_ = l.ring.enter(0)
+		_ = l.ring.enter(0, false)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,7 +33,16 @@ type ring struct {
 	epoch  uint64 // how many times every queued SQE was submitted
 
 	waitFlags uintptr // extra io_uring_enter flags of a wait
+
+	// boundArg bounds a wait to boundedWait (enter's bounded); boundTS
+	// is its timeout, which boundArg points to.
+	boundArg getEventsArg
+	boundTS  kernelTimespec
 }
+
+// boundedWait is how long a wait that counts on sends completing in full
+// may last before the loop looks at their completions (ringPoll).
+const boundedWait = 100 * time.Microsecond
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
 const (
@@ -51,6 +61,7 @@ const (
 	featSingleMmap     = 1 << 0
 	featNoIOWait       = 1 << 17
 	enterGetEvents     = 1 << 0
+	enterExtArg        = 1 << 3
 	enterNoIOWait      = 1 << 7
 	registerProbe      = 8
 	registerEnableRing = 12
@@ -77,6 +88,17 @@ type sqe struct {
 	addr3    uint64
 	_        uint64
 }
+
+// getEventsArg is struct io_uring_getevents_arg, passed with
+// IORING_ENTER_EXT_ARG (Linux 5.11).
+type getEventsArg struct {
+	sigmask     uint64
+	sigmaskSz   uint32
+	minWaitUsec uint32
+	ts          uint64 // *kernelTimespec
+}
+
+type kernelTimespec struct{ sec, nsec int64 }
 
 type cqe struct {
 	userData uint64
@@ -138,6 +160,8 @@ func newRing(entries uint32) (*ring, error) {
 		return nil, errors.Join(errNoRing, os.NewSyscallError("io_uring_setup", err))
 	}
 	r := &ring{fd: fd}
+	r.boundTS = kernelTimespec{nsec: int64(boundedWait)}
+	r.boundArg.ts = uint64(uintptr(unsafe.Pointer(&r.boundTS))) // r is on the heap and outlives every enter
 	if p.features&featNoIOWait != 0 {
 		// A loop waiting for its sockets is idle, not waiting for a disk:
 		// without this (Linux 6.15) the kernel counts it as I/O wait, one
@@ -235,7 +259,7 @@ func (r *ring) next() *sqe {
 			r.queued++
 			return s
 		}
-		_ = r.enter(0)
+		_ = r.enter(0, false)
 	}
 }
 
@@ -250,16 +274,20 @@ func (s *sqe) prep(op uint8, fd int, buf unsafe.Pointer, n int, flags uint32, us
 }
 
 // enter submits the queued SQEs and waits until at least minComplete
-// completions are ready. A wait may end early (a signal); callers reap and
-// loop.
-func (r *ring) enter(minComplete uint32) error {
+// completions are ready or, when bounded, boundedWait has passed. A wait
+// may end early (a signal); callers reap and loop.
+func (r *ring) enter(minComplete uint32, bounded bool) error {
 	for {
 		var n uintptr
 		var e unix.Errno
-		if minComplete > 0 {
+		switch {
+		case minComplete > 0 && bounded:
+			n, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), uintptr(minComplete),
+				enterGetEvents|enterExtArg|r.waitFlags, uintptr(unsafe.Pointer(&r.boundArg)), unsafe.Sizeof(r.boundArg))
+		case minComplete > 0:
 			// May sleep: tell the scheduler, as for epoll_wait.
 			n, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), uintptr(minComplete), enterGetEvents|r.waitFlags, 0, 0)
-		} else {
+		default:
 			n, _, e = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.queued), 0, enterGetEvents, 0, 0)
 		}
 		switch e {
@@ -273,6 +301,10 @@ func (r *ring) enter(minComplete uint32) error {
 			if minComplete == 0 {
 				continue
 			}
+			return nil
+		case unix.ETIME:
+			// A bounded wait ran out with no completion; the kernel
+			// reports it only when it submitted nothing.
 			return nil
 		case unix.EAGAIN, unix.EBUSY:
 			// Completions back up: the caller reaps, the next enter
