@@ -42,7 +42,7 @@ type ring struct {
 
 // boundedWait is how long a wait that counts on sends completing in full
 // may last before the loop looks at their completions (ringPoll).
-const boundedWait = 100 * time.Microsecond
+const boundedWait = time.Millisecond
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
 const (
