@@ -41,8 +41,9 @@ type PgBouncerConfig struct {
 	// Dir receives pgbouncer.ini, userlist.txt and pgbouncer.log. It is
 	// created if missing. Required.
 	Dir string
-	// Server is the DSN of the PostgreSQL server to pool. Its host, port,
-	// database, user and password are used. Required.
+	// Server is the DSN of the PostgreSQL server to pool. Its first host
+	// (a Unix socket directory or a TCP host), port, database, user and
+	// password are used. Required.
 	Server string
 	// Database is the name clients connect to; empty means the server's
 	// database name.
@@ -79,9 +80,6 @@ func parseServer(dsn string) (pgbouncerServer, error) {
 		return pgbouncerServer{}, fmt.Errorf("server DSN: %w", err)
 	}
 	s := pgbouncerServer{host: pc.Host, port: pc.Port, dbname: pc.Database, user: pc.User, password: pc.Password}
-	if strings.HasPrefix(s.host, "/") {
-		return pgbouncerServer{}, fmt.Errorf("server DSN: host %q is a Unix socket directory; the bench pools over TCP only", s.host)
-	}
 	if s.dbname == "" || s.user == "" {
 		return pgbouncerServer{}, fmt.Errorf("server DSN: needs a database and a user")
 	}

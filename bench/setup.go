@@ -294,7 +294,15 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	}
 	ep1 := Endpoint{DSN: routerDSN, Options: "-c shardline.tenant=" + tenant1}
 	ep2 := Endpoint{DSN: routerDSN, Options: "-c shardline.tenant=" + tenant2}
-	direct := Endpoint{DSN: directDSN}
+	// The direct targets reach the servers over TCP, as the clients reach
+	// the proxies; PgBouncer and the routers reach them as the cluster
+	// publishes them (up's servers: over their Unix sockets first).
+	directTCP, err := tcpDSN(directDSN)
+	if err != nil {
+		return nil, err
+	}
+	direct := Endpoint{DSN: directTCP}
+	hop := serverHop(directDSN)
 
 	// pgbench tables through the router, on each tenant's shard.
 	tenantEPs := []Endpoint{ep1}
@@ -333,7 +341,11 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		})
 	}
 	if want(TargetDirect2) {
-		direct2 := Endpoint{DSN: directDSN2}
+		direct2TCP, err := tcpDSN(directDSN2)
+		if err != nil {
+			return nil, err
+		}
+		direct2 := Endpoint{DSN: direct2TCP}
 		s.Targets = append(s.Targets, Target{
 			Name: TargetDirect2,
 			Description: fmt.Sprintf("PostgreSQL directly, two pgbench processes at once, half the clients each: the primaries of shards %s and %s, no proxy "+
@@ -361,7 +373,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 			Endpoints: []Endpoint{b.Endpoint()},
 			ProxyPID:  b.PID(),
 			Process:   b.Version(),
-			Pool:      fmt.Sprintf("%d to shard %s (default_pool_size)", b.PoolSize(), shard1),
+			Pool:      fmt.Sprintf("%d to shard %s (default_pool_size), over %s", b.PoolSize(), shard1, hop),
 		}
 		if !b.PreparedStatements() {
 			t.Unsupported = map[string]string{WorkloadSelectPrepared: b.Version() +
@@ -373,7 +385,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		s.Targets = append(s.Targets, t)
 	}
 	if want(TargetRouter) || want(TargetRouter2) {
-		r1, r2, err := s.routerSides(ctx, cfg, routerDSN, routerPID, shard1, shard2, progress)
+		r1, r2, err := s.routerSides(ctx, cfg, routerDSN, routerPID, shard1, shard2, hop, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -517,8 +529,8 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 // throwaway cluster's etcd: router with cfg.PoolSize server connections per
 // shard, router-2shards with max(1, cfg.PoolSize/2), so that its two
 // shards together have as many as router's one (the same pool pressure at
-// the same client count).
-func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string, extPID int, shard1, shard2 string,
+// the same client count). hop says how the routers reach the servers.
+func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string, extPID int, shard1, shard2, hop string,
 	progress func(string, ...any)) (r1, r2 routerSide, err error) {
 	if cfg.External != nil {
 		ext := routerSide{dsn: extDSN, pid: extPID, process: "the external router, not measured (no --router-pid)",
@@ -556,7 +568,7 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 			return r1, r2, err
 		}
 		r1 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: proc,
-			pool: fmt.Sprintf("%d to shard %s", r.PoolSize, shard1)}
+			pool: fmt.Sprintf("%d to shard %s, over %s", r.PoolSize, shard1, hop)}
 	}
 	if slices.Contains(cfg.Targets, TargetRouter2) {
 		r, proc, err := start(TargetRouter2, max(1, cfg.PoolSize/2))
@@ -564,7 +576,7 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 			return r1, r2, err
 		}
 		r2 = routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: proc,
-			pool: fmt.Sprintf("%d per shard: %d in all to shards %s and %s", r.PoolSize, 2*r.PoolSize, shard1, shard2)}
+			pool: fmt.Sprintf("%d per shard: %d in all to shards %s and %s, over %s", r.PoolSize, 2*r.PoolSize, shard1, shard2, hop)}
 	}
 	return r1, r2, nil
 }

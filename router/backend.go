@@ -23,7 +23,9 @@ type backend struct {
 
 	pid    uint32
 	secret []byte
-	addr   string // host:port, for cancel requests
+	// Where the connection went (tcp host:port or a unix socket path),
+	// for cancel requests.
+	network, addr string
 
 	// What this connection carries, so a transaction skips the setup it
 	// already has.
@@ -58,6 +60,7 @@ func dialBackend(ctx context.Context, p *pool) (*backend, map[string]string, err
 		hc.Conn.Close()
 		return nil, nil, fmt.Errorf("connect to shard %s: %w", p.shard, err)
 	}
+	ra := conn.RemoteAddr()
 	b := &backend{
 		pool:     p,
 		conn:     conn,
@@ -65,7 +68,8 @@ func dialBackend(ctx context.Context, p *pool) (*backend, map[string]string, err
 		out:      bufio.NewWriterSize(conn, 32<<10),
 		pid:      hc.PID,
 		secret:   hc.SecretKey,
-		addr:     net.JoinHostPort(hc.Config.Host, fmt.Sprint(hc.Config.Port)),
+		network:  ra.Network(),
+		addr:     ra.String(),
 		prepared: make(map[string]struct{}),
 	}
 	return b, hc.ParameterStatuses, nil
@@ -83,7 +87,7 @@ func (b *backend) close() {
 // cancel asks the server to cancel what this connection runs now.
 func (b *backend) cancel(ctx context.Context) error {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", b.addr)
+	c, err := d.DialContext(ctx, b.network, b.addr)
 	if err != nil {
 		return err
 	}

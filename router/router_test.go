@@ -546,6 +546,14 @@ func TestCopyInAndOut(t *testing.T) {
 
 func TestCancelReachesTheServer(t *testing.T) {
 	c := connect(t, "options=-c%20shardline.tenant%3Dcancel1&application_name=cancel1")
+	checkCancel(t, c, shardOf(t, "cancel1"))
+}
+
+// checkCancel cancels a statement of c, a router session on shard, with
+// the key the router gave the client, and checks that the statement ends
+// cancelled and the session goes on.
+func checkCancel(t *testing.T, c *pgx.Conn, shard shardline.ShardID) {
+	t.Helper()
 	ctx := testCtx(t)
 	done := make(chan error, 1)
 	go func() {
@@ -553,8 +561,8 @@ func TestCancelReachesTheServer(t *testing.T) {
 		done <- err
 	}()
 	// Wait until the statement runs on the shard, then cancel through the
-	// router with the key the router gave the client.
-	d := direct(t, shardOf(t, "cancel1"))
+	// router.
+	d := direct(t, shard)
 	for {
 		var running int
 		if err := d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'").Scan(&running); err != nil {

@@ -363,7 +363,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "| 2 | direct-2shards |", "### idle",
-		"| router | shardline router --pool-size 4" + loop + " | 4 to shard s1 |"} {
+		"| router | shardline router --pool-size 4" + loop + " | 4 to shard s1, over "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("Markdown report lacks %q:\n%s", want, md)
 		}

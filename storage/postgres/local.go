@@ -24,6 +24,7 @@ const (
 // methods are safe for concurrent use; member operations run one at a time.
 type Local struct {
 	dir      string // Dir/pg
+	sockets  string // Dir/pg/run, absolute: the servers' Unix sockets; "" for TCP only
 	run      *runner
 	log      *slog.Logger
 	man      *manifest
@@ -91,6 +92,10 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	l := &Local{dir: pgDir, run: run, log: cfg.Logger.With("cluster", pgDir), lock: lock}
+	l.sockets = socketDir(pgDir)
+	if l.sockets == "" {
+		l.log.Info("servers listen on TCP only: the socket path would pass the kernel's limit", "dir", pgDir, "limit", maxSocketPath)
+	}
 	man, err := readManifest(l.manifestPath())
 	if err == nil {
 		if man == nil {
@@ -104,6 +109,36 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// mkdirs creates the directories the servers write to besides their data
+// directories: the log directory and the socket directory.
+func (l *Local) mkdirs() error {
+	dirs := []string{filepath.Join(l.dir, "log")}
+	if l.sockets != "" {
+		dirs = append(dirs, l.sockets)
+	}
+	for _, d := range dirs {
+		if err := l.run.mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
+	return nil
+}
+
+// maxSocketPath is the longest Unix socket path the kernel takes (the size
+// of sockaddr_un's sun_path less its terminating NUL).
+const maxSocketPath = 107
+
+// socketDir returns the socket directory of the cluster in pgDir, absolute
+// (libpq reads a host that starts with a slash as a socket directory), or
+// "" when a server's socket path (".s.PGSQL.PORT" in it) could be too long.
+func socketDir(pgDir string) string {
+	dir, err := filepath.Abs(filepath.Join(pgDir, "run"))
+	if err != nil || len(dir)+len("/.s.PGSQL.65535") > maxSocketPath {
+		return ""
+	}
+	return dir
 }
 
 func (l *Local) manifestPath() string { return filepath.Join(l.dir, "manifest.json") }
@@ -123,6 +158,7 @@ func (l *Local) load(man *manifest) {
 				primary:        primary,
 				dataDir:        filepath.Join(l.dir, mm.DataDir),
 				logFile:        filepath.Join(l.dir, "log", mm.Name+".log"),
+				socketDir:      l.sockets,
 				run:            l.run,
 				log:            l.log.With("shard", s.ID, "member", mm.Name),
 			}
@@ -160,8 +196,8 @@ func (l *Local) create(ctx context.Context, cfg *LocalConfig) error {
 			return fmt.Errorf("postgres: member %s: %w", m.Name, err)
 		}
 	}
-	if err := l.run.mkdir(filepath.Join(l.dir, "log"), 0o755); err != nil {
-		return fmt.Errorf("postgres: %w", err)
+	if err := l.mkdirs(); err != nil {
+		return err
 	}
 	noSync := cfg.Conf["fsync"] == "off"
 	err := l.eachShard(func(shard []*member) error {
@@ -234,8 +270,8 @@ func (l *Local) restart(ctx context.Context, cfg *LocalConfig, man *manifest) er
 			return fmt.Errorf("postgres: member %s: %w", m.Name, err)
 		}
 	}
-	if err := l.run.mkdir(filepath.Join(l.dir, "log"), 0o755); err != nil {
-		return fmt.Errorf("postgres: %w", err)
+	if err := l.mkdirs(); err != nil {
+		return err
 	}
 	l.log.Info("restarting cluster", "members", len(l.members))
 	return l.eachShard(func(shard []*member) error {
@@ -306,7 +342,10 @@ func (l *Local) abort(ctx context.Context) {
 
 // Shards returns the shards with ids "s1", "s2", ..., members named
 // "s1-primary", "s1-replica1", ..., and DSNs of the form
-// postgres://postgres@127.0.0.1:PORT/DATABASE?sslmode=disable. Epoch is 1.
+// "host=DIR/pg/run,127.0.0.1 port=PORT user=postgres dbname=DATABASE sslmode=disable"
+// (the Unix socket, then TCP), or
+// postgres://postgres@127.0.0.1:PORT/DATABASE?sslmode=disable where the
+// socket path would be too long. Epoch is 1.
 func (l *Local) Shards() []shardline.Shard {
 	var shards []shardline.Shard
 	for _, m := range l.members {

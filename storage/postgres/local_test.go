@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shardline/shardline/storage/postgres"
 	"github.com/shardline/shardline/storage/postgres/pgtest"
@@ -48,9 +49,7 @@ func TestLocalCluster(t *testing.T) {
 		if string(s.ID) != id || s.Primary.Name != id+"-primary" || len(s.Replicas) != 1 || s.Replicas[0].Name != id+"-replica1" {
 			t.Fatalf("shard %d = %+v", i, s)
 		}
-		if !strings.HasPrefix(s.Primary.DSN, "postgres://postgres@127.0.0.1:") || !strings.HasSuffix(s.Primary.DSN, "/app?sslmode=disable") {
-			t.Fatalf("primary DSN %q", s.Primary.DSN)
-		}
+		checkMemberDSN(t, ctx, s.Primary.DSN)
 	}
 	if got := l.Members(); len(got) != 4 || got[1].Port != got[0].Port+1 || got[2].Port != got[0].Port+2 {
 		t.Fatalf("members %+v: want 4 on consecutive ports", got)
@@ -301,4 +300,27 @@ func gone(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(stat), ')')
 	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// checkMemberDSN checks that dsn reaches its server on a Unix socket in the
+// cluster's run directory, and that its TCP fallback, 127.0.0.1 on the same
+// port, reaches the same server.
+func checkMemberDSN(t *testing.T, ctx context.Context, dsn string) {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("primary DSN %q: %v", dsn, err)
+	}
+	if !strings.HasSuffix(cfg.Host, "/pg/run") || !filepath.IsAbs(cfg.Host) || len(cfg.Fallbacks) != 1 ||
+		cfg.Fallbacks[0].Host != "127.0.0.1" || cfg.Fallbacks[0].Port != cfg.Port || cfg.Database != "app" {
+		t.Fatalf("primary DSN %q: want the socket directory DIR/pg/run, then 127.0.0.1 on the same port, database app", dsn)
+	}
+	if v := queryString(t, ctx, dsn, "SELECT coalesce(inet_server_addr()::text, 'socket')"); v != "socket" {
+		t.Fatalf("%s: connected over %s, want the Unix socket", dsn, v)
+	}
+	tcp := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/app?sslmode=disable", cfg.Port)
+	if a, b := queryString(t, ctx, dsn, "SELECT system_identifier::text FROM pg_control_system()"),
+		queryString(t, ctx, tcp, "SELECT system_identifier::text FROM pg_control_system()"); a != b {
+		t.Fatalf("the socket reaches system %s, TCP port %d reaches %s", a, cfg.Port, b)
+	}
 }

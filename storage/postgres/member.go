@@ -41,15 +41,25 @@ type member struct {
 	primary *member // nil for a primary
 	dataDir string
 	logFile string
-	run     *runner
-	log     *slog.Logger
+	// socketDir holds m's Unix socket; "" when m listens on TCP only.
+	socketDir string
+	run       *runner
+	log       *slog.Logger
 }
 
 func (m *member) isPrimary() bool { return m.primary == nil }
 
-// dsn returns a pgx connection string for database db on m.
+// dsn returns a pgx connection string for database db on m. With a Unix
+// socket it is libpq's multi-host form: the socket first (a client on this
+// machine, such as the router of `shardline up`, skips loopback TCP, which
+// costs the kernel more per message), then 127.0.0.1 for a client that
+// cannot reach the socket.
 func (m *member) dsn(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", m.Port, db)
+	if m.socketDir == "" {
+		return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", m.Port, db)
+	}
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable",
+		dsnValue(m.socketDir+",127.0.0.1"), m.Port, dsnValue(db))
 }
 
 // workDir is where the binaries run: a directory the postgres user can
@@ -75,14 +85,16 @@ func (m *member) initdb(ctx context.Context, noSync bool) error {
 	if err := errors.Join(err, f.Close()); err != nil {
 		return fmt.Errorf("postgres: member %s: %w", m.Name, err)
 	}
-	hba := "# Written by shardline: a local cluster trusts loopback connections.\n" +
-		"host all all 127.0.0.1/32 trust\n" +
-		"host replication all 127.0.0.1/32 trust\n"
-	if err := m.run.writeFile(filepath.Join(m.dataDir, "pg_hba.conf"), []byte(hba)); err != nil {
-		return fmt.Errorf("postgres: member %s: %w", m.Name, err)
-	}
 	return nil
 }
+
+// hba is the pg_hba.conf of every member: a local cluster trusts
+// connections from this machine, on its Unix sockets and on loopback TCP.
+const hba = "# Written by shardline on every start; changes here are lost.\n" +
+	"# A local cluster trusts connections from this machine.\n" +
+	"local all all trust\n" +
+	"host all all 127.0.0.1/32 trust\n" +
+	"host replication all 127.0.0.1/32 trust\n"
 
 // basebackup creates a replica's data directory from its primary, with a
 // physical replication slot and the settings that make it stream.
@@ -101,7 +113,7 @@ func (m *member) basebackup(ctx context.Context, noSync bool) error {
 	return nil
 }
 
-// configure writes the settings file of m.
+// configure writes the settings file and pg_hba.conf of m.
 func (m *member) configure(conf map[string]string) error {
 	var b strings.Builder
 	b.WriteString("# Written by shardline from manifest.json on every start; changes here are lost.\n")
@@ -110,7 +122,7 @@ func (m *member) configure(conf map[string]string) error {
 	}
 	set("listen_addresses", "127.0.0.1")
 	set("port", strconv.Itoa(m.Port))
-	set("unix_socket_directories", "")
+	set("unix_socket_directories", m.socketDir)
 	// A replica's walreceiver reports cluster_name as its application_name,
 	// which is how its primary's pg_stat_replication names it.
 	set("cluster_name", m.Name)
@@ -124,6 +136,11 @@ func (m *member) configure(conf map[string]string) error {
 		set(k, conf[k])
 	}
 	if err := m.run.writeFile(filepath.Join(m.dataDir, settingsFile), []byte(b.String())); err != nil {
+		return fmt.Errorf("postgres: member %s: %w", m.Name, err)
+	}
+	// Rewritten too, so that a cluster made before the servers had Unix
+	// sockets lets clients in on them.
+	if err := m.run.writeFile(filepath.Join(m.dataDir, "pg_hba.conf"), []byte(hba)); err != nil {
 		return fmt.Errorf("postgres: member %s: %w", m.Name, err)
 	}
 	return nil
@@ -385,4 +402,14 @@ func readFrom(path string, offset int64) string {
 	}
 	data, _ := io.ReadAll(f)
 	return string(data)
+}
+
+// dsnValue quotes v for a keyword/value connection string when it holds a
+// space, a quote or a backslash (or is empty).
+func dsnValue(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\n'\\") {
+		return v
+	}
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(v) + "'"
 }
