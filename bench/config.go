@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,6 +76,11 @@ type Target struct {
 	// router's counters before and after (RunResult.Router). Empty for
 	// none.
 	MetricsURL string
+	// Ready, when set, is called before each of the target's pgbench runs
+	// (the warm-up too), outside the measured window, and waits until the
+	// target can serve as it is meant to (a replica caught up after another
+	// cell's writes); an error fails the run.
+	Ready func(ctx context.Context) error
 }
 
 // runs reports whether the target runs workload w.

@@ -334,6 +334,11 @@ func runEndpoints(eps []Endpoint, clients, maxThreads int) []Endpoint {
 // run (not the warm-up) also reads pgbench's transaction logs and the
 // router's counters.
 func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients int, d time.Duration, reported bool) RunResult {
+	if t.Ready != nil {
+		if err := t.Ready(ctx); err != nil {
+			return RunResult{Error: err.Error()}
+		}
+	}
 	eps := runEndpoints(t.Endpoints, clients, r.cfg.MaxThreads)
 	perClients, perThreads := split(clients, r.cfg.MaxThreads, len(eps))
 	// The router's counters are read outside the CPU window: a scrape

@@ -141,7 +141,9 @@ func TestRunRecordsFailures(t *testing.T) {
 	}
 	dsn := startPostgres(t)
 	ctx := t.Context()
-	good := Target{Name: "direct", Endpoints: []Endpoint{{DSN: dsn}}}
+	readies := 0
+	good := Target{Name: "direct", Endpoints: []Endpoint{{DSN: dsn}}, Ready: func(context.Context) error { readies++; return nil }}
+	unready := Target{Name: "unready", Endpoints: []Endpoint{{DSN: dsn}}, Ready: func(context.Context) error { return errors.New("replica behind") }}
 	pb, err := NewPgbench("", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -150,13 +152,16 @@ func TestRunRecordsFailures(t *testing.T) {
 		t.Fatalf("Init: %v", err)
 	}
 	closed := Target{Name: "nowhere", Endpoints: []Endpoint{{DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(testFreePort(t)) + "/postgres?sslmode=disable&connect_timeout=5"}}}
-	rep, err := Run(ctx, Config{Targets: []Target{good, closed}, Workloads: []string{WorkloadSelectExtended}, Clients: []int{1, 2},
+	rep, err := Run(ctx, Config{Targets: []Target{good, closed, unready}, Workloads: []string{WorkloadSelectExtended}, Clients: []int{1, 2},
 		Duration: time.Second, Rounds: 1, Warmup: -1, IdleSample: -1})
 	if err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if rep.FailedCells() != 2 {
-		t.Errorf("FailedCells = %d, want 2", rep.FailedCells())
+	if rep.FailedCells() != 4 {
+		t.Errorf("FailedCells = %d, want 4", rep.FailedCells())
+	}
+	if readies != 2 {
+		t.Errorf("Ready called %d times, want once per run (2)", readies)
 	}
 	for _, c := range rep.Cells {
 		if d := c.Target("direct"); d.Status != StatusOK || d.TPS <= 0 {
@@ -165,6 +170,9 @@ func TestRunRecordsFailures(t *testing.T) {
 		n := c.Target("nowhere")
 		if n.Status != StatusFailed || !strings.Contains(n.Reason, `target "nowhere" workload select-extended`) || !strings.Contains(n.Reason, "Connection refused") {
 			t.Errorf("nowhere c=%d: %+v", c.Clients, n)
+		}
+		if u := c.Target("unready"); u.Status != StatusFailed || !strings.Contains(u.Reason, "replica behind") {
+			t.Errorf("unready c=%d: %+v", c.Clients, u)
 		}
 	}
 }

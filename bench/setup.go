@@ -54,6 +54,10 @@ const (
 // for the replica workloads.
 const benchReplicas = 1
 
+// replicaRunLag is the lag within which the replica-read cell's replica
+// must be before each of its runs: a quarter of shardline.max_lag's 1s.
+const replicaRunLag = 250 * time.Millisecond
+
 // replicaReadyTimeout bounds the wait for the replicas to catch up after
 // the pgbench tables were created.
 const replicaReadyTimeout = 2 * time.Minute
@@ -448,6 +452,14 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 				Pool:       upPool,
 				Workloads:  []string{WorkloadReplicaRead},
 				MetricsURL: s.cluster.MetricsURL,
+				// A write cell before this one (write-token on this
+				// cluster) leaves the replica WAL to replay; reads wait
+				// for it on the primary. This cell measures reads on a
+				// replica that has caught up, so each run starts once
+				// the replica is well within the 1s bound.
+				Ready: func(ctx context.Context) error {
+					return s.cluster.WaitReplicas(ctx, shard1, replicaRunLag, replicaReadyTimeout)
+				},
 			})
 	}
 	if writeToken {
