@@ -59,6 +59,7 @@ type Loop struct {
 	// sendsUnreaped counts sends submitted since the last reap: they
 	// complete during submission, so a wait for news waits for one more.
 	sendsUnreaped int
+	riskySends    int           // of those, sends that may come back short (sendq.go)
 	draining      int           // tasks waiting for a connection's output to drain
 	backlogged    int           // connections with output queued behind a send in flight
 	sleeps        atomic.Uint64 // waits that could sleep (Stats)

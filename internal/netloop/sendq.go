@@ -47,7 +47,23 @@ type sendq struct {
 	err      error  // a send failed: writes fail with it from now on
 	drainer  *Task  // a task waiting until pending() <= limit
 	limit    int
+	// unanswered is what was sent since data last came from the peer,
+	// each send charged its length plus sendOverhead (ringPoll).
+	unanswered int
 }
+
+// A send may come back short, or not at all, when the socket's buffer is
+// full: the peer has not read what it was sent before. A peer that answers
+// has read the request (PostgreSQL's protocol is request and answer), so
+// a send that follows an answer with little sent since cannot find the
+// buffer full: the smallest send buffer, a new TCP socket's, is 16 KiB.
+// Sends past safeUnanswered may, and the wait after them is bounded
+// (ringPoll). sendOverhead charges each send for the kernel's bookkeeping,
+// which the buffer counts too (a Unix socket counts the whole skb).
+const (
+	safeUnanswered = 8 << 10
+	sendOverhead   = 512
+)
 
 func (q *sendq) pending() int { return len(q.inflight) - q.off + len(q.queued) }
 
@@ -140,6 +156,10 @@ func (l *Loop) sendInflight(c *Conn) {
 	l.ring.next().prep(opSend, c.fd, unsafe.Pointer(&rest[0]), len(rest), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, connTag|uint64(q.slot-1))
 	q.epoch = l.ring.epoch
 	l.sendsUnreaped++
+	q.unanswered += len(rest) + sendOverhead
+	if q.unanswered > safeUnanswered {
+		l.riskySends++
+	}
 }
 
 // sendDone handles the completion of c's in-flight send.
