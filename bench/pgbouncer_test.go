@@ -75,6 +75,23 @@ func TestPgBouncerRenderOptions(t *testing.T) {
 	}
 }
 
+// TestPgBouncerRenderSocket checks that a server DSN whose first host is
+// a Unix socket directory (as `shardline up` publishes) gives PgBouncer
+// that directory.
+func TestPgBouncerRenderSocket(t *testing.T) {
+	c := PgBouncerConfig{Dir: "/x", Server: "host=/tmp/c/pg/run,127.0.0.1 port=17000 user=postgres dbname=app sslmode=disable"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ini, _, err := c.Render(40001, "/x/userlist.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "app = host='/tmp/c/pg/run' port=17000 dbname='app' user='postgres'\n"; !strings.Contains(ini, want) {
+		t.Errorf("ini lacks %q:\n%s", want, ini)
+	}
+}
+
 func TestPgBouncerConfigValidate(t *testing.T) {
 	good := PgBouncerConfig{Dir: "/x", Server: "postgres://postgres@127.0.0.1:5432/app"}
 	tests := []struct {

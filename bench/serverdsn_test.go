@@ -35,17 +35,3 @@ func TestServerHop(t *testing.T) {
 		}
 	}
 }
-
-func TestPgBouncerRenderSocket(t *testing.T) {
-	c := PgBouncerConfig{Dir: "/x", Server: "host=/tmp/c/pg/run,127.0.0.1 port=17000 user=postgres dbname=app sslmode=disable"}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ini, _, err := c.Render(40001, "/x/userlist.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "app = host='/tmp/c/pg/run' port=17000 dbname='app' user='postgres'\n"; !strings.Contains(ini, want) {
-		t.Errorf("ini lacks %q:\n%s", want, ini)
-	}
-}
