@@ -348,7 +348,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		order = "each round going over every cell in turn (the idle cell's rounds first)"
 	}
 	fmt.Fprintf(&b, "Each run is `pgbench -T %d`; %d round(s) of every cell, %s, the targets alternating within each round of a cell; figures are medians over rounds. "+
-		"pgbench: min(clients, %d) processes of one thread each, for every target (a process per tenant for router-2shards), the clients split between them. Idle workload: %d connections. Warm-up: %d s per target.\n\n",
+		"pgbench: min(clients, %d) processes of one thread each, for every target (for the -2shards targets one per shard: per tenant, database or server), the clients split between them. Idle workload: %d connections. Warm-up: %d s per target.\n\n",
 		s.DurationSeconds, s.Rounds, order, s.MaxThreads, s.IdleConns, s.WarmupSeconds)
 	b.WriteString("| target | measured process | server connections | what | proxy CPU with no clients working |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range r.Targets {

@@ -48,6 +48,10 @@ type PgBouncerConfig struct {
 	// Database is the name clients connect to; empty means the server's
 	// database name.
 	Database string
+	// Also are further servers pooled by the same process, each under a
+	// database name of its own: PgBouncer routing by database name, the
+	// control for the router's routing by tenant.
+	Also []PgBouncerDatabase
 	// ListenPort is the port on 127.0.0.1; 0 picks a free one.
 	ListenPort int
 	// PoolSize is default_pool_size: server connections per database and
@@ -65,6 +69,14 @@ type PgBouncerConfig struct {
 	OSUser string
 	// Logger receives start and stop lines; nil discards them.
 	Logger *slog.Logger
+}
+
+// PgBouncerDatabase is a server PgBouncer pools under a database name.
+type PgBouncerDatabase struct {
+	// Name is the database name clients connect to. Required.
+	Name string
+	// Server is the DSN of the server, read as PgBouncerConfig.Server is.
+	Server string
 }
 
 // pgbouncerServer is what the generated configuration needs of the server.
@@ -115,11 +127,8 @@ func (c PgBouncerConfig) Validate() error {
 	if c.Dir == "" {
 		return fmt.Errorf("%w: pgbouncer: Dir is required", ErrInvalidConfig)
 	}
-	if _, err := parseServer(c.Server); err != nil {
+	if _, err := c.databases(); err != nil {
 		return fmt.Errorf("%w: pgbouncer: %w", ErrInvalidConfig, err)
-	}
-	if strings.ContainsAny(c.Database, " =\t\n'\"[]") {
-		return fmt.Errorf("%w: pgbouncer: database name %q needs quoting; use a plain name", ErrInvalidConfig, c.Database)
 	}
 	if c.ListenPort < 0 || c.ListenPort > 65535 {
 		return fmt.Errorf("%w: pgbouncer: listen port %d", ErrInvalidConfig, c.ListenPort)
@@ -137,25 +146,22 @@ func (c PgBouncerConfig) Validate() error {
 // listening on port, with the auth file at authFile. c must be valid.
 func (c PgBouncerConfig) Render(port int, authFile string) (ini, users string, err error) {
 	c = c.withDefaults()
-	s, err := parseServer(c.Server)
+	dbs, err := c.databases()
 	if err != nil {
 		return "", "", err
-	}
-	db := c.Database
-	if db == "" {
-		db = s.dbname
-	}
-	if strings.ContainsAny(db, " =\t\n'\"[]") {
-		return "", "", fmt.Errorf("database name %q needs quoting; use a plain name", db)
 	}
 	var b strings.Builder
 	b.WriteString("; Written by shardline bench for one run; deleted afterwards.\n")
 	b.WriteString("[databases]\n")
-	fmt.Fprintf(&b, "%s = host=%s port=%d dbname=%s user=%s", db, connValue(s.host), s.port, connValue(s.dbname), connValue(s.user))
-	if s.password != "" {
-		fmt.Fprintf(&b, " password=%s", connValue(s.password))
+	for _, d := range dbs {
+		s := d.server
+		fmt.Fprintf(&b, "%s = host=%s port=%d dbname=%s user=%s", d.name, connValue(s.host), s.port, connValue(s.dbname), connValue(s.user))
+		if s.password != "" {
+			fmt.Fprintf(&b, " password=%s", connValue(s.password))
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n\n[pgbouncer]\n")
+	b.WriteString("\n[pgbouncer]\n")
 	set := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
 	set("listen_addr", "127.0.0.1")
 	set("listen_port", strconv.Itoa(port))
@@ -179,8 +185,50 @@ func (c PgBouncerConfig) Render(port int, authFile string) (ini, users string, e
 		set("max_prepared_statements", strconv.Itoa(c.MaxPreparedStatements))
 	}
 	// No admin console users, no pidfile: the bench owns the process.
-	users = authValue(s.user) + " " + authValue(s.password) + "\n"
+	users = authValue(dbs[0].server.user) + " " + authValue(dbs[0].server.password) + "\n"
 	return b.String(), users, nil
+}
+
+// pgbouncerDB is a [databases] entry: the name clients use and its server.
+type pgbouncerDB struct {
+	name   string
+	server pgbouncerServer
+}
+
+// databases returns c's [databases] entries, the first being Server's,
+// and checks them: plain names, each used once, and one login for all (the
+// auth file holds one user).
+func (c PgBouncerConfig) databases() ([]pgbouncerDB, error) {
+	first, err := parseServer(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	name := c.Database
+	if name == "" {
+		name = first.dbname
+	}
+	dbs := []pgbouncerDB{{name, first}}
+	for i, a := range c.Also {
+		s, err := parseServer(a.Server)
+		if err != nil {
+			return nil, fmt.Errorf("database %d (%s): %w", i+2, a.Name, err)
+		}
+		if s.user != first.user || s.password != first.password {
+			return nil, fmt.Errorf("database %d (%s): user %q differs from the first server's %q; use one login", i+2, a.Name, s.user, first.user)
+		}
+		dbs = append(dbs, pgbouncerDB{a.Name, s})
+	}
+	seen := map[string]bool{}
+	for _, d := range dbs {
+		if d.name == "" || strings.ContainsAny(d.name, " =\t\n'\"[]") {
+			return nil, fmt.Errorf("database name %q needs quoting or is empty; use a plain name", d.name)
+		}
+		if seen[d.name] {
+			return nil, fmt.Errorf("database name %q given twice", d.name)
+		}
+		seen[d.name] = true
+	}
+	return dbs, nil
 }
 
 // FindPgBouncer resolves the pgbouncer binary: path when given, else
@@ -335,16 +383,20 @@ func startPgBouncerOn(ctx context.Context, c PgBouncerConfig, path string, cred 
 	return b, nil
 }
 
-// Endpoint returns the endpoint clients use to reach the server through b:
-// the server's user and the configured database name on b's port.
-func (b *PgBouncer) Endpoint() Endpoint {
-	s, _ := parseServer(b.cfg.Server) // validated in StartPgBouncer
-	db := b.cfg.Database
-	if db == "" {
-		db = s.dbname
+// Endpoint returns the endpoint clients use to reach the first server
+// through b: the server's user and the configured database name on b's port.
+func (b *PgBouncer) Endpoint() Endpoint { return b.Endpoints()[0] }
+
+// Endpoints returns an endpoint per database b pools, the first server's
+// first, then Also's in order.
+func (b *PgBouncer) Endpoints() []Endpoint {
+	dbs, _ := b.cfg.databases() // validated in StartPgBouncer
+	eps := make([]Endpoint, len(dbs))
+	for i, d := range dbs {
+		u := "postgres://" + urlUser(d.server.user, d.server.password) + "@" + net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) + "/" + d.name + "?sslmode=disable"
+		eps[i] = Endpoint{DSN: u}
 	}
-	u := "postgres://" + urlUser(s.user, s.password) + "@" + net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) + "/" + db + "?sslmode=disable"
-	return Endpoint{DSN: u}
+	return eps
 }
 
 // PID is the PgBouncer process id.

@@ -92,6 +92,26 @@ func TestPgBouncerRenderSocket(t *testing.T) {
 	}
 }
 
+// TestPgBouncerRenderAlso checks that each server of Also gets a
+// [databases] entry of its own name after the first server's.
+func TestPgBouncerRenderAlso(t *testing.T) {
+	c := PgBouncerConfig{Dir: "/x", Server: "host=/run/a port=17000 user=postgres dbname=app",
+		Also: []PgBouncerDatabase{{Name: "app_s2", Server: "host=/run/a port=17001 user=postgres dbname=app"}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ini, _, err := c.Render(40001, "/x/userlist.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[databases]\n" +
+		"app = host='/run/a' port=17000 dbname='app' user='postgres'\n" +
+		"app_s2 = host='/run/a' port=17001 dbname='app' user='postgres'\n\n[pgbouncer]\n"
+	if !strings.Contains(ini, want) {
+		t.Errorf("ini lacks %q:\n%s", want, ini)
+	}
+}
+
 func TestPgBouncerConfigValidate(t *testing.T) {
 	good := PgBouncerConfig{Dir: "/x", Server: "postgres://postgres@127.0.0.1:5432/app"}
 	tests := []struct {
@@ -102,6 +122,18 @@ func TestPgBouncerConfigValidate(t *testing.T) {
 		{"no dir", func(c *PgBouncerConfig) { c.Dir = "" }, "Dir"},
 		{"bad dsn", func(c *PgBouncerConfig) { c.Server = "postgres://a@b:x/y" }, "server DSN"},
 		{"db name", func(c *PgBouncerConfig) { c.Database = "a b" }, "database name"},
+		{"also bad dsn", func(c *PgBouncerConfig) {
+			c.Also = []PgBouncerDatabase{{Name: "b", Server: "postgres://a@b:x/y"}}
+		}, "database 2 (b): server DSN"},
+		{"also same name", func(c *PgBouncerConfig) {
+			c.Also = []PgBouncerDatabase{{Name: "app", Server: "postgres://postgres@127.0.0.1:5433/app"}}
+		}, `"app" given twice`},
+		{"also no name", func(c *PgBouncerConfig) {
+			c.Also = []PgBouncerDatabase{{Server: "postgres://postgres@127.0.0.1:5433/app"}}
+		}, "database name"},
+		{"also other user", func(c *PgBouncerConfig) {
+			c.Also = []PgBouncerDatabase{{Name: "b", Server: "postgres://bob@127.0.0.1:5433/app"}}
+		}, "one login"},
 		{"port", func(c *PgBouncerConfig) { c.ListenPort = 70000 }, "port"},
 		{"pool", func(c *PgBouncerConfig) { c.PoolSize = -1 }, "pool size"},
 		{"clients", func(c *PgBouncerConfig) { c.MaxClientConn = -1 }, "max_client_conn"},
@@ -205,6 +237,46 @@ func TestPgBouncerStartStop(t *testing.T) {
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Error("pgbouncer still listening after Close")
+	}
+}
+
+// TestPgBouncerTwoServers runs one PgBouncer in front of two PostgreSQL
+// servers, one per database name (the pgbouncer-2shards target): each
+// endpoint reaches its own server.
+func TestPgBouncerTwoServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and PgBouncer")
+	}
+	requirePgBouncer(t)
+	shards := pgtest.ForTest(t, 2, 0).Shards()
+	ctx := t.Context()
+	b, err := StartPgBouncer(ctx, PgBouncerConfig{Dir: filepath.Join(pgtest.Dir(t), "pgbouncer"), Server: shards[0].Primary.DSN, PoolSize: 2,
+		Also: []PgBouncerDatabase{{Name: "second", Server: shards[1].Primary.DSN}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	eps := b.Endpoints()
+	if len(eps) != 2 || eps[0] != b.Endpoint() {
+		t.Fatalf("Endpoints = %+v, Endpoint = %+v", eps, b.Endpoint())
+	}
+	for i, e := range eps {
+		want, err := pgconn.ParseConfig(shards[i].Primary.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pgconn.Connect(ctx, e.DSN)
+		if err != nil {
+			t.Fatalf("endpoint %d: %v", i, err)
+		}
+		res, err := c.Exec(ctx, "SHOW port").ReadAll()
+		c.Close(ctx)
+		if err != nil {
+			t.Fatalf("endpoint %d: SHOW port: %v", i, err)
+		}
+		if got := string(res[0].Rows[0][0]); got != strconv.Itoa(int(want.Port)) {
+			t.Errorf("endpoint %d (%s) reached the server on port %s, want %d", i, e.DSN, got, want.Port)
+		}
 	}
 }
 

@@ -35,6 +35,14 @@ const (
 	// direct, it shows what two PostgreSQL servers on the machine cost
 	// the servers themselves, apart from routing.
 	TargetDirect2 = "direct-2shards"
+	// TargetPgBouncer2 is a PgBouncer of its own in front of both shards'
+	// primaries, one database name per shard, the clients split between
+	// them as router-2shards splits them, with router-2shards' pool size
+	// per shard. It is PgBouncer routing by database name: next to
+	// pgbouncer, it shows what spreading the same clients over two
+	// servers costs a proxy that does no routing work of its own worth
+	// the name, the control for router-2shards against router.
+	TargetPgBouncer2 = "pgbouncer-2shards"
 
 	// TargetRouterPrimary and TargetRouterReplica are the replica-read
 	// workload's targets: the router on a cluster with replicas, every
@@ -66,7 +74,7 @@ const replicaReadyTimeout = 2 * time.Minute
 // benchmark order; the replica workloads' targets come with their
 // workloads. It returns a new slice on each call.
 func AllTargets() []string {
-	return []string{TargetDirect, TargetDirect2, TargetPgBouncer, TargetRouter, TargetRouter2}
+	return []string{TargetDirect, TargetDirect2, TargetPgBouncer, TargetPgBouncer2, TargetRouter, TargetRouter2}
 }
 
 // direct2Workloads are the workloads direct-2shards runs: those that
@@ -191,7 +199,7 @@ type Setup struct {
 	cluster  *Cluster
 	noTokens *Cluster
 	routers  []*RouterProcess
-	bouncer  *PgBouncer
+	bouncers []*PgBouncer
 }
 
 // routerLogDir is the work directory's folder of the router processes'
@@ -265,9 +273,11 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		if tenant2 == "" {
 			drop(TargetRouter2, "no second tenant given")
 			drop(TargetDirect2, "no second tenant given")
+			drop(TargetPgBouncer2, "no second tenant given")
 		}
 		if directDSN2 == "" {
 			drop(TargetDirect2, "no DSN of the second tenant's primary given")
+			drop(TargetPgBouncer2, "no DSN of the second tenant's primary given")
 		}
 	} else {
 		progress("starting a throwaway cluster: shardline up --shards 2 --replicas %d in %s", replicas, cfg.Dir)
@@ -310,7 +320,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 
 	// pgbench tables through the router, on each tenant's shard.
 	tenantEPs := []Endpoint{ep1}
-	if want(TargetRouter2) || want(TargetDirect2) {
+	if want(TargetRouter2) || want(TargetDirect2) || want(TargetPgBouncer2) {
 		tenantEPs = append(tenantEPs, ep2)
 	}
 	for _, e := range tenantEPs {
@@ -361,31 +371,32 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	}
 	if want(TargetPgBouncer) {
 		progress("starting PgBouncer (transaction mode, pool size %d) in front of shard %s's primary", cfg.PoolSize, shard1)
-		b, err := StartPgBouncer(ctx, PgBouncerConfig{
-			Path: cfg.PgBouncerPath, Dir: filepath.Join(cfg.Dir, "pgbouncer"), Server: directDSN,
-			PoolSize: cfg.PoolSize, MaxClientConn: cfg.MaxClientConn, Logger: log,
-		})
+		b, err := s.startBouncer(ctx, cfg, TargetPgBouncer, PgBouncerConfig{Server: directDSN, PoolSize: cfg.PoolSize})
 		if err != nil {
-			return nil, fmt.Errorf("start pgbouncer: %w", err)
+			return nil, err
 		}
-		s.bouncer = b
-		s.Environment.PgBouncer = b.Version()
-		t := Target{
-			Name: TargetPgBouncer,
-			Description: fmt.Sprintf("%s, pool_mode=transaction, default_pool_size=%d, in front of the primary of shard %s%s",
-				b.Version(), b.PoolSize(), shard1, onCluster),
-			Endpoints: []Endpoint{b.Endpoint()},
-			ProxyPID:  b.PID(),
-			Process:   b.Version(),
-			Pool:      fmt.Sprintf("%d to shard %s (default_pool_size), over %s", b.PoolSize(), shard1, hop),
-		}
-		if !b.PreparedStatements() {
-			t.Unsupported = map[string]string{WorkloadSelectPrepared: b.Version() +
-				" in transaction mode does not keep named prepared statements across server connections (pgbench -M prepared aborts)"}
-		}
+		t := bouncerTarget(TargetPgBouncer, b, fmt.Sprintf("%s, pool_mode=transaction, default_pool_size=%d, in front of the primary of shard %s%s",
+			b.Version(), b.PoolSize(), shard1, onCluster))
+		t.Pool = fmt.Sprintf("%d to shard %s (default_pool_size), over %s", b.PoolSize(), shard1, hop)
 		if err := pb.Check(ctx, TargetPgBouncer, t.Endpoints[0]); err != nil {
 			return nil, err
 		}
+		s.Targets = append(s.Targets, t)
+	}
+	if want(TargetPgBouncer2) {
+		pool := max(1, cfg.PoolSize/2)
+		progress("starting PgBouncer (transaction mode, pool size %d per database) in front of shards %s and %s's primaries", pool, shard1, shard2)
+		b, err := s.startBouncer(ctx, cfg, TargetPgBouncer2, PgBouncerConfig{Server: directDSN, PoolSize: pool,
+			Also: []PgBouncerDatabase{{Name: secondDatabase(directDSN2), Server: directDSN2}}})
+		if err != nil {
+			return nil, err
+		}
+		eps := b.Endpoints()
+		t := bouncerTarget(TargetPgBouncer2, b, fmt.Sprintf("%s, two pgbench processes at once, half the clients each: database %s (shard %s) and %s (shard %s), "+
+			"pool_mode=transaction, default_pool_size=%d per database (PgBouncer routing by database name: the control for router-2shards)%s",
+			b.Version(), dbName(eps[0]), shard1, dbName(eps[1]), shard2, b.PoolSize(), onCluster))
+		t.Pool = fmt.Sprintf("%d per shard: %d in all to shards %s and %s, over %s", b.PoolSize(), 2*b.PoolSize(), shard1, shard2, hop)
+		t.Workloads = direct2Workloads()
 		s.Targets = append(s.Targets, t)
 	}
 	if want(TargetRouter) || want(TargetRouter2) {
@@ -535,6 +546,52 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 	return s, nil
 }
 
+// startBouncer starts a PgBouncer of the bench's for target, in a work
+// directory of its own, with c's servers and pool size and the bench's
+// binary and max_client_conn.
+func (s *Setup) startBouncer(ctx context.Context, cfg SetupConfig, target string, c PgBouncerConfig) (*PgBouncer, error) {
+	c.Path, c.MaxClientConn, c.Logger = cfg.PgBouncerPath, cfg.MaxClientConn, cfg.Logger
+	c.Dir = filepath.Join(cfg.Dir, target)
+	b, err := StartPgBouncer(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("start pgbouncer for %s: %w", target, err)
+	}
+	s.bouncers = append(s.bouncers, b)
+	s.Environment.PgBouncer = b.Version()
+	return b, nil
+}
+
+// bouncerTarget is the target of PgBouncer b: its endpoints, process and
+// what it cannot serve.
+func bouncerTarget(name string, b *PgBouncer, description string) Target {
+	t := Target{Name: name, Description: description, Endpoints: b.Endpoints(), ProxyPID: b.PID(), Process: b.Version()}
+	if !b.PreparedStatements() {
+		t.Unsupported = map[string]string{WorkloadSelectPrepared: b.Version() +
+			" in transaction mode does not keep named prepared statements across server connections (pgbench -M prepared aborts)"}
+	}
+	return t
+}
+
+// secondDatabase names the second shard's database for clients of a
+// PgBouncer that pools both shards: the server's database name with "_2"
+// (app_2), as both shards' databases have the same name.
+func secondDatabase(dsn string) string {
+	name := "app"
+	if pc, err := pgconn.ParseConfig(dsn); err == nil && pc.Database != "" {
+		name = pc.Database
+	}
+	return name + "_2"
+}
+
+// dbName is the database of an endpoint's URL DSN, for descriptions.
+func dbName(e Endpoint) string {
+	pc, err := pgconn.ParseConfig(e.DSN)
+	if err != nil {
+		return "?"
+	}
+	return pc.Database
+}
+
 // routerSides returns where the router and router-2shards targets' clients
 // go. With an external cluster both use its router. Otherwise each wanted
 // target gets a `shardline router` process of its own against the
@@ -600,12 +657,13 @@ const pgDefaultMaxConnections = 300
 // maxConnections returns the throwaway cluster's max_connections: 0 (up's
 // default, 300) when that holds the first shard's primary at its busiest:
 // direct's cfg.MaxClients while every pool to that primary is full (up's
-// router, PgBouncer, the router and router-2shards processes), plus
+// router, PgBouncer, the router process, and the half-size pools of
+// pgbouncer-2shards and router-2shards), plus
 // headroom for the replica monitors and pgbench's own connection. Else
 // enough for that.
 func (cfg *SetupConfig) maxConnections() int {
 	const headroom = 20
-	need := cfg.MaxClients + 3*cfg.PoolSize + max(1, cfg.PoolSize/2) + headroom
+	need := cfg.MaxClients + 3*cfg.PoolSize + 2*max(1, cfg.PoolSize/2) + headroom
 	if need <= pgDefaultMaxConnections {
 		return 0
 	}
@@ -723,8 +781,8 @@ func serverVersion(ctx context.Context, dsn string) (string, error) {
 // if started. It returns the errors of each; safe to call more than once.
 func (s *Setup) Close() error {
 	var errs []error
-	if s.bouncer != nil {
-		errs = append(errs, s.bouncer.Close())
+	for _, b := range s.bouncers {
+		errs = append(errs, b.Close())
 	}
 	// The routers before the cluster whose etcd and servers they use.
 	for _, r := range s.routers {
@@ -743,8 +801,8 @@ func (s *Setup) Close() error {
 // process or a throwaway cluster has exited.
 func (s *Setup) Alive() error {
 	var errs []error
-	if s.bouncer != nil {
-		errs = append(errs, s.bouncer.Err())
+	for _, b := range s.bouncers {
+		errs = append(errs, b.Err())
 	}
 	for _, r := range s.routers {
 		errs = append(errs, r.Err())

@@ -22,8 +22,9 @@ const benchUsage = `usage: shardline bench [flags]
 
 Compares, side by side in one run, PostgreSQL directly, PgBouncer in
 transaction mode, and the Shardline router (pass-through to one shard, and
-routing across two shards by tenant), and the two shards' primaries
-directly as a control, with pgbench: select-only in simple,
+routing across two shards by tenant), and as controls the two shards'
+primaries directly and a PgBouncer in front of both (one database name per
+shard), with pgbench: select-only in simple,
 extended and prepared modes, writes (-N), connection churn (-C), and 1000
 idle connections. Targets alternate within each round, the order rotating
 by one place per round (A B C, B C A, C A B ...);
@@ -36,7 +37,8 @@ process (shardline up --shards 2 --replicas 0, every port a free one on
 127.0.0.1), a router process of its own for each router target (shardline
 router against the cluster's etcd: --pool-size for router, half of it per
 shard for router-2shards, so both have the same server connections in all)
-and its own PgBouncer (pgbouncer on PATH or in /usr/sbin), and stops them
+and its own PgBouncers (pgbouncer on PATH or in /usr/sbin; pgbouncer-2shards
+likewise with half the pool per shard), and stops them
 at the end. --external (or --direct) benchmarks a running cluster instead.
 
 Replica workloads, not run by default (--workloads replica-read,write-token):
@@ -303,7 +305,7 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 			os.RemoveAll(filepath.Join(dir, "up", "cluster"))
 			os.RemoveAll(filepath.Join(dir, "up-no-tokens", "cluster"))
 			os.RemoveAll(filepath.Join(dir, "pgbench"))
-			fmt.Fprintf(c.Stderr, "logs kept in %s (up/up.log, routers/*.log, up-no-tokens/up.log, pgbouncer/pgbouncer.log)\n", dir)
+			fmt.Fprintf(c.Stderr, "logs kept in %s (up/up.log, routers/*.log, up-no-tokens/up.log, pgbouncer*/pgbouncer.log)\n", dir)
 		default:
 			removeDir()
 		}
@@ -415,6 +417,7 @@ func (c *benchCommand) workDir() (string, func(), error) {
 			os.RemoveAll(filepath.Join(dir, "up-no-tokens"))
 			os.RemoveAll(filepath.Join(dir, "routers"))
 			os.RemoveAll(filepath.Join(dir, "pgbouncer"))
+			os.RemoveAll(filepath.Join(dir, "pgbouncer-2shards"))
 			os.RemoveAll(filepath.Join(dir, "pgbench"))
 		}, nil
 	}

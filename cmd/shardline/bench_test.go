@@ -250,11 +250,12 @@ func TestShellJoin(t *testing.T) {
 // TestBenchEndToEnd runs the self-contained bench for real, tiny: a
 // throwaway cluster (this test binary acting as `shardline up`), a router
 // process for each router target (acting as `shardline router`: pool size
-// 4 for router, 2 per shard for router-2shards), its own PgBouncer, all
-// five targets, one round of select-only in two modes, churn and idle. It
-// checks the figures each cell must have, the unsupported cell, that
-// direct-2shards runs only the throughput workloads and is compared round
-// by round with direct, the
+// 4 for router, 2 per shard for router-2shards), its own PgBouncers (4,
+// and 2 per shard for pgbouncer-2shards), all six targets, one round of
+// select-only in two modes, churn and idle. It checks the figures each
+// cell must have, the unsupported cells, that direct-2shards and
+// pgbouncer-2shards run only the throughput workloads and are compared
+// round by round with direct and with pgbouncer, the
 // Markdown report, and that the routers and the cluster's PostgreSQL
 // servers are stopped at the end. (The write workload runs the same code
 // path with other pgbench arguments; the bench package's tests run it
@@ -281,7 +282,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
 	}
-	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 5 {
+	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 6 {
 		t.Fatalf("report: %d cells, baselines %q, %d targets", len(rep.Cells), rep.Baselines, len(rep.Targets))
 	}
 	e := rep.Environment
@@ -314,13 +315,23 @@ func TestBenchEndToEnd(t *testing.T) {
 	if i := slices.IndexFunc(rep.Targets, func(ti bench.TargetInfo) bool { return ti.Name == "router-2shards" }); i < 0 || !strings.HasPrefix(rep.Targets[i].Pool, "2 per shard: 4 in all") {
 		t.Errorf("router-2shards pool: targets %+v", rep.Targets)
 	}
+	if i := slices.IndexFunc(rep.Targets, func(ti bench.TargetInfo) bool { return ti.Name == "pgbouncer-2shards" }); i < 0 ||
+		!strings.HasPrefix(rep.Targets[i].Pool, "2 per shard: 4 in all") || !strings.Contains(rep.Targets[i].Description, "database app (shard s1) and app_2 (shard s2)") {
+		t.Errorf("pgbouncer-2shards: targets %+v", rep.Targets)
+	}
 	for _, cell := range rep.Cells {
-		direct2 := cell.Target("direct-2shards")
-		if ran := direct2 != nil; ran != (cell.Workload == "select-simple" || cell.Workload == "select-prepared") {
-			t.Errorf("%s: direct-2shards ran: %v", cell.Workload, ran)
+		throughput := cell.Workload == "select-simple" || cell.Workload == "select-prepared"
+		for control, against := range map[string]string{"direct-2shards": "direct", "pgbouncer-2shards": "pgbouncer"} {
+			tc := cell.Target(control)
+			if ran := tc != nil; ran != throughput {
+				t.Errorf("%s: %s ran: %v", cell.Workload, control, ran)
+			}
+			if tc != nil && tc.Status == bench.StatusOK && tc.Paired[against].Rounds != 1 {
+				t.Errorf("%s: %s not compared with %s round by round: %+v", cell.Workload, control, against, tc.Paired)
+			}
 		}
-		if direct2 != nil && direct2.Paired["direct"].Rounds != 1 {
-			t.Errorf("%s: direct-2shards not compared with direct round by round: %+v", cell.Workload, direct2.Paired)
+		if r2 := cell.Target("router-2shards"); cell.Workload == "select-simple" && (r2 == nil || r2.Paired["pgbouncer-2shards"].Rounds != 1) {
+			t.Errorf("%s: router-2shards not compared with pgbouncer-2shards round by round: %+v", cell.Workload, r2.Paired)
 		}
 		for _, tc := range cell.Targets {
 			where := cell.Workload + " " + tc.Target
@@ -333,7 +344,7 @@ func TestBenchEndToEnd(t *testing.T) {
 				if tc.Status != bench.StatusOK || tc.KiBPerConn == nil {
 					t.Errorf("%s: %+v", where, tc)
 				}
-			case cell.Workload == "select-prepared" && tc.Target == "pgbouncer":
+			case cell.Workload == "select-prepared" && strings.HasPrefix(tc.Target, "pgbouncer"):
 				if tc.Status != bench.StatusUnsupported || !strings.Contains(tc.Reason, "prepared") {
 					t.Errorf("%s: %+v", where, tc)
 				}
@@ -362,7 +373,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "| 2 | direct-2shards |", "### idle",
+	for _, want := range []string{"shardline bench (test)", "| PgBouncer | PgBouncer ", "### select-simple", "| 2 | router-2shards |", "| 2 | direct-2shards |", "| 2 | pgbouncer-2shards |", "### idle",
 		"| router | shardline router --pool-size 4" + loop + " | 4 to shard s1, over "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("Markdown report lacks %q:\n%s", want, md)
