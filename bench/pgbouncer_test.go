@@ -14,8 +14,10 @@ import (
 	"github.com/shardline/shardline/storage/postgres/pgtest"
 )
 
-func TestPgBouncerRender(t *testing.T) {
-	c := PgBouncerConfig{Dir: "/x", Server: "postgres://postgres@127.0.0.1:15432/app?sslmode=disable"}
+// renderValid checks that c is valid and renders it on port 40001 with
+// the auth file /x/userlist.txt.
+func renderValid(t *testing.T, c PgBouncerConfig) (ini, users string) {
+	t.Helper()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -23,6 +25,12 @@ func TestPgBouncerRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ini, users
+}
+
+func TestPgBouncerRender(t *testing.T) {
+	c := PgBouncerConfig{Dir: "/x", Server: "postgres://postgres@127.0.0.1:15432/app?sslmode=disable"}
+	ini, users := renderValid(t, c)
 	want := `; Written by shardline bench for one run; deleted afterwards.
 [databases]
 app = host='127.0.0.1' port=15432 dbname='app' user='postgres'
@@ -80,13 +88,7 @@ func TestPgBouncerRenderOptions(t *testing.T) {
 // that directory.
 func TestPgBouncerRenderSocket(t *testing.T) {
 	c := PgBouncerConfig{Dir: "/x", Server: "host=/tmp/c/pg/run,127.0.0.1 port=17000 user=postgres dbname=app sslmode=disable"}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ini, _, err := c.Render(40001, "/x/userlist.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ini, _ := renderValid(t, c)
 	if want := "app = host='/tmp/c/pg/run' port=17000 dbname='app' user='postgres'\n"; !strings.Contains(ini, want) {
 		t.Errorf("ini lacks %q:\n%s", want, ini)
 	}
@@ -97,13 +99,7 @@ func TestPgBouncerRenderSocket(t *testing.T) {
 func TestPgBouncerRenderAlso(t *testing.T) {
 	c := PgBouncerConfig{Dir: "/x", Server: "host=/run/a port=17000 user=postgres dbname=app",
 		Also: []PgBouncerDatabase{{Name: "app_s2", Server: "host=/run/a port=17001 user=postgres dbname=app"}}}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ini, _, err := c.Render(40001, "/x/userlist.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ini, _ := renderValid(t, c)
 	want := "[databases]\n" +
 		"app = host='/run/a' port=17000 dbname='app' user='postgres'\n" +
 		"app_s2 = host='/run/a' port=17001 dbname='app' user='postgres'\n\n[pgbouncer]\n"
