@@ -282,6 +282,7 @@ func parsePgBouncerVersion(line string) (major, minor int, ok bool) {
 // PgBouncer is a running PgBouncer child process. Close stops it.
 type PgBouncer struct {
 	cfg     PgBouncerConfig
+	dbs     []pgbouncerDB // cfg's [databases] entries
 	path    string
 	port    int
 	version string
@@ -297,6 +298,7 @@ func StartPgBouncer(ctx context.Context, c PgBouncerConfig) (*PgBouncer, error) 
 		return nil, err
 	}
 	c = c.withDefaults()
+	dbs, _ := c.databases() // Validate checked them
 	path, err := FindPgBouncer(c.Path)
 	if err != nil {
 		return nil, err
@@ -337,7 +339,7 @@ func StartPgBouncer(ctx context.Context, c PgBouncerConfig) (*PgBouncer, error) 
 		}
 		b, err := startPgBouncerOn(ctx, c, path, cred, port)
 		if err == nil {
-			b.version = version
+			b.version, b.dbs = version, dbs
 			return b, nil
 		}
 		// Another process may take a free port between our probe and
@@ -390,13 +392,21 @@ func (b *PgBouncer) Endpoint() Endpoint { return b.Endpoints()[0] }
 // Endpoints returns an endpoint per database b pools, the first server's
 // first, then Also's in order.
 func (b *PgBouncer) Endpoints() []Endpoint {
-	dbs, _ := b.cfg.databases() // validated in StartPgBouncer
-	eps := make([]Endpoint, len(dbs))
-	for i, d := range dbs {
+	eps := make([]Endpoint, len(b.dbs))
+	for i, d := range b.dbs {
 		u := "postgres://" + urlUser(d.server.user, d.server.password) + "@" + net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) + "/" + d.name + "?sslmode=disable"
 		eps[i] = Endpoint{DSN: u}
 	}
 	return eps
+}
+
+// Databases returns the database names clients use, in Endpoints' order.
+func (b *PgBouncer) Databases() []string {
+	names := make([]string, len(b.dbs))
+	for i, d := range b.dbs {
+		names[i] = d.name
+	}
+	return names
 }
 
 // PID is the PgBouncer process id.

@@ -391,10 +391,10 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 		if err != nil {
 			return nil, err
 		}
-		eps := b.Endpoints()
+		dbs := b.Databases()
 		t := bouncerTarget(TargetPgBouncer2, b, fmt.Sprintf("%s, two pgbench processes at once, half the clients each: database %s (shard %s) and %s (shard %s), "+
 			"pool_mode=transaction, default_pool_size=%d per database (PgBouncer routing by database name: the control for router-2shards)%s",
-			b.Version(), dbName(eps[0]), shard1, dbName(eps[1]), shard2, b.PoolSize(), onCluster))
+			b.Version(), dbs[0], shard1, dbs[1], shard2, b.PoolSize(), onCluster))
 		t.Pool = fmt.Sprintf("%d per shard: %d in all to shards %s and %s, over %s", b.PoolSize(), 2*b.PoolSize(), shard1, shard2, hop)
 		t.Workloads = direct2Workloads()
 		s.Targets = append(s.Targets, t)
@@ -577,19 +577,10 @@ func bouncerTarget(name string, b *PgBouncer, description string) Target {
 // (app_2), as both shards' databases have the same name.
 func secondDatabase(dsn string) string {
 	name := "app"
-	if pc, err := pgconn.ParseConfig(dsn); err == nil && pc.Database != "" {
-		name = pc.Database
+	if srv, err := parseServer(dsn); err == nil {
+		name = srv.dbname
 	}
 	return name + "_2"
-}
-
-// dbName is the database of an endpoint's URL DSN, for descriptions.
-func dbName(e Endpoint) string {
-	pc, err := pgconn.ParseConfig(e.DSN)
-	if err != nil {
-		return "?"
-	}
-	return pc.Database
 }
 
 // routerSides returns where the router and router-2shards targets' clients
