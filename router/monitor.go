@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +46,12 @@ type replicaState struct {
 	lagBytes  int64
 	caughtUp  time.Time // the replica had replayed all WAL written before this
 	sampledAt time.Time
+	wal       walLayout // the primary's, to compare insert positions (tokens) with replay
 }
+
+// replayed says whether the replica had replayed the WAL before insert
+// position lsn (a read-your-writes token) at its last sample.
+func (r *replicaState) replayed(lsn shardline.LSN) bool { return r.wal.recordEnd(lsn) <= r.replay }
 
 // staleness is how stale a read served now may be.
 func (r *replicaState) staleness(now time.Time) time.Duration {
@@ -171,17 +178,21 @@ type shardProbe struct {
 
 func (m *monitor) sampleShard(ctx context.Context, pr *shardProbe, prev *healthState) []*replicaState {
 	at := time.Now()
-	primaryLSN, err := m.queryLSN(ctx, pr.members[0].DSN, &pr.conns[0], "SELECT pg_current_wal_insert_lsn()::text")
+	primaryLSN, wal, err := m.primaryLSN(ctx, pr.members[0].DSN, &pr.conns[0])
 	if err == nil {
+		primaryLSN = wal.recordEnd(primaryLSN)
 		pr.hist.add(at, primaryLSN)
 	}
 	out := make([]*replicaState, 0, len(pr.members)-1)
 	for i, mem := range pr.members[1:] {
 		st := &replicaState{shard: pr.shard.ID, member: mem.Name, sampledAt: at}
 		if old := prev.replicas[mem.Name]; old != nil {
-			st.caughtUp, st.replay = old.caughtUp, old.replay // kept while the primary cannot be sampled
+			st.caughtUp, st.replay, st.wal = old.caughtUp, old.replay, old.wal // kept while the primary cannot be sampled
 		}
-		replay, rerr := m.queryLSN(ctx, mem.DSN, &pr.conns[i+1], "SELECT coalesce(pg_last_wal_replay_lsn(), '0/0')::text")
+		if err == nil {
+			st.wal = wal
+		}
+		replay, rerr := m.replayLSN(ctx, mem.DSN, &pr.conns[i+1])
 		if rerr == nil {
 			st.healthy = true
 			st.replay = replay
@@ -198,9 +209,44 @@ func (m *monitor) sampleShard(ctx context.Context, pr *shardProbe, prev *healthS
 	return out
 }
 
-// queryLSN runs q (returning one LSN) on the member, dialing into *slot
-// when it is nil and clearing it when the connection fails.
-func (m *monitor) queryLSN(ctx context.Context, dsn string, slot **pgconn.PgConn, q string) (shardline.LSN, error) {
+// primaryLSN samples a primary's WAL insert position, which is at or after
+// every record visible to other sessions even before it is flushed (so a
+// commit under synchronous_commit=off is covered), and the WAL layout that
+// turns it into the form replicas report (walLayout.recordEnd).
+func (m *monitor) primaryLSN(ctx context.Context, dsn string, slot **pgconn.PgConn) (shardline.LSN, walLayout, error) {
+	row, err := m.queryRow(ctx, dsn, slot, "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size'), "+
+		"pg_size_bytes(current_setting('wal_segment_size'))::text", 3)
+	if err != nil {
+		return 0, walLayout{}, err
+	}
+	lsn, err := shardline.ParseLSN(string(row[0]))
+	if err != nil {
+		return 0, walLayout{}, err
+	}
+	var w walLayout
+	w.block, err = strconv.ParseUint(string(row[1]), 10, 64)
+	if err == nil {
+		w.segment, err = strconv.ParseUint(string(row[2]), 10, 64)
+	}
+	if err != nil {
+		return 0, walLayout{}, fmt.Errorf("%w: WAL layout %q, %q", errProtocol, row[1], row[2])
+	}
+	return lsn, w, nil
+}
+
+// replayLSN samples a replica's replay position.
+func (m *monitor) replayLSN(ctx context.Context, dsn string, slot **pgconn.PgConn) (shardline.LSN, error) {
+	row, err := m.queryRow(ctx, dsn, slot, "SELECT coalesce(pg_last_wal_replay_lsn(), '0/0')::text", 1)
+	if err != nil {
+		return 0, err
+	}
+	return shardline.ParseLSN(string(row[0]))
+}
+
+// queryRow runs q (returning one row of cols columns) on the member,
+// dialing into *slot when it is nil and clearing it when the connection
+// fails.
+func (m *monitor) queryRow(ctx context.Context, dsn string, slot **pgconn.PgConn, q string, cols int) ([][]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	c := *slot
@@ -208,21 +254,21 @@ func (m *monitor) queryLSN(ctx context.Context, dsn string, slot **pgconn.PgConn
 		var err error
 		c, err = pgconn.Connect(ctx, dsn)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		*slot = c
 	}
 	res := c.Exec(ctx, q)
 	rs, err := res.ReadAll()
-	if err == nil && (len(rs) != 1 || len(rs[0].Rows) != 1 || len(rs[0].Rows[0]) != 1) {
+	if err == nil && (len(rs) != 1 || len(rs[0].Rows) != 1 || len(rs[0].Rows[0]) != cols) {
 		err = errProtocol
 	}
 	if err != nil {
 		c.Close(context.Background())
 		*slot = nil
-		return 0, err
+		return nil, err
 	}
-	return shardline.ParseLSN(string(rs[0].Rows[0][0]))
+	return rs[0].Rows[0], nil
 }
 
 func (m *monitor) publish(next *healthState) {

@@ -96,7 +96,7 @@ func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardli
 			reason = fallbackLag
 			continue
 		}
-		if tok.Shard != "" && st.replay < tok.LSN {
+		if tok.Shard != "" && !st.replayed(tok.LSN) {
 			reason = fallbackToken
 			continue
 		}
