@@ -42,16 +42,16 @@ type replicaState struct {
 	shard     shardline.ShardID
 	member    string
 	healthy   bool
-	replay    shardline.LSN
+	replay    shardline.LSN // as the replica reports it
+	reached   shardline.LSN // replay in the primary's insert form (walLayout.insertForm): what samples and tokens are compared with
 	lagBytes  int64
 	caughtUp  time.Time // the replica had replayed all WAL written before this
 	sampledAt time.Time
-	wal       walLayout // the primary's, to compare insert positions (tokens) with replay
 }
 
 // replayed says whether the replica had replayed the WAL before insert
-// position lsn (a read-your-writes token) at its last sample.
-func (r *replicaState) replayed(lsn shardline.LSN) bool { return r.wal.recordEnd(lsn) <= r.replay }
+// position lsn (a sample, a read-your-writes token) at its last sample.
+func (r *replicaState) replayed(lsn shardline.LSN) bool { return lsn <= r.reached }
 
 // staleness is how stale a read served now may be.
 func (r *replicaState) staleness(now time.Time) time.Duration {
@@ -81,11 +81,12 @@ func (h *lsnHistory) add(at time.Time, lsn shardline.LSN) {
 	h.samples = append(h.samples, lsnSample{at, lsn})
 }
 
-// caughtUp returns the time of the newest sample whose position replay has
-// reached, or the zero time when it is behind every sample kept.
-func (h *lsnHistory) caughtUp(replay shardline.LSN) time.Time {
+// caughtUp returns the time of the newest sample whose position a replica
+// has reached (its replay position in insert form, replicaState.reached),
+// or the zero time when it is behind every sample kept.
+func (h *lsnHistory) caughtUp(reached shardline.LSN) time.Time {
 	for i := len(h.samples) - 1; i >= 0; i-- {
-		if h.samples[i].lsn <= replay {
+		if h.samples[i].lsn <= reached {
 			return h.samples[i].at
 		}
 	}
@@ -178,27 +179,23 @@ type shardProbe struct {
 
 func (m *monitor) sampleShard(ctx context.Context, pr *shardProbe, prev *healthState) []*replicaState {
 	at := time.Now()
-	primaryLSN, wal, err := m.primaryLSN(ctx, pr.members[0].DSN, &pr.conns[0])
+	primaryLSN, err := m.primaryLSN(ctx, pr.members[0].DSN, &pr.conns[0])
 	if err == nil {
-		primaryLSN = wal.recordEnd(primaryLSN)
 		pr.hist.add(at, primaryLSN)
 	}
 	out := make([]*replicaState, 0, len(pr.members)-1)
 	for i, mem := range pr.members[1:] {
 		st := &replicaState{shard: pr.shard.ID, member: mem.Name, sampledAt: at}
 		if old := prev.replicas[mem.Name]; old != nil {
-			st.caughtUp, st.replay, st.wal = old.caughtUp, old.replay, old.wal // kept while the primary cannot be sampled
+			st.caughtUp, st.replay, st.reached = old.caughtUp, old.replay, old.reached // kept while the primary cannot be sampled
 		}
-		if err == nil {
-			st.wal = wal
-		}
-		replay, rerr := m.replayLSN(ctx, mem.DSN, &pr.conns[i+1])
+		replay, reached, rerr := m.replayLSN(ctx, mem.DSN, &pr.conns[i+1])
 		if rerr == nil {
 			st.healthy = true
-			st.replay = replay
+			st.replay, st.reached = replay, reached
 			if err == nil {
-				st.caughtUp = pr.hist.caughtUp(replay)
-				st.lagBytes = max(int64(primaryLSN)-int64(replay), 0)
+				st.caughtUp = pr.hist.caughtUp(reached)
+				st.lagBytes = max(int64(primaryLSN)-int64(reached), 0)
 			}
 		}
 		out = append(out, st)
@@ -211,17 +208,26 @@ func (m *monitor) sampleShard(ctx context.Context, pr *shardProbe, prev *healthS
 
 // primaryLSN samples a primary's WAL insert position, which is at or after
 // every record visible to other sessions even before it is flushed (so a
-// commit under synchronous_commit=off is covered), and the WAL layout that
-// turns it into the form replicas report (walLayout.recordEnd).
-func (m *monitor) primaryLSN(ctx context.Context, dsn string, slot **pgconn.PgConn) (shardline.LSN, walLayout, error) {
-	row, err := m.queryRow(ctx, dsn, slot, "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size'), "+
+// commit under synchronous_commit=off is covered).
+func (m *monitor) primaryLSN(ctx context.Context, dsn string, slot **pgconn.PgConn) (shardline.LSN, error) {
+	row, err := m.queryRow(ctx, dsn, slot, "SELECT pg_current_wal_insert_lsn()::text", 1)
+	if err != nil {
+		return 0, err
+	}
+	return shardline.ParseLSN(string(row[0]))
+}
+
+// replayLSN samples a replica's replay position, as it reports it and in
+// the primary's insert form, by the replica's WAL layout (a replica's is
+// its primary's: streaming replication needs the same).
+func (m *monitor) replayLSN(ctx context.Context, dsn string, slot **pgconn.PgConn) (replay, reached shardline.LSN, err error) {
+	row, err := m.queryRow(ctx, dsn, slot, "SELECT coalesce(pg_last_wal_replay_lsn(), '0/0')::text, current_setting('wal_block_size'), "+
 		"pg_size_bytes(current_setting('wal_segment_size'))::text", 3)
 	if err != nil {
-		return 0, walLayout{}, err
+		return 0, 0, err
 	}
-	lsn, err := shardline.ParseLSN(string(row[0]))
-	if err != nil {
-		return 0, walLayout{}, err
+	if replay, err = shardline.ParseLSN(string(row[0])); err != nil {
+		return 0, 0, err
 	}
 	var w walLayout
 	w.block, err = strconv.ParseUint(string(row[1]), 10, 64)
@@ -229,18 +235,9 @@ func (m *monitor) primaryLSN(ctx context.Context, dsn string, slot **pgconn.PgCo
 		w.segment, err = strconv.ParseUint(string(row[2]), 10, 64)
 	}
 	if err != nil {
-		return 0, walLayout{}, fmt.Errorf("%w: WAL layout %q, %q", errProtocol, row[1], row[2])
+		return 0, 0, fmt.Errorf("%w: WAL layout %q, %q", errProtocol, row[1], row[2])
 	}
-	return lsn, w, nil
-}
-
-// replayLSN samples a replica's replay position.
-func (m *monitor) replayLSN(ctx context.Context, dsn string, slot **pgconn.PgConn) (shardline.LSN, error) {
-	row, err := m.queryRow(ctx, dsn, slot, "SELECT coalesce(pg_last_wal_replay_lsn(), '0/0')::text", 1)
-	if err != nil {
-		return 0, err
-	}
-	return shardline.ParseLSN(string(row[0]))
+	return replay, w.insertForm(replay), nil
 }
 
 // queryRow runs q (returning one row of cols columns) on the member,

@@ -10,31 +10,33 @@ const (
 	walLongHeader  = 40
 )
 
-// walLayout is what recordEnd needs to know of a server's WAL: its page
-// size (wal_block_size) and segment size (wal_segment_size), in bytes.
+// walLayout is a server's WAL page size (wal_block_size) and segment size
+// (wal_segment_size), in bytes.
 type walLayout struct {
 	block, segment uint64
 }
 
-// recordEnd turns an insert position (pg_current_wal_insert_lsn) into the
-// end of the last record written before it, the form replicas report
-// (pg_last_wal_replay_lsn). The two differ only when the last record ended
-// exactly at a page boundary: the insert position then points past the
-// next page's header, which holds no record, while a replica that has
-// replayed everything reports the boundary itself. Without this, a replica
-// of an idle primary whose last record filled a page (every segment
-// switch: a fresh cluster, pg_switch_wal, archive_timeout) never looks
-// caught up until the next write. Any other position is returned as is.
-func (w walLayout) recordEnd(insert shardline.LSN) shardline.LSN {
-	if w.block == 0 || w.segment == 0 {
-		return insert
+// insertForm turns a replica's replay position (pg_last_wal_replay_lsn:
+// the end of the last record replayed) into the form of the primary's
+// insert positions (pg_current_wal_insert_lsn), which samples and tokens
+// are. The two differ only at a page boundary: an insert position never
+// is one, it points past the page's header, which holds no record. So a
+// replica that has replayed up to a boundary has everything before the
+// position just past that header. Without this, a replica of an idle
+// primary whose last record filled a page (every segment switch: a fresh
+// cluster, pg_switch_wal, archive_timeout) never looks caught up until
+// the next write. Any other position, and any position with no layout
+// known, is returned as is.
+func (w walLayout) insertForm(replay shardline.LSN) shardline.LSN {
+	pos := uint64(replay)
+	if w.block == 0 || w.segment == 0 || pos == 0 {
+		return replay
 	}
-	pos := uint64(insert)
 	switch {
-	case pos%w.segment == walLongHeader:
-		return shardline.LSN(pos - walLongHeader)
-	case pos%w.segment != walShortHeader && pos%w.block == walShortHeader:
-		return shardline.LSN(pos - walShortHeader)
+	case pos%w.segment == 0:
+		return shardline.LSN(pos + walLongHeader)
+	case pos%w.block == 0:
+		return shardline.LSN(pos + walShortHeader)
 	}
-	return insert
+	return replay
 }

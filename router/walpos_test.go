@@ -6,39 +6,39 @@ import (
 	"github.com/shardline/shardline"
 )
 
-func TestRecordEnd(t *testing.T) {
+func TestInsertForm(t *testing.T) {
 	const seg = 16 << 20
 	w := walLayout{block: 8192, segment: seg}
 	for _, c := range []struct {
 		name       string
-		insert     shardline.LSN
+		replay     shardline.LSN
 		want       shardline.LSN
 		layoutless bool
 	}{
-		{name: "past a segment's long header", insert: 0x3000028, want: 0x3000000},
-		{name: "past a page's short header", insert: 0x3002018, want: 0x3002000},
-		{name: "record data after a long header", insert: 0x3000030, want: 0x3000030},
-		{name: "24 bytes into a segment's first page is data", insert: 0x3000018, want: 0x3000018},
-		{name: "a record's continuation after a short header", insert: 0x3002028, want: 0x3002028},
-		{name: "mid-page", insert: 0x3000060, want: 0x3000060},
-		{name: "exactly at a boundary", insert: 0x3002000, want: 0x3002000},
-		{name: "second segment of a later timeline's file", insert: 5<<32 | 0x1000028, want: 5<<32 | 0x1000000},
-		{name: "unknown layout leaves it", insert: 0x3000028, want: 0x3000028, layoutless: true},
+		{name: "a segment's start: past its long header", replay: 0x3000000, want: 0x3000028},
+		{name: "a page's start: past its short header", replay: 0x3002000, want: 0x3002018},
+		{name: "record data after a long header", replay: 0x3000030, want: 0x3000030},
+		{name: "24 bytes into a segment's first page is data", replay: 0x3000018, want: 0x3000018},
+		{name: "a record's continuation after a short header", replay: 0x3002028, want: 0x3002028},
+		{name: "mid-page", replay: 0x3000060, want: 0x3000060},
+		{name: "a later segment of a higher log file", replay: 5<<32 | 0x1000000, want: 5<<32 | 0x1000028},
+		{name: "no replay position", replay: 0, want: 0},
+		{name: "unknown layout leaves it", replay: 0x3000000, want: 0x3000000, layoutless: true},
 	} {
 		l := w
 		if c.layoutless {
 			l = walLayout{}
 		}
-		if got := l.recordEnd(c.insert); got != c.want {
-			t.Errorf("%s: recordEnd(%s) = %s, want %s", c.name, c.insert, got, c.want)
+		if got := l.insertForm(c.replay); got != c.want {
+			t.Errorf("%s: insertForm(%s) = %s, want %s", c.name, c.replay, got, c.want)
 		}
 	}
 	big := walLayout{block: 32768, segment: 1 << 30}
-	if got := big.recordEnd(0x40008018); got != 0x40008000 {
-		t.Errorf("32 KiB pages: recordEnd(0/40008018) = %s, want 0/40008000", got)
+	if got := big.insertForm(0x40008000); got != 0x40008018 {
+		t.Errorf("32 KiB pages: insertForm(0/40008000) = %s, want 0/40008018", got)
 	}
-	if got := big.recordEnd(0x40002018); got != 0x40002018 {
-		t.Errorf("32 KiB pages: 0/40002018 is mid-page, got %s", got)
+	if got := big.insertForm(0x40002000); got != 0x40002000 {
+		t.Errorf("32 KiB pages: 0/40002000 is mid-page, got %s", got)
 	}
 }
 
@@ -47,7 +47,8 @@ func TestRecordEnd(t *testing.T) {
 // boundary has replayed that commit. One byte of record beyond the header
 // it has not.
 func TestReplayedToken(t *testing.T) {
-	st := &replicaState{replay: 0x3002000, wal: walLayout{block: 8192, segment: 16 << 20}}
+	replay := shardline.LSN(0x3002000)
+	st := &replicaState{replay: replay, reached: walLayout{block: 8192, segment: 16 << 20}.insertForm(replay)}
 	for _, c := range []struct {
 		tok  shardline.LSN
 		want bool
@@ -62,7 +63,7 @@ func TestReplayedToken(t *testing.T) {
 			t.Errorf("replay %s, token %s: replayed = %v, want %v", st.replay, c.tok, got, c.want)
 		}
 	}
-	unknown := &replicaState{replay: 0x3002000}
+	unknown := &replicaState{replay: replay, reached: walLayout{}.insertForm(replay)}
 	if unknown.replayed(0x3002018) {
 		t.Error("with no layout sampled, a token past the boundary must count as not replayed")
 	}
