@@ -23,8 +23,13 @@ type Config struct {
 	Placement PlacementSource
 	// Database is the one database name clients may ask for ("app").
 	Database string
-	// PoolSize is the most server connections per shard (default 20).
+	// PoolSize is the most server connections per shard member (default
+	// 20), split between the event loops (Loops).
 	PoolSize int
+	// Loops is how many event loops, each on a thread of its own, serve
+	// the sessions (default 1; see loops.go). Each loop has its own pools,
+	// with PoolSize/Loops server connections per member.
+	Loops int
 	// WaitTimeout bounds waiting for a free server connection and for a
 	// connection to be made (default 10 s).
 	WaitTimeout time.Duration
@@ -62,12 +67,18 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// maxLoops bounds Config.Loops: a thread each.
+const maxLoops = 256
+
 func (c *Config) setDefaults() {
 	if c.Database == "" {
 		c.Database = "app"
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = 20
+	}
+	if c.Loops == 0 {
+		c.Loops = 1
 	}
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = 10 * time.Second
@@ -100,6 +111,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PoolSize < 1 || c.PoolSize > 10000 {
 		return fmt.Errorf("router: PoolSize %d out of range 1..10000", c.PoolSize)
+	}
+	if c.Loops < 1 || c.Loops > maxLoops {
+		return fmt.Errorf("router: Loops %d out of range 1..%d", c.Loops, maxLoops)
+	}
+	if c.Loops > c.PoolSize {
+		return fmt.Errorf("router: Loops %d is more than PoolSize %d: every loop needs a server connection per member of its own", c.Loops, c.PoolSize)
 	}
 	if _, err := parseTarget(c.DefaultTarget); err != nil {
 		return fmt.Errorf("router: DefaultTarget: %w", err)

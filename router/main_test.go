@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -33,6 +34,11 @@ const testPoolSize = 4
 // testNoIOUring runs the package's routers in the event loop's epoll mode
 // (SHARDLINE_TEST_EPOLL=1; .ci/run runs the package both ways).
 var testNoIOUring = os.Getenv("SHARDLINE_TEST_EPOLL") != ""
+
+// testLoops is the package's routers' Config.Loops: SHARDLINE_TEST_LOOPS=2
+// runs every session test with the sessions taking turns between two event
+// loops, each with its own pools (0: the default, one loop).
+var testLoops, _ = strconv.Atoi(os.Getenv("SHARDLINE_TEST_LOOPS"))
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -99,6 +105,7 @@ func runMain(m *testing.M) int {
 		IdleCheckAfter:      time.Nanosecond, // check on every reuse, so the tests exercise it
 		ReplicaPollInterval: 50 * time.Millisecond,
 		NoIOUring:           testNoIOUring,
+		Loops:               testLoops,
 		Logger:              logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

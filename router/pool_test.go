@@ -21,6 +21,9 @@ func startRouter(t *testing.T, cfg Config) (*Router, string) {
 	cfg.Placement = env.watcher
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.NoIOUring = testNoIOUring
+	if cfg.Loops == 0 && testLoops <= cfg.PoolSize {
+		cfg.Loops = testLoops
+	}
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -158,8 +161,8 @@ func TestEventLoopMode(t *testing.T) {
 		// The test's threads run in the default policy, which the loop's
 		// leaves for SCHED_BATCH unless told not to.
 		batch := testutil.ToFloat64(r.metrics.schedBatch)
-		if r.loop.SchedBatch() == no || (batch == 1) == no {
-			t.Errorf("NoSchedBatch %v: SchedBatch() %v, gauge %v; want %v", no, r.loop.SchedBatch(), batch, !no)
+		if r.loops.SchedBatch() == no || (batch == 1) == no {
+			t.Errorf("NoSchedBatch %v: SchedBatch() %v, gauge %v; want %v", no, r.loops.SchedBatch(), batch, !no)
 		}
 		r.Close()
 	}

@@ -41,8 +41,8 @@ func (f fallback) label() string {
 // pickReplica returns the least loaded replica of shard that is healthy,
 // within bound, and has replayed tok (a token of another shard rules out
 // every replica). With no such replica it waits up to wait for the next
-// samples, then returns nil and the reason.
-func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard shardline.ShardID, bound lagBound, tok shardline.Token, wait time.Duration) (*pool, fallback) {
+// samples, then returns nil and the reason. The pool is loop's.
+func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard shardline.ShardID, bound lagBound, tok shardline.Token, wait time.Duration, loop int) (*pool, fallback) {
 	sh := pl.Shards[shard]
 	if len(sh.Replicas) == 0 {
 		return nil, fallbackNone
@@ -53,7 +53,7 @@ func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard
 	var deadline time.Time
 	for {
 		changed := r.mon.changed.Load()
-		p, reason := r.eligibleReplica(sh, bound, tok, time.Now())
+		p, reason := r.eligibleReplica(sh, bound, tok, time.Now(), loop)
 		if p != nil || wait <= 0 || reason == fallbackNone {
 			return p, reason
 		}
@@ -77,7 +77,7 @@ func (r *Router) pickReplica(ctx context.Context, pl *shardline.Placement, shard
 	}
 }
 
-func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardline.Token, now time.Time) (*pool, fallback) {
+func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardline.Token, now time.Time, loop int) (*pool, fallback) {
 	health := r.mon.state.Load()
 	reason := fallbackUnhealthy
 	var best *pool
@@ -100,7 +100,7 @@ func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardli
 			reason = fallbackToken
 			continue
 		}
-		p, err := r.memberPool(sh.ID, m, true)
+		p, err := r.memberPool(sh.ID, m, true, loop)
 		if err != nil {
 			continue
 		}

@@ -56,7 +56,7 @@ func (s *session) route(q []byte, readOnly bool) error {
 		pool, why = s.replicaPool(pl, shard)
 	}
 	if pool == nil {
-		if pool, err = s.r.poolFor(pl, shard); err != nil {
+		if pool, err = s.r.poolFor(pl, shard, s.loop); err != nil {
 			return err
 		}
 	}
@@ -95,7 +95,7 @@ func (s *session) replicaPool(pl *shardline.Placement, shard shardline.ShardID) 
 	if s.maxWait > 0 { // may wait for a replica to catch up: off the event loop
 		pool, reason = s.pickReplicaWaiting(pl, shard)
 	} else {
-		pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, 0)
+		pool, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, 0, s.loop)
 	}
 	if pool == nil {
 		return nil, reason
@@ -254,6 +254,6 @@ func (s *session) endTransaction(abort bool) {
 // pickReplicaWaiting is pickReplica for a session that allows a wait for a
 // replica to catch up (shardline.max_wait): it waits off the event loop.
 func (s *session) pickReplicaWaiting(pl *shardline.Placement, shard shardline.ShardID) (p *pool, reason fallback) {
-	s.task.Block(func() { p, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait) })
+	s.task.Block(func() { p, reason = s.r.pickReplica(s.r.ctx, pl, shard, s.maxLag, s.token, s.maxWait, s.loop) })
 	return p, reason
 }

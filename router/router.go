@@ -29,10 +29,10 @@ type Router struct {
 	metrics *metrics
 	tables  *tableCheck
 
-	pools  atomic.Pointer[map[string]*pool] // by member name
-	poolMu sync.Mutex                       // serializes pool map rebuilds
+	pools  atomic.Pointer[map[poolKey]*pool]
+	poolMu sync.Mutex // serializes pool map rebuilds
 	mon    *monitor
-	loop   *netloop.Loop // runs every session
+	loops  *loops // run the sessions
 
 	defaultTarget target
 	defaultMaxLag lagBound
@@ -59,33 +59,36 @@ func New(cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	loop, err := netloop.New(netloop.Config{NoIOUring: cfg.NoIOUring, NoSchedBatch: cfg.NoSchedBatch})
+	ls, err := newLoops(cfg.Loops, netloop.Config{NoIOUring: cfg.NoIOUring, NoSchedBatch: cfg.NoSchedBatch})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Router{
-		loop:       loop,
+		loops:      ls,
 		cfg:        cfg,
 		log:        cfg.Logger,
-		metrics:    newMetrics(cfg.Registerer, loop),
+		metrics:    newMetrics(cfg.Registerer, ls),
 		tables:     newTableCheck(cfg.StatementCacheSize),
 		sessions:   make(map[uint32]*session),
 		settingsOK: make(map[string]struct{}),
 		ctx:        ctx,
 		cancel:     cancel,
 	}
-	empty := map[string]*pool{}
+	empty := map[poolKey]*pool{}
 	r.pools.Store(&empty)
 	r.defaultTarget, _ = parseTarget(cfg.DefaultTarget) // checked by Validate
 	r.defaultMaxLag, _ = parseLagBound(cfg.DefaultMaxLag)
 	r.mon = newMonitor(cfg.Placement, cfg.ReplicaPollInterval, r.metrics)
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		loop.Run()
-	}()
-	<-loop.Started() // IOUring and SchedBatch report what the loop runs with from here on
+	for _, l := range ls.all {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			l.Run()
+		}()
+		<-l.Started() // IOUring and SchedBatch report what the loop runs with from here on
+	}
+	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		r.mon.run(ctx)
@@ -96,9 +99,9 @@ func New(cfg Config) (*Router, error) {
 	return r, nil
 }
 
-// IOUring reports whether the router's event loop batches its socket
-// system calls through io_uring (else it makes one per read and write).
-func (r *Router) IOUring() bool { return r.loop.IOUring() }
+// IOUring reports whether the router's event loops batch their socket
+// system calls through io_uring (else they make one per read and write).
+func (r *Router) IOUring() bool { return r.loops.IOUring() }
 
 // MapRevision returns the etcd revision of the placement map the router
 // routes by (every transaction reads the current map).
@@ -113,8 +116,8 @@ func (r *Router) MapRevision() int64 {
 // loop takes over ln's socket (ln is closed at once; see netloop's Listen)
 // and closes it on Close. It returns nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
-	r.log.Info("router serving", "addr", ln.Addr().String(), "io_uring", r.loop.IOUring(), "sched_batch", r.loop.SchedBatch())
-	if err := r.loop.Listen(ln, r.accept); err != nil {
+	r.log.Info("router serving", "addr", ln.Addr().String(), "loops", len(r.loops.all), "io_uring", r.loops.IOUring(), "sched_batch", r.loops.SchedBatch())
+	if err := r.loops.all[0].Listen(ln, r.accept); err != nil {
 		if r.ctx.Err() != nil {
 			return nil
 		}
@@ -134,7 +137,7 @@ func (r *Router) Close() error {
 		s.conn.Shutdown()
 	}
 	r.sessMu.Unlock()
-	r.loop.Close() // fails the waits of sessions still running
+	r.loops.close() // fails the waits of sessions still running
 	r.wg.Wait()
 	for _, p := range *r.pools.Load() {
 		p.close()
@@ -142,39 +145,47 @@ func (r *Router) Close() error {
 	return nil
 }
 
-// poolFor returns the pool of shard's primary in p.
-func (r *Router) poolFor(p *shardline.Placement, shard shardline.ShardID) (*pool, error) {
+// poolKey names a pool: one per shard member and event loop.
+type poolKey struct {
+	member string
+	loop   int
+}
+
+// poolFor returns loop's pool of shard's primary in p.
+func (r *Router) poolFor(p *shardline.Placement, shard shardline.ShardID, loop int) (*pool, error) {
 	sh, ok := p.Shards[shard]
 	if !ok {
 		return nil, &Error{Code: codeCannotConnectNow, Message: "shard " + string(shard) + " is not in the placement map",
 			Hint: "Check the cluster with 'shardline status'."}
 	}
-	return r.memberPool(shard, sh.Primary, false)
+	return r.memberPool(shard, sh.Primary, false, loop)
 }
 
-// memberPool returns the pool of one member, creating it (or replacing it
-// when the member's DSN changed) on first use.
-func (r *Router) memberPool(shard shardline.ShardID, m shardline.Member, replica bool) (*pool, error) {
-	if pl, ok := (*r.pools.Load())[m.Name]; ok && pl.dsn == m.DSN {
+// memberPool returns loop's pool of one member, creating it (or replacing
+// it when the member's DSN changed) on first use.
+func (r *Router) memberPool(shard shardline.ShardID, m shardline.Member, replica bool, loop int) (*pool, error) {
+	key := poolKey{m.Name, loop}
+	if pl, ok := (*r.pools.Load())[key]; ok && pl.dsn == m.DSN {
 		return pl, nil
 	}
 	r.poolMu.Lock()
 	defer r.poolMu.Unlock()
 	cur := *r.pools.Load()
-	if pl, ok := cur[m.Name]; ok && pl.dsn == m.DSN {
+	if pl, ok := cur[key]; ok && pl.dsn == m.DSN {
 		return pl, nil
 	}
-	pl, err := newPool(shard, m.DSN, r.cfg.PoolSize, r.cfg.WaitTimeout, r.cfg.IdleCheckAfter, r.metrics.forShard(string(shard)), r.learnServerParams)
+	size := poolShare(r.cfg.PoolSize, len(r.loops.all), loop)
+	pl, err := newPool(shard, m.DSN, size, r.cfg.WaitTimeout, r.cfg.IdleCheckAfter, r.metrics.forShard(string(shard)), r.learnServerParams)
 	if err != nil {
 		return nil, &Error{Code: codeCannotConnectNow, Message: err.Error(), Err: err}
 	}
 	pl.member, pl.replica = m.Name, replica
-	next := make(map[string]*pool, len(cur)+1)
+	next := make(map[poolKey]*pool, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
 	}
-	old := cur[m.Name]
-	next[m.Name] = pl
+	old := cur[key]
+	next[key] = pl
 	r.pools.Store(&next)
 	if old != nil {
 		old.close()

@@ -782,8 +782,12 @@ DELETE FROM secrets;`)
 		}
 	}
 	ctx := testCtx(t)
+	// A router of one loop: its sessions share one pool per member (with
+	// more loops, each loop has pools of its own).
+	_, acmeDSN := startRouter(t, Config{PoolSize: testPoolSize, Loops: 1, WaitTimeout: 5 * time.Second})
+	dsnOf := func(tenant string) string { return strings.Replace(acmeDSN, "tenant%3Dacme", "tenant%3D"+tenant, 1) }
 	open := func(tenant string) *pgx.Conn {
-		c := connect(t, "options=-c%20shardline.tenant%3D"+tenant)
+		c := connectDSN(t, dsnOf(tenant))
 		if _, err := c.Exec(ctx, "SET ROLE rls_app"); err != nil { // a role without BYPASSRLS
 			t.Fatal(err)
 		}
@@ -794,7 +798,7 @@ DELETE FROM secrets;`)
 	// transactions, so a and b take turns on the same one and its tenant
 	// binding changes every time.
 	for i := 0; i < testPoolSize-1; i++ {
-		h := connect(t, "options=-c%20shardline.tenant%3D"+a)
+		h := connectDSN(t, dsnOf(a))
 		tx, err := h.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -21,6 +21,7 @@ type session struct {
 	r        *Router
 	conn     *netloop.Conn
 	task     *netloop.Task // the event-loop coroutine the session runs as
+	loop     int           // index of task's loop: whose pools the session takes from
 	poolWait waiter        // for pool waits (its task is task)
 	in       msgReader
 	out      *bufio.Writer
@@ -113,11 +114,12 @@ type pending struct {
 	set      *settingOp
 }
 
-func newSession(r *Router, t *netloop.Task, c *netloop.Conn, br *bufio.Reader, st *startup) *session {
+func newSession(r *Router, t *netloop.Task, loop int, c *netloop.Conn, br *bufio.Reader, st *startup) *session {
 	s := &session{
 		r:        r,
 		conn:     c,
 		task:     t,
+		loop:     loop,
 		poolWait: waiter{task: t},
 		in:       msgReader{r: br},
 		out:      r.getWriter(c),
@@ -210,7 +212,7 @@ func (s *session) serverParams() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := s.r.poolFor(pl, anyShard(pl))
+	pool, err := s.r.poolFor(pl, anyShard(pl), s.loop)
 	if err != nil {
 		return nil, err
 	}

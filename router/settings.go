@@ -293,7 +293,7 @@ func (s *session) validateSettings() error {
 	if err != nil {
 		return err
 	}
-	pool, err := s.r.poolFor(pl, anyShard(pl))
+	pool, err := s.r.poolFor(pl, anyShard(pl), s.loop)
 	if err != nil {
 		return err
 	}

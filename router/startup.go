@@ -232,7 +232,8 @@ func optionsErr(msg string) error {
 // task reads the startup request (within startupTimeout), then serves the
 // session until Terminate.
 func (r *Router) accept(c *netloop.Conn) {
-	r.loop.Go(func(t *netloop.Task) {
+	i, l := r.loops.pick()
+	l.Go(func(t *netloop.Task) {
 		c.Attach(t)
 		defer c.Close()
 		br := bufio.NewReaderSize(c, clientReadBuffer)
@@ -247,7 +248,7 @@ func (r *Router) accept(c *netloop.Conn) {
 			}
 			return
 		}
-		s := newSession(r, t, c, br, st)
+		s := newSession(r, t, i, c, br, st)
 		if !r.register(s) {
 			return
 		}

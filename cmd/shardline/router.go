@@ -68,7 +68,7 @@ func runRouter(ctx context.Context, env *cliEnv, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q; see 'shardline router -h'", fs.Arg(0))
 	}
-	if err := c.checkPoolSize(); err != nil {
+	if err := c.checkCounts(); err != nil {
 		return err
 	}
 	c.Etcd = splitList(etcd)

@@ -18,6 +18,7 @@ import (
 type routerFlags struct {
 	Database string
 	PoolSize int
+	Loops    int
 
 	Target        string        // default shardline.target
 	MaxLag        string        // default shardline.max_lag
@@ -32,6 +33,7 @@ type routerFlags struct {
 func (f *routerFlags) register(fs *flag.FlagSet, help string) {
 	fs.StringVar(&f.Database, "database", "app", "database name on every shard, and the one the router serves")
 	fs.IntVar(&f.PoolSize, "pool-size", 20, help+"most server connections per shard member")
+	fs.IntVar(&f.Loops, "loops", 1, help+"event loops, a thread each, that serve the sessions; each has its own pools, with --pool-size divided between them (more than 1 only for a router with cores of its own: see the README's Performance section)")
 	fs.StringVar(&f.Target, "target", "primary", help+"default shardline.target for sessions: primary, replica or auto")
 	fs.StringVar(&f.MaxLag, "max-lag", "1s", help+"default shardline.max_lag (a staleness such as 500ms, or WAL bytes such as 16MB)")
 	fs.DurationVar(&f.ReplicaPoll, "replica-poll", 250*time.Millisecond, help+"how often replica lag is sampled")
@@ -40,11 +42,14 @@ func (f *routerFlags) register(fs *flag.FlagSet, help string) {
 	fs.BoolVar(&f.NoSchedBatch, "no-sched-batch", false, help+"keep the event loop's thread in the default scheduling policy instead of SCHED_BATCH (only to measure the difference)")
 }
 
-// checkPoolSize rejects --pool-size below 1, which router.Config would
+// checkCounts rejects --pool-size or --loops below 1, which router.Config would
 // read as its default: exit status 2.
-func (f *routerFlags) checkPoolSize() error {
+func (f *routerFlags) checkCounts() error {
 	if f.PoolSize < 1 {
 		return usageErr("--pool-size %d: want at least 1", f.PoolSize)
+	}
+	if f.Loops < 1 {
+		return usageErr("--loops %d: want at least 1", f.Loops)
 	}
 	return nil
 }
@@ -55,7 +60,7 @@ func (f *routerFlags) validate() error {
 	cfg := f.routerConfig(noPlacement{}, slog.New(slog.DiscardHandler), nil)
 	if err := cfg.Validate(); err != nil {
 		// Name the flags, not router.Config's fields.
-		flags := strings.NewReplacer("PoolSize", "--pool-size", "DefaultTarget", "--target",
+		flags := strings.NewReplacer("PoolSize", "--pool-size", "Loops", "--loops", "DefaultTarget", "--target",
 			"DefaultMaxLag", "--max-lag", "ReplicaPollInterval", "--replica-poll")
 		return usageErr("%s", flags.Replace(strings.TrimPrefix(err.Error(), "router: ")))
 	}
@@ -69,7 +74,7 @@ func (noPlacement) Current() *shardline.Placement { return nil }
 
 // routerConfig is the router's configuration from f.
 func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
-	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize,
+	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize, Loops: f.Loops,
 		DefaultTarget: f.Target, DefaultMaxLag: f.MaxLag, ReplicaPollInterval: f.ReplicaPoll, NoWriteTokens: f.NoWriteTokens,
 		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch,
 		Logger: log.With("component", "router"), Registerer: reg}

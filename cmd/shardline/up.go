@@ -80,7 +80,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	if c.Shards < 1 || c.Shards > postgres.MaxShards {
 		return usageErr("--shards %d out of range 1..%d", c.Shards, postgres.MaxShards)
 	}
-	if err := c.checkPoolSize(); err != nil {
+	if err := c.checkCounts(); err != nil {
 		return err
 	}
 	if c.MaxConnections != 0 && (c.MaxConnections < 20 || c.MaxConnections > 10000) {
