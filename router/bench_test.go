@@ -104,3 +104,30 @@ func benchSelect(b *testing.B, dsn string) {
 		}
 	}
 }
+
+// BenchmarkPoolFor finds the pool of a tenant's primary, as every
+// transaction does (the pool exists; nothing is dialed).
+func BenchmarkPoolFor(b *testing.B) {
+	p := &shardline.Placement{Slots: shardline.EvenSlots([]shardline.ShardID{"s1", "s2"}), Overrides: map[shardline.TenantID]shardline.ShardID{},
+		Shards: map[shardline.ShardID]shardline.Shard{
+			"s1": {ID: "s1", Primary: shardline.Member{Name: "s1-primary", DSN: "postgres://postgres@127.0.0.1:1/app"}},
+			"s2": {ID: "s2", Primary: shardline.Member{Name: "s2-primary", DSN: "postgres://postgres@127.0.0.1:2/app"}}}}
+	r, err := New(Config{Placement: staticPlacement{p}, Loops: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	for loop := range 2 {
+		for _, sh := range []shardline.ShardID{"s1", "s2"} {
+			if _, err := r.poolFor(p, sh, loop); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.poolFor(p, "s2", 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
