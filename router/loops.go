@@ -75,6 +75,9 @@ func (ls *loops) SchedBatch() bool {
 	return true
 }
 
+// Count is how many loops there are.
+func (ls *loops) Count() int { return len(ls.all) }
+
 // Stats sums the loops' counts.
 func (ls *loops) Stats() netloop.Stats {
 	var s netloop.Stats

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestPoolShare(t *testing.T) {
@@ -46,6 +47,9 @@ func TestLoopsConfig(t *testing.T) {
 // loop 0 has one free, and routing works on both.
 func TestLoopsSplitSessionsAndPools(t *testing.T) {
 	r, dsn := startRouter(t, Config{Loops: 2, PoolSize: 3, WaitTimeout: time.Second})
+	if n := testutil.ToFloat64(r.metrics.loops); n != 2 {
+		t.Errorf("shardline_router_loops %v, want 2", n)
+	}
 	ctx := testCtx(t)
 	var conns []*pgx.Conn
 	for range 4 { // connected one after another: loops 0, 1, 0, 1

@@ -27,14 +27,16 @@ type metrics struct {
 	ioUring           prometheus.GaugeFunc
 	schedBatch        prometheus.GaugeFunc
 	loopSleeps        prometheus.CounterFunc
+	loops             prometheus.GaugeFunc
 }
 
-// eventLoop is what the metrics read from the router's event loop when
+// eventLoop is what the metrics read from the router's event loops when
 // scraped.
 type eventLoop interface {
 	IOUring() bool
 	SchedBatch() bool
 	Stats() netloop.Stats
+	Count() int
 }
 
 // poolMetrics are one pool's children of the shard-labelled vectors,
@@ -85,17 +87,20 @@ func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 	m.writeTokens = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "shardline_router_write_tokens_total", Help: "Read-your-writes tokens taken after write transactions (one server round trip each)."})
 	m.ioUring = boolGauge(prometheus.GaugeOpts{
-		Name: "shardline_router_io_uring", Help: "1 when the event loop batches socket system calls through io_uring, 0 when it makes one per read and write (epoll)."},
+		Name: "shardline_router_io_uring", Help: "1 when the event loops batch socket system calls through io_uring, 0 when they make one per read and write (epoll)."},
 		loop.IOUring)
 	m.schedBatch = boolGauge(prometheus.GaugeOpts{
-		Name: "shardline_router_loop_sched_batch", Help: "1 when the event loop's thread runs in the SCHED_BATCH scheduling policy (the default), 0 when in the default policy."},
+		Name: "shardline_router_loop_sched_batch", Help: "1 when the event loops' threads run in the SCHED_BATCH scheduling policy (the default), 0 when in the default policy."},
 		loop.SchedBatch)
 	m.loopSleeps = prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "shardline_router_loop_sleeps_total", Help: "Waits of the event loop in the kernel for news when it had nothing to run (one that sleeps costs a wake-up)."},
+		Name: "shardline_router_loop_sleeps_total", Help: "Waits of the event loops in the kernel for news when they had nothing to run (one that sleeps costs a wake-up)."},
 		func() float64 { return float64(loop.Stats().Sleeps) })
+	m.loops = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shardline_router_loops", Help: "Event loops serving the sessions (--loops), a thread each."},
+		func() float64 { return float64(loop.Count()) })
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses,
-			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring, m.schedBatch, m.loopSleeps)
+			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring, m.schedBatch, m.loopSleeps, m.loops)
 	}
 	return m
 }
