@@ -40,9 +40,6 @@ func newLoops(n int, cfg netloop.Config) (*loops, error) {
 
 // pick returns the loop for a new session and its index, in turn.
 func (ls *loops) pick() (int, *netloop.Loop) {
-	if len(ls.all) == 1 {
-		return 0, ls.all[0]
-	}
 	i := int(ls.next.Add(1)-1) % len(ls.all)
 	return i, ls.all[i]
 }
@@ -56,19 +53,14 @@ func (ls *loops) close() {
 
 // IOUring reports whether every loop batches its socket system calls
 // through io_uring.
-func (ls *loops) IOUring() bool {
-	for _, l := range ls.all {
-		if !l.IOUring() {
-			return false
-		}
-	}
-	return true
-}
+func (ls *loops) IOUring() bool { return ls.every((*netloop.Loop).IOUring) }
 
 // SchedBatch reports whether every loop's thread runs in SCHED_BATCH.
-func (ls *loops) SchedBatch() bool {
+func (ls *loops) SchedBatch() bool { return ls.every((*netloop.Loop).SchedBatch) }
+
+func (ls *loops) every(f func(*netloop.Loop) bool) bool {
 	for _, l := range ls.all {
-		if !l.SchedBatch() {
+		if !f(l) {
 			return false
 		}
 	}

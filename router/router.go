@@ -116,7 +116,7 @@ func (r *Router) MapRevision() int64 {
 // loop takes over ln's socket (ln is closed at once; see netloop's Listen)
 // and closes it on Close. It returns nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
-	r.log.Info("router serving", "addr", ln.Addr().String(), "loops", len(r.loops.all), "io_uring", r.loops.IOUring(), "sched_batch", r.loops.SchedBatch())
+	r.log.Info("router serving", "addr", ln.Addr().String(), "loops", r.loops.Count(), "io_uring", r.loops.IOUring(), "sched_batch", r.loops.SchedBatch())
 	if err := r.loops.all[0].Listen(ln, r.accept); err != nil {
 		if r.ctx.Err() != nil {
 			return nil
