@@ -29,8 +29,8 @@ type Router struct {
 	metrics *metrics
 	tables  *tableCheck
 
-	pools  atomic.Pointer[map[poolKey]*pool]
-	poolMu sync.Mutex // serializes pool map rebuilds
+	pools  []atomic.Pointer[map[string]*pool] // by loop, then member name
+	poolMu sync.Mutex                         // serializes pool map rebuilds
 	mon    *monitor
 	loops  *loops // run the sessions
 
@@ -75,8 +75,10 @@ func New(cfg Config) (*Router, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 	}
-	empty := map[poolKey]*pool{}
-	r.pools.Store(&empty)
+	r.pools = make([]atomic.Pointer[map[string]*pool], ls.Count())
+	for i := range r.pools {
+		r.pools[i].Store(&map[string]*pool{})
+	}
 	r.defaultTarget, _ = parseTarget(cfg.DefaultTarget) // checked by Validate
 	r.defaultMaxLag, _ = parseLagBound(cfg.DefaultMaxLag)
 	r.mon = newMonitor(cfg.Placement, cfg.ReplicaPollInterval, r.metrics)
@@ -139,16 +141,12 @@ func (r *Router) Close() error {
 	r.sessMu.Unlock()
 	r.loops.close() // fails the waits of sessions still running
 	r.wg.Wait()
-	for _, p := range *r.pools.Load() {
-		p.close()
+	for i := range r.pools {
+		for _, p := range *r.pools[i].Load() {
+			p.close()
+		}
 	}
 	return nil
-}
-
-// poolKey names a pool: one per shard member and event loop.
-type poolKey struct {
-	member string
-	loop   int
 }
 
 // poolFor returns loop's pool of shard's primary in p.
@@ -164,14 +162,14 @@ func (r *Router) poolFor(p *shardline.Placement, shard shardline.ShardID, loop i
 // memberPool returns loop's pool of one member, creating it (or replacing
 // it when the member's DSN changed) on first use.
 func (r *Router) memberPool(shard shardline.ShardID, m shardline.Member, replica bool, loop int) (*pool, error) {
-	key := poolKey{m.Name, loop}
-	if pl, ok := (*r.pools.Load())[key]; ok && pl.dsn == m.DSN {
+	pools := &r.pools[loop]
+	if pl, ok := (*pools.Load())[m.Name]; ok && pl.dsn == m.DSN {
 		return pl, nil
 	}
 	r.poolMu.Lock()
 	defer r.poolMu.Unlock()
-	cur := *r.pools.Load()
-	if pl, ok := cur[key]; ok && pl.dsn == m.DSN {
+	cur := *pools.Load()
+	if pl, ok := cur[m.Name]; ok && pl.dsn == m.DSN {
 		return pl, nil
 	}
 	size := poolShare(r.cfg.PoolSize, len(r.loops.all), loop)
@@ -180,13 +178,13 @@ func (r *Router) memberPool(shard shardline.ShardID, m shardline.Member, replica
 		return nil, &Error{Code: codeCannotConnectNow, Message: err.Error(), Err: err}
 	}
 	pl.member, pl.replica = m.Name, replica
-	next := make(map[poolKey]*pool, len(cur)+1)
+	next := make(map[string]*pool, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
 	}
-	old := cur[key]
-	next[key] = pl
-	r.pools.Store(&next)
+	old := cur[m.Name]
+	next[m.Name] = pl
+	pools.Store(&next)
 	if old != nil {
 		old.close()
 	}
