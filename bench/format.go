@@ -46,7 +46,7 @@ func (r *Report) baselinesIn(match func(Cell) bool) []string {
 // baseline has a proxy; one row per target in each cell.
 func (r *Report) throughputTable(match func(Cell) bool, counters bool) (header []string, rows [][]string) {
 	bases := r.baselinesIn(match)
-	header = []string{"WORKLOAD", "CLIENTS", "TARGET", "TPS", "P50_MS", "P99_MS", "PROXY_CPU_US/TXN"}
+	header = []string{"WORKLOAD", "CLIENTS", "TARGET", "TPS", "P50_MS", "P99_MS", "PROXY_CPU_US/TXN", "MACHINE_CPU_US/TXN", "IDLE"}
 	if counters {
 		header = append(header, "REPLICA_SHARE", "TOKENS/TXN")
 	}
@@ -64,12 +64,13 @@ func (r *Report) throughputTable(match func(Cell) bool, counters bool) (header [
 		for _, t := range c.Targets {
 			row := []string{c.Workload, fmt.Sprint(c.Clients), t.Target}
 			if t.hasFigures() {
-				row = append(row, fmt.Sprintf("%.0f", t.TPS), fmt.Sprintf("%.3f", t.P50Ms), fmt.Sprintf("%.3f", t.P99Ms), fmtPtr(t.CPUPerTxnUs, "%.1f"))
+				row = append(row, fmt.Sprintf("%.0f", t.TPS), fmt.Sprintf("%.3f", t.P50Ms), fmt.Sprintf("%.3f", t.P99Ms), fmtPtr(t.CPUPerTxnUs, "%.1f"),
+					fmtPtr(t.MachineCPUPerTxnUs, "%.1f"), fmtPtr(scale(t.IdleShare, 100), "%.1f%%"))
 				if counters {
 					row = append(row, fmtPtr(scale(t.ReplicaShare, 100), "%.1f%%"), fmtPtr(t.WriteTokensPerTxn, "%.2f"))
 				}
 			} else {
-				row = append(row, "-", "-", "-", "-")
+				row = append(row, "-", "-", "-", "-", "-", "-")
 				if counters {
 					row = append(row, "-", "-")
 				}
@@ -360,6 +361,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("TPS: transactions per second (sum over a target's pgbench processes). P50/P99: latency percentiles " +
 		"of every transaction in pgbench's per-transaction log, in ms. PROXY_CPU_US/TXN: user+system CPU time of the proxy " +
 		"process (see the settings: PgBouncer, or the process that runs the router) per transaction, in µs; n/a for PostgreSQL directly. " +
+		"MACHINE_CPU_US/TXN: busy CPU time of the whole machine (all CPUs, from /proc/stat: pgbench, the servers, the proxy and anything else) " +
+		"per transaction over the same window, in µs, so that a proxy's TPS against direct reads as what it costs and saves the machine; " +
+		"IDLE: the share of all CPUs' time in that window that went unused. " +
 		"X/b columns: this target's figure divided by baseline b's in the same cell (TPS: higher is better; P99 and CPU: lower is better).")
 	if len(r.ownWorkloads()) > 0 {
 		b.WriteString(" Replica workloads: REPLICA_SHARE is the share of the transactions the router routed that a replica served, " +

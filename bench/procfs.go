@@ -112,3 +112,57 @@ func ReadRSS(pid int) (int64, error) {
 	}
 	return kib, nil
 }
+
+// MachineCPU is the first line of /proc/stat: the time all CPUs spent,
+// summed over them, in clock ticks.
+type MachineCPU struct {
+	// Busy is user, nice, system, irq, softirq and steal time; guest time
+	// is inside user and nice already, so it is not added again.
+	Busy uint64
+	// Idle is idle and iowait time: a CPU waiting for I/O runs nothing.
+	Idle uint64
+}
+
+// ParseMachineCPU parses the "cpu" line that /proc/stat begins with:
+// user nice system idle iowait irq softirq steal [guest guest_nice].
+// Kernels before 2.6.33 print fewer fields; the bench needs the eight.
+// It never panics.
+func ParseMachineCPU(b []byte) (MachineCPU, error) {
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return MachineCPU{}, fmt.Errorf("proc stat: first line %q is not a cpu line with eight fields", line)
+	}
+	var v [8]uint64
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil {
+			return MachineCPU{}, fmt.Errorf("proc stat: cpu field %d %q: %w", i+1, f[i+1], err)
+		}
+		v[i] = n
+	}
+	return MachineCPU{Busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], Idle: v[3] + v[4]}, nil
+}
+
+// ReadMachineCPU reads the machine's CPU time from /proc/stat.
+func ReadMachineCPU() (MachineCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineCPU{}, err
+	}
+	return ParseMachineCPU(b)
+}
+
+// Since returns the busy CPU time between before and m, and the share of
+// all CPUs' time in that window that was idle (0 to 1). Counters that went
+// backwards (they do not, short of a bug) give zero.
+func (m MachineCPU) Since(before MachineCPU) (busy time.Duration, idle float64) {
+	if m.Busy < before.Busy || m.Idle < before.Idle {
+		return 0, 0
+	}
+	b, i := m.Busy-before.Busy, m.Idle-before.Idle
+	if b+i == 0 {
+		return 0, 0
+	}
+	return time.Duration(b) * time.Second / clockTicksPerSecond, float64(i) / float64(b+i)
+}

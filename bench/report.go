@@ -109,6 +109,13 @@ type TargetCell struct {
 	// CPUPerTxnUs is the proxy's CPU time (user+system) per transaction
 	// in microseconds; null without a proxy.
 	CPUPerTxnUs *float64 `json:"proxy_cpu_us_per_txn"`
+	// MachineCPUPerTxnUs and IdleShare are the medians of the runs'
+	// (RunResult): what a transaction costs the machine as a whole, and
+	// how much of it went unused. A proxy that serves more transactions
+	// than PostgreSQL directly does so by costing the servers less per
+	// transaction, and a proxy that is the serial point leaves CPUs idle.
+	MachineCPUPerTxnUs *float64 `json:"machine_cpu_us_per_txn,omitempty"`
+	IdleShare          *float64 `json:"machine_idle_share,omitempty"`
 	// KiBPerConn is the idle workload's proxy memory per connection, from
 	// the first round that did not fail, not the median: later rounds
 	// reuse memory that the earlier ones' connections freed (Go's heap,
@@ -254,6 +261,12 @@ type RunResult struct {
 	// ProxyCPUSeconds is the proxy's user+system CPU time during the run.
 	ProxyCPUSeconds *float64 `json:"proxy_cpu_seconds,omitempty"`
 	CPUPerTxnUs     *float64 `json:"proxy_cpu_us_per_txn,omitempty"`
+	// MachineCPUPerTxnUs is the busy CPU time of the whole machine (all
+	// CPUs: pgbench, the servers, the proxy, anything else) per
+	// transaction, over the same window; IdleShare is the share of all
+	// CPUs' time in it that was idle (0 to 1). From /proc/stat.
+	MachineCPUPerTxnUs *float64 `json:"machine_cpu_us_per_txn,omitempty"`
+	IdleShare          *float64 `json:"machine_idle_share,omitempty"`
 	// Pgbench holds each pgbench's own summary, one per endpoint.
 	Pgbench []Output `json:"pgbench,omitempty"`
 	// Router is the change of the router's counters over the run, for
@@ -335,7 +348,7 @@ func (t *TargetCell) summarize() {
 		return
 	}
 	t.Status, t.Reason = StatusOK, ""
-	var tps, p50, p99, cpu, share, tokens, sleeps []float64
+	var tps, p50, p99, cpu, machine, idle, share, tokens, sleeps []float64
 	var mem *float64
 	t.Failed = 0
 	for _, run := range t.Runs {
@@ -358,6 +371,8 @@ func (t *TargetCell) summarize() {
 		if run.CPUPerTxnUs != nil {
 			cpu = append(cpu, *run.CPUPerTxnUs)
 		}
+		machine = appendRatio(machine, run.MachineCPUPerTxnUs)
+		idle = appendRatio(idle, run.IdleShare)
 		if run.Router != nil {
 			if v := run.Router.ReplicaShare(); v != nil {
 				share = append(share, *v)
@@ -372,6 +387,7 @@ func (t *TargetCell) summarize() {
 	}
 	t.TPS, t.P50Ms, t.P99Ms = median(tps), median(p50), median(p99)
 	t.CPUPerTxnUs, t.KiBPerConn = medianPtr(cpu), mem
+	t.MachineCPUPerTxnUs, t.IdleShare = medianPtr(machine), medianPtr(idle)
 	t.ReplicaShare, t.WriteTokensPerTxn = medianPtr(share), medianPtr(tokens)
 	t.LoopSleepsPerTxn = medianPtr(sleeps)
 }

@@ -52,7 +52,10 @@ func sampleReport() *Report {
 	r.Command = "shardline bench --quick"
 	r.FinishedAt = r.StartedAt.Add(90 * time.Second)
 	run := func(round int, tps, p50, p99 float64, cpu *float64) RunResult {
-		return RunResult{Round: round, TPS: tps, Transactions: int64(tps * 2), P50Ms: p50, P99Ms: p99, LatencyAvgMs: p50, CPUPerTxnUs: cpu}
+		// Two CPUs, 10% idle in the machine's figure; the idle share
+		// follows p50, so that its median is of its own rounds.
+		return RunResult{Round: round, TPS: tps, Transactions: int64(tps * 2), P50Ms: p50, P99Ms: p99, LatencyAvgMs: p50, CPUPerTxnUs: cpu,
+			MachineCPUPerTxnUs: ptr(1.8e6 / tps), IdleShare: ptr(p50 / 5)}
 	}
 	c1 := Cell{Workload: "select-simple", Clients: 8, Targets: []TargetCell{
 		{Target: "direct", Runs: []RunResult{run(1, 1000, 0.5, 2, nil), run(2, 1200, 0.4, 1, nil), run(3, 1100, 0.45, 3, nil)}},
@@ -229,13 +232,13 @@ func TestWriteTable(t *testing.T) {
 	if err := sampleReport().WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := `WORKLOAD         CLIENTS  TARGET      TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  TPS/direct  P99/direct  TPS/pgbouncer  P99/pgbouncer  CPU/pgbouncer  NOTE
-select-simple    8        direct     1100   0.450   2.000               n/a        1.00        1.00           1.38           0.50            n/a
-select-simple    8        pgbouncer   800   0.600   4.000              20.0        0.73        2.00           1.00           1.00           1.00
-select-simple    8        router      800   0.600   4.000              35.0        0.73        2.00           1.00           1.00           1.75  FAILED 1/3
-select-prepared  8        direct     2000   0.250   1.000               n/a        1.00        1.00            n/a            n/a            n/a
-select-prepared  8        pgbouncer     -       -       -                 -         n/a         n/a            n/a            n/a            n/a  unsupported
-select-prepared  8        router     1500   0.300   1.500              35.0        0.75        1.50            n/a            n/a            n/a
+	want := `WORKLOAD         CLIENTS  TARGET      TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  MACHINE_CPU_US/TXN   IDLE  TPS/direct  P99/direct  TPS/pgbouncer  P99/pgbouncer  CPU/pgbouncer  NOTE
+select-simple    8        direct     1100   0.450   2.000               n/a              1636.4   9.0%        1.00        1.00           1.38           0.50            n/a
+select-simple    8        pgbouncer   800   0.600   4.000              20.0              2250.0  12.0%        0.73        2.00           1.00           1.00           1.00
+select-simple    8        router      800   0.600   4.000              35.0              2272.7  12.0%        0.73        2.00           1.00           1.00           1.75  FAILED 1/3
+select-prepared  8        direct     2000   0.250   1.000               n/a               900.0   5.0%        1.00        1.00            n/a            n/a            n/a
+select-prepared  8        pgbouncer     -       -       -                 -                   -      -         n/a         n/a            n/a            n/a            n/a  unsupported
+select-prepared  8        router     1500   0.300   1.500              35.0              1200.0   6.0%        0.75        1.50            n/a            n/a            n/a
 
 CONNS  TARGET     RSS_BEFORE_MIB  RSS_AFTER_MIB  KIB/CONN  KIB/CONN/pgbouncer  NOTE
 1000   direct                  -              -         -                 n/a  n/a
@@ -275,7 +278,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| router | shardline router --pool-size 20 | 20 to shard s1 | router |",
 		"### select-simple\n",
 		"| CLIENTS | TARGET | TPS |",
-		"| 8 | router | 800 | 0.600 | 4.000 | 35.0 | 0.73 | 2.00 | 1.00 | 1.00 | 1.75 | FAILED 1/3 |",
+		"| 8 | router | 800 | 0.600 | 4.000 | 35.0 | 2272.7 | 12.0% | 0.73 | 2.00 | 1.00 | 1.00 | 1.75 | FAILED 1/3 |",
 		"### round by round\n",
 		"| select-simple | 8 | router | pgbouncer | 0.95 (1/2) | 1.10 (0/2) | 1.86 (0/2) |",
 		"### idle\n",
@@ -418,17 +421,17 @@ func TestReplicaReport(t *testing.T) {
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := `WORKLOAD       CLIENTS  TARGET   TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  TPS/direct  P99/direct  NOTE
-select-simple  8        direct  1000   0.400   1.000               n/a        1.00        1.00
-select-simple  8        router   800   0.500   2.000              30.0        0.80        2.00
+	want := `WORKLOAD       CLIENTS  TARGET   TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  MACHINE_CPU_US/TXN  IDLE  TPS/direct  P99/direct  NOTE
+select-simple  8        direct  1000   0.400   1.000               n/a                 n/a   n/a        1.00        1.00
+select-simple  8        router   800   0.500   2.000              30.0                 n/a   n/a        0.80        2.00
 
-WORKLOAD      CLIENTS  TARGET          TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  REPLICA_SHARE  TOKENS/TXN  TPS/router-primary  P99/router-primary  CPU/router-primary  NOTE
-replica-read  8        router-primary  900   0.500   2.000              29.0           0.0%        0.00                1.00                1.00                1.00
-replica-read  8        router-replica  810   0.500   3.000              32.0          99.5%        0.00                0.90                1.50                1.10
+WORKLOAD      CLIENTS  TARGET          TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  MACHINE_CPU_US/TXN  IDLE  REPLICA_SHARE  TOKENS/TXN  TPS/router-primary  P99/router-primary  CPU/router-primary  NOTE
+replica-read  8        router-primary  900   0.500   2.000              29.0                 n/a   n/a           0.0%        0.00                1.00                1.00                1.00
+replica-read  8        router-replica  810   0.500   3.000              32.0                 n/a   n/a          99.5%        0.00                0.90                1.50                1.10
 
-WORKLOAD     CLIENTS  TARGET            TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  REPLICA_SHARE  TOKENS/TXN  TPS/router-no-tokens  P99/router-no-tokens  CPU/router-no-tokens  NOTE
-write-token  8        router-no-tokens  500   0.500   4.000              40.0           0.0%        0.00                  1.00                  1.00                  1.00
-write-token  8        router-tokens     450   0.500   5.000              50.0           0.0%        1.00                  0.90                  1.25                  1.25  FAILED 1/2
+WORKLOAD     CLIENTS  TARGET            TPS  P50_MS  P99_MS  PROXY_CPU_US/TXN  MACHINE_CPU_US/TXN  IDLE  REPLICA_SHARE  TOKENS/TXN  TPS/router-no-tokens  P99/router-no-tokens  CPU/router-no-tokens  NOTE
+write-token  8        router-no-tokens  500   0.500   4.000              40.0                 n/a   n/a           0.0%        0.00                  1.00                  1.00                  1.00
+write-token  8        router-tokens     450   0.500   5.000              50.0                 n/a   n/a           0.0%        1.00                  0.90                  1.25                  1.25  FAILED 1/2
 
 notes:
   router-tokens write-token c=8: failed: router metrics: connection refused
@@ -445,12 +448,12 @@ notes:
 	for _, want := range []string{
 		"REPLICA_SHARE is the share of the transactions the router routed that a replica served",
 		"### replica-read\n\npgbench -S -M simple through the router on a cluster with one streaming replica per shard",
-		"| CLIENTS | TARGET | TPS | P50_MS | P99_MS | PROXY_CPU_US/TXN | REPLICA_SHARE | TOKENS/TXN | TPS/router-primary | P99/router-primary | CPU/router-primary | NOTE |",
-		"| 8 | router-replica | 810 | 0.500 | 3.000 | 32.0 | 99.5% | 0.00 | 0.90 | 1.50 | 1.10 |  |",
+		"| CLIENTS | TARGET | TPS | P50_MS | P99_MS | PROXY_CPU_US/TXN | MACHINE_CPU_US/TXN | IDLE | REPLICA_SHARE | TOKENS/TXN | TPS/router-primary | P99/router-primary | CPU/router-primary | NOTE |",
+		"| 8 | router-replica | 810 | 0.500 | 3.000 | 32.0 | n/a | n/a | 99.5% | 0.00 | 0.90 | 1.50 | 1.10 |  |",
 		"### write-token\n",
-		"| 8 | router-tokens | 450 | 0.500 | 5.000 | 50.0 | 0.0% | 1.00 | 0.90 | 1.25 | 1.25 | FAILED 1/2 |",
+		"| 8 | router-tokens | 450 | 0.500 | 5.000 | 50.0 | n/a | n/a | 0.0% | 1.00 | 0.90 | 1.25 | 1.25 | FAILED 1/2 |",
 		"### select-simple\n",
-		"| CLIENTS | TARGET | TPS | P50_MS | P99_MS | PROXY_CPU_US/TXN | TPS/direct | P99/direct | NOTE |",
+		"| CLIENTS | TARGET | TPS | P50_MS | P99_MS | PROXY_CPU_US/TXN | MACHINE_CPU_US/TXN | IDLE | TPS/direct | P99/direct | NOTE |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

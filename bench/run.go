@@ -357,6 +357,7 @@ func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients i
 			return RunResult{Error: err.Error()}
 		}
 	}
+	machineBefore, machineErr := ReadMachineCPU()
 	logDir := ""
 	if reported {
 		logDir = r.logDir
@@ -406,6 +407,16 @@ func (r *runner) runPgbench(ctx context.Context, t Target, w Workload, clients i
 			res.ProxyCPUSeconds = ptr(sec)
 			if res.Transactions > 0 {
 				res.CPUPerTxnUs = ptr(sec * 1e6 / float64(res.Transactions))
+			}
+		}
+	}
+	if machineErr == nil && len(errs) == 0 {
+		// Without /proc/stat (not Linux) the figures are left out.
+		if after, err := ReadMachineCPU(); err == nil {
+			busy, idle := after.Since(machineBefore)
+			res.IdleShare = ptr(idle)
+			if res.Transactions > 0 {
+				res.MachineCPUPerTxnUs = ptr(busy.Seconds() * 1e6 / float64(res.Transactions))
 			}
 		}
 	}
@@ -465,8 +476,8 @@ func (r *runner) progress(t Target, w Workload, clients, round int, res RunResul
 			}
 			counters += "  loop sleeps/txn " + fmtPtr(c.LoopSleepsPerTxn(), "%.2f")
 		}
-		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s%s%s\n",
-			head, res.TPS, res.P50Ms, res.P99Ms, cpu, counters, eta)
+		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s  machine cpu/txn %s us  idle %s%s%s\n",
+			head, res.TPS, res.P50Ms, res.P99Ms, cpu, fmtPtr(res.MachineCPUPerTxnUs, "%.1f"), fmtPtr(scale(res.IdleShare, 100), "%.1f%%"), counters, eta)
 	}
 }
 

@@ -122,6 +122,15 @@ func TestRunPgBouncer(t *testing.T) {
 				if (tc.Target == "direct") != (tc.CPUPerTxnUs == nil) {
 					t.Errorf("%s c=%d %s: proxy CPU %v", c.Workload, c.Clients, tc.Target, tc.CPUPerTxnUs)
 				}
+				// The machine's CPU includes the proxy's: readings are in
+				// ticks of 10 ms, per CPU for the machine, so allow a few.
+				run := tc.Runs[0]
+				switch m := run.MachineCPUPerTxnUs; {
+				case m == nil || *m <= 0 || run.IdleShare == nil || *run.IdleShare < 0 || *run.IdleShare >= 1:
+					t.Errorf("%s c=%d %s: machine CPU %v, idle %v", c.Workload, c.Clients, tc.Target, m, run.IdleShare)
+				case run.CPUPerTxnUs != nil && *m < *run.CPUPerTxnUs-4*10e3/float64(run.Transactions):
+					t.Errorf("%s c=%d %s: machine CPU %.1f µs/txn below the proxy's %.1f", c.Workload, c.Clients, tc.Target, *m, *run.CPUPerTxnUs)
+				}
 				if tc.Ratios["direct"].TPS == nil {
 					t.Errorf("%s c=%d %s: no ratio to direct", c.Workload, c.Clients, tc.Target)
 				}
