@@ -191,9 +191,9 @@ func pair(t, other *TargetCell) Paired {
 			continue
 		}
 		p.Rounds++
-		tps = appendRatio(tps, ratioOf(r.TPS, o.TPS))
-		p50 = appendRatio(p50, ratioOf(r.P50Ms, o.P50Ms))
-		cpu = appendRatio(cpu, ratioOfPtr(r.CPUPerTxnUs, o.CPUPerTxnUs))
+		tps = appendSet(tps, ratioOf(r.TPS, o.TPS))
+		p50 = appendSet(p50, ratioOf(r.P50Ms, o.P50Ms))
+		cpu = appendSet(cpu, ratioOfPtr(r.CPUPerTxnUs, o.CPUPerTxnUs))
 		if r.TPS > o.TPS {
 			p.TPSHigher++
 		}
@@ -208,8 +208,8 @@ func pair(t, other *TargetCell) Paired {
 	return p
 }
 
-// appendRatio appends *v to xs, unless v is nil.
-func appendRatio(xs []float64, v *float64) []float64 {
+// appendSet appends *v to xs, unless v is nil (a figure a run lacks).
+func appendSet(xs []float64, v *float64) []float64 {
 	if v == nil {
 		return xs
 	}
@@ -368,11 +368,9 @@ func (t *TargetCell) summarize() {
 		tps = append(tps, run.TPS)
 		p50 = append(p50, run.P50Ms)
 		p99 = append(p99, run.P99Ms)
-		if run.CPUPerTxnUs != nil {
-			cpu = append(cpu, *run.CPUPerTxnUs)
-		}
-		machine = appendRatio(machine, run.MachineCPUPerTxnUs)
-		idle = appendRatio(idle, run.IdleShare)
+		cpu = appendSet(cpu, run.CPUPerTxnUs)
+		machine = appendSet(machine, run.MachineCPUPerTxnUs)
+		idle = appendSet(idle, run.IdleShare)
 		if run.Router != nil {
 			if v := run.Router.ReplicaShare(); v != nil {
 				share = append(share, *v)

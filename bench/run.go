@@ -464,10 +464,6 @@ func (r *runner) progress(t Target, w Workload, clients, round int, res RunResul
 		fmt.Fprintf(r.cfg.Progress, "%s %d idle conns: rss %d -> %d KiB, %.1f KiB/conn%s\n",
 			head, res.Idle.Conns, res.Idle.RSSBeforeKiB, res.Idle.RSSAfterKiB, res.Idle.KiBPerConn(), eta)
 	default:
-		cpu := "n/a"
-		if res.CPUPerTxnUs != nil {
-			cpu = fmt.Sprintf("%.1f us", *res.CPUPerTxnUs)
-		}
 		counters := ""
 		if c := res.Router; c != nil {
 			if w.OwnTargets {
@@ -476,8 +472,8 @@ func (r *runner) progress(t Target, w Workload, clients, round int, res RunResul
 			}
 			counters += "  loop sleeps/txn " + fmtPtr(c.LoopSleepsPerTxn(), "%.2f")
 		}
-		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s  machine cpu/txn %s us  idle %s%s%s\n",
-			head, res.TPS, res.P50Ms, res.P99Ms, cpu, fmtPtr(res.MachineCPUPerTxnUs, "%.1f"), fmtPtr(scale(res.IdleShare, 100), "%.1f%%"), counters, eta)
+		fmt.Fprintf(r.cfg.Progress, "%s %10.1f tps  p50 %.3f ms  p99 %.3f ms  proxy cpu/txn %s  machine cpu/txn %s  idle %s%s%s\n",
+			head, res.TPS, res.P50Ms, res.P99Ms, fmtPtr(res.CPUPerTxnUs, "%.1f us"), fmtPtr(res.MachineCPUPerTxnUs, "%.1f us"), fmtPtr(scale(res.IdleShare, 100), "%.1f%%"), counters, eta)
 	}
 }
 
