@@ -556,3 +556,76 @@ func testPartialSendThenRead(t *testing.T, cfg Config) {
 		t.Fatal(err)
 	}
 }
+
+func TestAnswerThereBeforeRead(t *testing.T) { forModes(t, testAnswerThereBeforeRead) }
+
+// testAnswerThereBeforeRead reads an answer that arrived before the read
+// was issued. In io_uring mode a receive on a connection that was sent
+// something it has not answered goes to the kernel's poll first; data
+// already there must complete that poll.
+func testAnswerThereBeforeRead(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
+	side, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Close()
+	sideConn := make(chan *Conn, 1)
+	go func() {
+		nc, err := side.Accept()
+		if err != nil {
+			return
+		}
+		c, _ := Wrap(nc)
+		sideConn <- c
+	}()
+	sc, err := net.Dial("tcp", side.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	second := <-sideConn
+	defer second.Close()
+
+	got := make(chan string, 1)
+	addr := serve(t, l, func(task *Task, c *Conn) {
+		second.Attach(task)
+		defer second.Detach()
+		var b [16]byte
+		if _, err := c.Write([]byte("ping")); err != nil {
+			got <- err.Error()
+			return
+		}
+		// The answer to ping comes on c before anything comes on second.
+		if _, err := io.ReadFull(second, b[:2]); err != nil {
+			got <- err.Error()
+			return
+		}
+		n, err := c.Read(b[:])
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(b[:n])
+	})
+	cc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	var b [4]byte
+	if _, err := io.ReadFull(cc, b[:]); err != nil || string(b[:]) != "ping" {
+		t.Fatalf("read %q, %v; want ping", b[:], err)
+	}
+	// Loopback TCP has the bytes in the peer's receive queue when Write
+	// returns, so the answer is there before the task reads c.
+	if _, err := cc.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Write([]byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "pong" {
+		t.Fatalf("read %q, want pong", s)
+	}
+}

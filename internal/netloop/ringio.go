@@ -72,7 +72,16 @@ func (l *Loop) startIO(t *Task) {
 	case len(op.buf) == 0:
 		l.ready = append(l.ready, t)
 	default:
-		l.ring.next().prep(opRecv, c.fd, unsafe.Pointer(&op.buf[0]), len(op.buf), 0, uint64(t.slot))
+		s := l.ring.next()
+		s.prep(opRecv, c.fd, unsafe.Pointer(&op.buf[0]), len(op.buf), 0, uint64(t.slot))
+		if c.sq.unanswered > 0 {
+			// The peer has not answered what it was sent (the send is
+			// ahead of this receive in the ring): trying the receive
+			// during the submission would find nothing, so go straight
+			// to the kernel's poll. Data that came meanwhile (a client
+			// that pipelines) completes that poll at once.
+			s.ioprio = recvPollFirst
+		}
 	}
 }
 

@@ -52,6 +52,8 @@ const (
 	opRecv        = 27
 	opEpollWait   = 59
 
+	recvPollFirst = 1 << 0 // IORING_RECVSEND_POLL_FIRST, in an SQE's ioprio (Linux 5.19)
+
 	setupCQSize        = 1 << 3
 	setupRDisabled     = 1 << 6
 	setupSubmitAll     = 1 << 7
