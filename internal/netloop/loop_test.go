@@ -212,31 +212,37 @@ func testBlockServesOthers(t *testing.T, cfg Config) {
 }
 
 // WaitReadable returns when either connection has data.
-func TestWaitReadableEither(t *testing.T) { forModes(t, testWaitReadableEither) }
-
-func testWaitReadableEither(t *testing.T, cfg Config) {
-	l := startLoop(t, cfg)
+// sidePair is a loopback TCP connection outside serve: the test's end, and
+// the other end wrapped for a task to attach; both close at the test's end.
+func sidePair(t *testing.T) (net.Conn, *Conn) {
+	t.Helper()
 	side, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer side.Close()
-	sideConn := make(chan *Conn, 1)
-	go func() {
-		nc, err := side.Accept()
-		if err != nil {
-			return
-		}
-		c, _ := Wrap(nc)
-		sideConn <- c
-	}()
 	sc, err := net.Dial("tcp", side.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sc.Close()
-	second := <-sideConn
-	defer second.Close()
+	t.Cleanup(func() { sc.Close() })
+	nc, err := side.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Wrap(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return sc, c
+}
+
+func TestWaitReadableEither(t *testing.T) { forModes(t, testWaitReadableEither) }
+
+func testWaitReadableEither(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
+	sc, second := sidePair(t)
 
 	woke := make(chan string, 1)
 	addr := serve(t, l, func(task *Task, c *Conn) {
@@ -565,27 +571,7 @@ func TestAnswerThereBeforeRead(t *testing.T) { forModes(t, testAnswerThereBefore
 // already there must complete that poll.
 func testAnswerThereBeforeRead(t *testing.T, cfg Config) {
 	l := startLoop(t, cfg)
-	side, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer side.Close()
-	sideConn := make(chan *Conn, 1)
-	go func() {
-		nc, err := side.Accept()
-		if err != nil {
-			return
-		}
-		c, _ := Wrap(nc)
-		sideConn <- c
-	}()
-	sc, err := net.Dial("tcp", side.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	second := <-sideConn
-	defer second.Close()
+	sc, second := sidePair(t)
 
 	got := make(chan string, 1)
 	addr := serve(t, l, func(task *Task, c *Conn) {
