@@ -211,7 +211,6 @@ func testBlockServesOthers(t *testing.T, cfg Config) {
 	}
 }
 
-// WaitReadable returns when either connection has data.
 // sidePair is a loopback TCP connection outside serve: the test's end, and
 // the other end wrapped for a task to attach; both close at the test's end.
 func sidePair(t *testing.T) (net.Conn, *Conn) {
@@ -238,6 +237,7 @@ func sidePair(t *testing.T) (net.Conn, *Conn) {
 	return sc, c
 }
 
+// WaitReadable returns when either connection has data.
 func TestWaitReadableEither(t *testing.T) { forModes(t, testWaitReadableEither) }
 
 func testWaitReadableEither(t *testing.T, cfg Config) {
