@@ -197,6 +197,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		writeAligned(&b, r.idleHeader(), rows, 2)
 	}
+	if rows := r.goalRows(); len(rows) > 0 {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		writeAligned(&b, goalHeader(), rows, 2)
+	}
 	if notes := r.notes(); len(notes) > 0 {
 		b.WriteString("\nnotes:\n")
 		for _, n := range notes {
@@ -357,6 +363,21 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			mdEscape(t.Description), fmtPtr(t.IdleCPUPercent, "%.1f%% of a CPU"))
 	}
 
+	if rows := r.goalRows(); len(rows) > 0 {
+		b.WriteString("\n## Goals\n\n" +
+			"The router's performance goals (README, Performance), each held against the round-by-round comparison below " +
+			"(memory: the idle table). FIGURE is the median over rounds of the per-round ratio; 95% INTERVAL its confidence interval, " +
+			"from six rounds on. A verdict is \"within noise\" when that interval reaches across the bound: more rounds, " +
+			"or a quieter machine, could turn it.\n\n")
+		writeMarkdownTable(&b, goalHeader(), rows)
+		for _, g := range r.Goals {
+			if g.Detail != "" {
+				fmt.Fprintf(&b, "\n- %s at %s: %s.", g.Workload, clientsText(g.Clients), mdEscape(g.Detail))
+			}
+		}
+		b.WriteByte('\n')
+	}
+
 	b.WriteString("\n## Results\n\n")
 	b.WriteString("TPS: transactions per second (sum over a target's pgbench processes). P50/P99: latency percentiles " +
 		"of every transaction in pgbench's per-transaction log, in ms. PROXY_CPU_US/TXN: user+system CPU time of the proxy " +
@@ -386,7 +407,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if rows := r.pairedRows(); len(rows) > 0 {
 		b.WriteString("\n### round by round\n\nEach target against each target of its kind before it in the cell (a proxy against the proxies, " +
 			"direct-2shards against direct), compared within each round: the median over " +
-			"the rounds both ran of this round's figure over the other's, and in parentheses the rounds in which this target did better " +
+			"the rounds both ran of this round's figure over the other's; in brackets, from six rounds on, a 95% confidence interval " +
+			"for that median (the k-th smallest and k-th largest of the per-round ratios, k from the binomial distribution: it assumes " +
+			"nothing of the ratios' distribution); and in parentheses the rounds in which this target did better " +
 			"(TPS higher, p50 and CPU lower) out of the rounds compared. Drift between rounds moves both sides of a round alike; " +
 			"a ratio of medians (the tables above) can land on whichever side had its slow rounds in the middle.\n\n")
 		writeMarkdownTable(&b, []string{"WORKLOAD", "CLIENTS", "TARGET", "AGAINST", "TPS", "P50", "PROXY_CPU/TXN"}, rows)
@@ -418,18 +441,34 @@ func (r *Report) pairedRows() [][]string {
 				if !ok {
 					continue
 				}
-				fig := func(v *float64, better int) string {
+				fig := func(v *float64, in *Interval, better int) string {
 					if v == nil {
 						return "n/a"
 					}
-					return fmt.Sprintf("%.2f (%d/%d)", *v, better, p.Rounds)
+					return fmt.Sprintf("%.2f%s (%d/%d)", *v, fmtInterval(in), better, p.Rounds)
 				}
 				rows = append(rows, []string{c.Workload, fmt.Sprint(c.Clients), t.Target, o.Target,
-					fig(p.TPS, p.TPSHigher), fig(p.P50, p.P50Lower), fig(p.CPUPerTxn, p.CPULower)})
+					fig(p.TPS, p.TPSInterval, p.TPSHigher), fig(p.P50, p.P50Interval, p.P50Lower), fig(p.CPUPerTxn, p.CPUInterval, p.CPULower)})
 			}
 		}
 	}
 	return rows
+}
+
+// clientsText is "1 client" or "n clients".
+func clientsText(n int) string {
+	if n == 1 {
+		return "1 client"
+	}
+	return fmt.Sprintf("%d clients", n)
+}
+
+// fmtInterval is " [low, high]", or "" for none.
+func fmtInterval(in *Interval) string {
+	if in == nil {
+		return ""
+	}
+	return fmt.Sprintf(" [%.2f, %.2f]", in.Low, in.High)
 }
 
 // orNone is s, or "none" when s is empty.

@@ -40,6 +40,9 @@ type Report struct {
 	Targets   []TargetInfo `json:"targets"`
 	// Cells are the workload x clients cells in the order they ran.
 	Cells []Cell `json:"cells"`
+	// Goals are the router's performance goals checked against the
+	// cells (goals.go): only those whose cells and targets ran.
+	Goals []Goal `json:"goals,omitempty"`
 	// Interrupted holds why the run ended early; empty when it finished.
 	Interrupted string `json:"interrupted,omitempty"`
 }
@@ -172,6 +175,12 @@ type Paired struct {
 	TPSHigher int `json:"tps_higher"`
 	P50Lower  int `json:"p50_lower"`
 	CPULower  int `json:"proxy_cpu_lower"`
+	// TPSInterval, P50Interval and CPUInterval are 95% confidence
+	// intervals for those medians (medianInterval); null with fewer than
+	// six rounds compared.
+	TPSInterval *Interval `json:"tps_interval"`
+	P50Interval *Interval `json:"p50_interval"`
+	CPUInterval *Interval `json:"proxy_cpu_interval"`
 }
 
 // pair compares t with other round by round (Paired). Failed and idle runs
@@ -205,6 +214,7 @@ func pair(t, other *TargetCell) Paired {
 		}
 	}
 	p.TPS, p.P50, p.CPUPerTxn = medianPtr(tps), medianPtr(p50), medianPtr(cpu)
+	p.TPSInterval, p.P50Interval, p.CPUInterval = medianInterval(tps), medianInterval(p50), medianInterval(cpu)
 	return p
 }
 
@@ -341,6 +351,7 @@ func (r *Report) summarize() {
 		}
 		r.pairTargets(c)
 	}
+	r.Goals = r.goals()
 }
 
 func (t *TargetCell) summarize() {
