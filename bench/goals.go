@@ -212,11 +212,16 @@ func goalHeader() []string {
 func (r *Report) goalRows() [][]string {
 	var rows [][]string
 	for _, g := range r.Goals {
+		// Three places: a ratio printed 1.00 beside "missed" is 1.004.
+		format := "%.3f"
+		if g.Workload == WorkloadIdle {
+			format = "%.1f"
+		}
 		in := "n/a"
 		if g.Interval != nil {
-			in = fmt.Sprintf("%.2f to %.2f", g.Interval.Low, g.Interval.High)
+			in = fmt.Sprintf(format+" to "+format, g.Interval.Low, g.Interval.High)
 		}
-		rows = append(rows, []string{g.Goal, g.Workload, fmt.Sprint(g.Clients), g.Bound, fmtPtr(g.Value, "%.2f"), in, fmt.Sprint(g.Rounds), g.verdictText()})
+		rows = append(rows, []string{g.Goal, g.Workload, fmt.Sprint(g.Clients), g.Bound, fmtPtr(g.Value, format), in, fmt.Sprint(g.Rounds), g.verdictText()})
 	}
 	return rows
 }

@@ -134,7 +134,7 @@ func TestGoalsFewRounds(t *testing.T) {
 	if err := r.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(md.String(), "## Goals") || !strings.Contains(md.String(), "| proxy CPU per transaction, router over PgBouncer | select-simple | 8 | at most 1.00 | 1.86 | n/a | 2 | missed (too few rounds for an interval) |") {
+	if !strings.Contains(md.String(), "## Goals") || !strings.Contains(md.String(), "| proxy CPU per transaction, router over PgBouncer | select-simple | 8 | at most 1.00 | 1.861 | n/a | 2 | missed (too few rounds for an interval) |") {
 		t.Errorf("markdown lacks the goals table:\n%s", md.String())
 	}
 }

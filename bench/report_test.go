@@ -246,8 +246,8 @@ CONNS  TARGET     RSS_BEFORE_MIB  RSS_AFTER_MIB  KIB/CONN  KIB/CONN/pgbouncer  N
 1000   router               48.8           60.5      12.0                6.00
 
 GOAL                                              WORKLOAD       CLIENTS                 BOUND  FIGURE  95% INTERVAL  ROUNDS  VERDICT
-proxy CPU per transaction, router over PgBouncer  select-simple        8          at most 1.00    1.86           n/a       2  missed (too few rounds for an interval)
-proxy memory per idle client connection, KiB      idle              1000  at most 15.6 (16 kB)   12.00           n/a       1  met
+proxy CPU per transaction, router over PgBouncer  select-simple        8          at most 1.00   1.861           n/a       2  missed (too few rounds for an interval)
+proxy memory per idle client connection, KiB      idle              1000  at most 15.6 (16 kB)    12.0           n/a       1  met
 
 notes:
   router select-simple c=8: failed: pgbench run target "router": aborted
