@@ -615,3 +615,70 @@ func testAnswerThereBeforeRead(t *testing.T, cfg Config) {
 		t.Fatalf("read %q, want pong", s)
 	}
 }
+
+func TestPipeliningPeer(t *testing.T) { forModes(t, testPipeliningPeer) }
+
+// testPipeliningPeer serves a client that sends every request before it
+// reads any answer, as a pipelining driver does (a pgx batch), with the
+// answers larger than the sockets hold. The client's requests keep coming
+// while the answers back up, so data from it does not mean it read what
+// it was sent: every answer must still get out once it reads.
+func testPipeliningPeer(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
+	const (
+		requests = 400
+		reqSize  = 16
+		ansSize  = 3000
+	)
+	served := make(chan error, 1)
+	addr := serve(t, l, func(_ *Task, c *Conn) {
+		if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<10); err != nil {
+			served <- err
+			return
+		}
+		req := make([]byte, reqSize)
+		ans := make([]byte, ansSize)
+		for i := range requests {
+			if _, err := io.ReadFull(c, req); err != nil {
+				served <- fmt.Errorf("request %d: %w", i, err)
+				return
+			}
+			if _, err := c.Write(ans); err != nil {
+				served <- fmt.Errorf("answer %d: %w", i, err)
+				return
+			}
+		}
+		served <- nil
+	})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<10) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The requests go out in pieces, and only then does the client read:
+	// with its 4 KiB receive buffer the answers back up after the first
+	// few.
+	for i := range requests / 40 {
+		if _, err := c.Write(make([]byte, 40*reqSize)); err != nil {
+			t.Fatalf("requests %d: %v", i*40, err)
+		}
+	}
+	// A hang is what this test is for; the deadline only turns one into a
+	// failure instead of the test binary's timeout.
+	if err := c.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, io.LimitReader(c, requests*ansSize)); err != nil || n != requests*ansSize {
+		t.Fatalf("read %d bytes of the answers, %v; want %d", n, err, requests*ansSize)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
