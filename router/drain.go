@@ -11,6 +11,7 @@ import (
 // order: the router's own responses as they come up, the server's as they
 // arrive. It returns when the queue is empty.
 func (s *session) drain() error {
+	s.sinceDrain = 0 // everything forwarded is flushed by now, and answered when this returns
 	for len(s.queue) > 0 {
 		p := &s.queue[0]
 		if p.synth != nil || p.syncRFQ {

@@ -69,9 +69,10 @@ type session struct {
 	tokenLSN  shardline.LSN
 	heldRFQ   byte // the client's ReadyForQuery status, held until the token arrives
 
-	queue     []pending
-	forwarded int // descriptions written to the client (ParseComplete, RowDescription, ...)
-	results   int // rows, results, errors and ReadyForQuery written to the client
+	queue      []pending
+	sinceDrain int // bytes of extended-protocol messages forwarded since the last drain (drainAfter)
+	forwarded  int // descriptions written to the client (ParseComplete, RowDescription, ...)
+	results    int // rows, results, errors and ReadyForQuery written to the client
 	retryState
 	mb msgBuilder
 }
@@ -368,15 +369,15 @@ func (s *session) dispatch(typ byte, body []byte) error {
 		delete(s.stmts, "") // a simple Query destroys the unnamed statement, as on a server
 		return s.handleQuery(body)
 	case 'P':
-		return s.handleParse(body)
+		return s.pipelined(body, s.handleParse(body))
 	case 'B':
-		return s.handleBind(body)
+		return s.pipelined(body, s.handleBind(body))
 	case 'D':
-		return s.handleDescribe(body)
+		return s.pipelined(body, s.handleDescribe(body))
 	case 'E':
-		return s.handleExecute(body)
+		return s.pipelined(body, s.handleExecute(body))
 	case 'C':
-		return s.handleClose(body)
+		return s.pipelined(body, s.handleClose(body))
 	case 'S':
 		return s.handleSync()
 	case 'H':
@@ -389,6 +390,36 @@ func (s *session) dispatch(typ byte, body []byte) error {
 	default:
 		return &Error{Code: codeProtocolViolation, Message: "invalid frontend message type " + strconvQuote(typ)}
 	}
+}
+
+// drainAfter is how many bytes of extended-protocol messages the router
+// forwards before a Sync or Flush of the client's before it asks the
+// server for what it has and relays that: a Flush of its own and a drain.
+//
+// Without it a long pipeline (a pgx batch of thousands of statements)
+// stalls. The router reads the server only when it drains, and a server
+// whose results do not fit in the socket between them stops reading until
+// they are read; then the router's writes of the rest of the pipeline
+// block too. The drain costs a round trip per 64 KiB of statements, and
+// 64 KiB is below what the sockets between router and server hold by
+// default (a Unix socket's 208 KiB send buffer; loopback TCP's 16 KiB send
+// buffer with a 128 KiB receive buffer), so the router's writes never
+// wait for a server that waits for it. A client that pipelines and never
+// reads still stalls, as it would against PostgreSQL.
+const drainAfter = 64 << 10
+
+// pipelined counts an extended-protocol message the router forwarded
+// (err is its handler's) and drains once drainAfter bytes went out since
+// the last drain.
+func (s *session) pipelined(body []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	s.sinceDrain += len(body) + 5
+	if s.sinceDrain < drainAfter || s.be == nil || s.skipToSync {
+		return nil
+	}
+	return s.handleFlush()
 }
 
 func strconvQuote(b byte) string {
