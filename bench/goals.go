@@ -72,7 +72,7 @@ func pairedP50(p Paired) (*float64, *Interval) { return p.P50, p.P50Interval }
 
 // goalChecks are the router's goals, in the README's order.
 func goalChecks() []goalCheck {
-	selects := []string{"select-simple", "select-extended"}
+	selects := []string{WorkloadSelectSimple, WorkloadSelectExtended}
 	return []goalCheck{
 		{goal: "proxy CPU per transaction, router over PgBouncer", workloads: selects,
 			target: TargetRouter, other: TargetPgBouncer, figure: pairedCPU, bound: 1},
@@ -80,7 +80,7 @@ func goalChecks() []goalCheck {
 			target: TargetRouter, other: TargetPgBouncer, figure: pairedTPS, bound: 1, atLeast: true},
 		{goal: "p50 latency, router over PgBouncer (the same round's direct p50 is added to both)", workloads: selects, clients: []int{1},
 			target: TargetRouter, other: TargetPgBouncer, figure: pairedP50, bound: 1, detail: addedLatency},
-		{goal: "TPS, router over PostgreSQL directly (prepared statements)", workloads: []string{"select-prepared"}, clients: []int{32},
+		{goal: "TPS, router over PostgreSQL directly (prepared statements)", workloads: []string{WorkloadSelectPrepared}, clients: []int{32},
 			target: TargetRouter, other: TargetDirect, figure: pairedTPS, bound: goalPreparedShare, atLeast: true},
 		{goal: "proxy CPU per transaction, two shards by tenant over pass-through", workloads: selects, minClients: 2,
 			target: TargetRouter2, other: TargetRouter, figure: pairedCPU, bound: goalTwoShards},
