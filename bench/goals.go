@@ -52,8 +52,8 @@ const (
 )
 
 // goalCheck is one kind of goal: target against other in the cells of
-// workloads at clients (every client count of the report when nil), one
-// figure of the comparison within bound.
+// workloads at clients (every client count of the report when nil) where
+// both can run, one figure of the comparison within bound.
 type goalCheck struct {
 	goal          string
 	workloads     []string
@@ -63,7 +63,6 @@ type goalCheck struct {
 	bound         float64
 	atLeast       bool
 	detail        func(c *Cell) string
-	minClients    int
 }
 
 func pairedCPU(p Paired) (*float64, *Interval) { return p.CPUPerTxn, p.CPUInterval }
@@ -82,7 +81,7 @@ func goalChecks() []goalCheck {
 			target: TargetRouter, other: TargetPgBouncer, figure: pairedP50, bound: 1, detail: addedLatency},
 		{goal: "TPS, router over PostgreSQL directly (prepared statements)", workloads: []string{WorkloadSelectPrepared}, clients: []int{32},
 			target: TargetRouter, other: TargetDirect, figure: pairedTPS, bound: goalPreparedShare, atLeast: true},
-		{goal: "proxy CPU per transaction, two shards by tenant over pass-through", workloads: selects, minClients: 2,
+		{goal: "proxy CPU per transaction, two shards by tenant over pass-through", workloads: selects,
 			target: TargetRouter2, other: TargetRouter, figure: pairedCPU, bound: goalTwoShards},
 	}
 }
@@ -92,13 +91,12 @@ func (r *Report) goals() []Goal {
 	var out []Goal
 	for _, g := range goalChecks() {
 		for _, c := range r.Cells {
-			if !slices.Contains(g.workloads, c.Workload) || c.Clients < g.minClients ||
-				g.clients != nil && !slices.Contains(g.clients, c.Clients) {
+			if !slices.Contains(g.workloads, c.Workload) || g.clients != nil && !slices.Contains(g.clients, c.Clients) {
 				continue
 			}
 			t, o := c.target(g.target), c.target(g.other)
-			if t == nil || o == nil {
-				continue
+			if t == nil || o == nil || t.Status == StatusNotApplicable || o.Status == StatusNotApplicable {
+				continue // router-2shards at 1 client: one client cannot be split over two shards
 			}
 			out = append(out, g.check(&c, t, o))
 		}
@@ -172,18 +170,8 @@ func addedLatency(c *Cell) string {
 		return ""
 	}
 	diffs := func(t, base *TargetCell) *float64 {
-		byRound := map[int]float64{}
-		for _, r := range base.Runs {
-			if r.Error == "" && r.Idle == nil {
-				byRound[r.Round] = r.P50Ms
-			}
-		}
 		var xs []float64
-		for _, r := range t.Runs {
-			if p50, ok := byRound[r.Round]; ok && r.Error == "" && r.Idle == nil {
-				xs = append(xs, (r.P50Ms-p50)*1000)
-			}
-		}
+		sameRounds(t, base, func(r, o *RunResult) { xs = append(xs, (r.P50Ms-o.P50Ms)*1000) })
 		return medianPtr(xs)
 	}
 	return fmt.Sprintf("p50 added over direct: router %s, PgBouncer %s (each the median over rounds of that round's difference); "+

@@ -15,11 +15,6 @@ type Interval struct {
 // intervalConfidence is the least coverage medianInterval gives.
 const intervalConfidence = 0.95
 
-// minIntervalRounds is the fewest figures that have an interval of that
-// coverage: with five, even the smallest and the largest cover the median
-// only 1 - 2/32 = 93.75% of the time.
-const minIntervalRounds = 6
-
 // medianInterval is a distribution-free confidence interval for the median
 // of what xs are draws of, with coverage at least intervalConfidence: the
 // k-th smallest and k-th largest of xs, for the largest k such that fewer
@@ -28,12 +23,11 @@ const minIntervalRounds = 6
 // probability 1/2, whatever the distribution, so that count is
 // Binomial(n, 1/2). It assumes only that the draws are independent: the
 // bench's per-round ratios, each of two runs next to each other in time.
-// nil for fewer than minIntervalRounds figures. xs is not modified.
+// nil when no k qualifies: for fewer than six figures, whose smallest and
+// largest cover the median only 1 - 2/32 = 93.75% of the time with five.
+// xs is not modified.
 func medianInterval(xs []float64) *Interval {
 	n := len(xs)
-	if n < minIntervalRounds {
-		return nil
-	}
 	tail := (1 - intervalConfidence) / 2
 	k, below := 0, 0.0 // below: P(at most k draws below the median)
 	for {

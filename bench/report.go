@@ -183,22 +183,27 @@ type Paired struct {
 	CPUInterval *Interval `json:"proxy_cpu_interval"`
 }
 
-// pair compares t with other round by round (Paired). Failed and idle runs
-// do not count.
-func pair(t, other *TargetCell) Paired {
+// sameRounds calls fn with t's run and other's of each round both ran.
+// Failed and idle runs do not count.
+func sameRounds(t, other *TargetCell, fn func(r, o *RunResult)) {
 	byRound := map[int]*RunResult{}
 	for i, r := range other.Runs {
 		if r.Error == "" && r.Idle == nil {
 			byRound[r.Round] = &other.Runs[i]
 		}
 	}
+	for i, r := range t.Runs {
+		if o := byRound[r.Round]; o != nil && r.Error == "" && r.Idle == nil {
+			fn(&t.Runs[i], o)
+		}
+	}
+}
+
+// pair compares t with other round by round (Paired).
+func pair(t, other *TargetCell) Paired {
 	var p Paired
 	var tps, p50, cpu []float64
-	for _, r := range t.Runs {
-		o := byRound[r.Round]
-		if r.Error != "" || r.Idle != nil || o == nil {
-			continue
-		}
+	sameRounds(t, other, func(r, o *RunResult) {
 		p.Rounds++
 		tps = appendSet(tps, ratioOf(r.TPS, o.TPS))
 		p50 = appendSet(p50, ratioOf(r.P50Ms, o.P50Ms))
@@ -212,7 +217,7 @@ func pair(t, other *TargetCell) Paired {
 		if r.CPUPerTxnUs != nil && o.CPUPerTxnUs != nil && *r.CPUPerTxnUs < *o.CPUPerTxnUs {
 			p.CPULower++
 		}
-	}
+	})
 	p.TPS, p.P50, p.CPUPerTxn = medianPtr(tps), medianPtr(p50), medianPtr(cpu)
 	p.TPSInterval, p.P50Interval, p.CPUInterval = medianInterval(tps), medianInterval(p50), medianInterval(cpu)
 	return p
