@@ -393,8 +393,8 @@ func (s *session) dispatch(typ byte, body []byte) error {
 }
 
 // drainAfter is how many bytes of extended-protocol messages the router
-// forwards before a Sync or Flush of the client's before it asks the
-// server for what it has and relays that: a Flush of its own and a drain.
+// forwards, with no Sync or Flush from the client, before it asks the
+// server for what it has and relays it: a Flush of its own, then a drain.
 //
 // Without it a long pipeline (a pgx batch of thousands of statements)
 // stalls. The router reads the server only when it drains, and a server
