@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Goal verdicts.
@@ -82,7 +83,7 @@ func goalChecks() []goalCheck {
 		{goal: "TPS, router over PostgreSQL directly (prepared statements)", workloads: []string{WorkloadSelectPrepared}, clients: []int{32},
 			target: TargetRouter, other: TargetDirect, figure: pairedTPS, bound: goalPreparedShare, atLeast: true},
 		{goal: "proxy CPU per transaction, two shards by tenant over pass-through", workloads: selects,
-			target: TargetRouter2, other: TargetRouter, figure: pairedCPU, bound: goalTwoShards},
+			target: TargetRouter2, other: TargetRouter, figure: pairedCPU, bound: goalTwoShards, detail: twoServerControl},
 	}
 }
 
@@ -177,6 +178,32 @@ func addedLatency(c *Cell) string {
 	return fmt.Sprintf("p50 added over direct: router %s, PgBouncer %s (each the median over rounds of that round's difference); "+
 		"round by round the router's p50 minus PgBouncer's: %s",
 		fmtPtr(diffs(rt, d), "%.1f µs"), fmtPtr(diffs(b, d), "%.1f µs"), fmtPtr(diffs(rt, b), "%+.1f µs"))
+}
+
+// twoServerControl puts the two-shard goal beside what the same spread over
+// two servers costs where no routing is done: PgBouncer over two servers
+// against PgBouncer over one, round by round, and the whole machine's CPU
+// per transaction (medians) with one server and with two, through each
+// proxy. "" when the cell has neither.
+func twoServerControl(c *Cell) string {
+	b, b2 := c.target(TargetPgBouncer), c.target(TargetPgBouncer2)
+	r, r2 := c.target(TargetRouter), c.target(TargetRouter2)
+	var parts []string
+	if b != nil && b2 != nil && b.hasFigures() && b2.hasFigures() {
+		if p := pair(b2, b); p.CPUPerTxn != nil {
+			parts = append(parts, fmt.Sprintf("the control, PgBouncer over two servers against one: CPU per transaction %.2f%s",
+				*p.CPUPerTxn, fmtInterval(p.CPUInterval)))
+		}
+	}
+	machine := func(proxy string, one, two *TargetCell) {
+		if one != nil && two != nil && one.MachineCPUPerTxnUs != nil && two.MachineCPUPerTxnUs != nil {
+			parts = append(parts, fmt.Sprintf("machine CPU per transaction through %s %.1f µs with one server, %.1f with two",
+				proxy, *one.MachineCPUPerTxnUs, *two.MachineCPUPerTxnUs))
+		}
+	}
+	machine("the router", r, r2)
+	machine("PgBouncer", b, b2)
+	return strings.Join(parts, "; ")
 }
 
 // verdictText is the verdict as the report prints it: "within noise" when
