@@ -83,7 +83,7 @@ func goalChecks() []goalCheck {
 		{goal: "TPS, router over PostgreSQL directly (prepared statements)", workloads: []string{WorkloadSelectPrepared}, clients: []int{32},
 			target: TargetRouter, other: TargetDirect, figure: pairedTPS, bound: goalPreparedShare, atLeast: true},
 		{goal: "proxy CPU per transaction, two shards by tenant over pass-through", workloads: selects,
-			target: TargetRouter2, other: TargetRouter, figure: pairedCPU, bound: goalTwoShards, detail: twoServerControl},
+			target: TargetRouter2, other: TargetRouter, figure: pairedCPU, bound: goalTwoShards, detail: twoShardControls},
 	}
 }
 
@@ -180,21 +180,26 @@ func addedLatency(c *Cell) string {
 		fmtPtr(diffs(rt, d), "%.1f µs"), fmtPtr(diffs(b, d), "%.1f µs"), fmtPtr(diffs(rt, b), "%+.1f µs"))
 }
 
-// twoServerControl puts the two-shard goal beside what the same spread over
-// two servers costs where no routing is done: PgBouncer over two servers
-// against PgBouncer over one, round by round, and the whole machine's CPU
-// per transaction (medians) with one server and with two, through each
-// proxy. "" when the cell has neither.
-func twoServerControl(c *Cell) string {
+// twoShardControls puts the two-shard goal beside its controls, round by
+// round: router-2shards-1server over router (the same routing, no second
+// server) and PgBouncer over two servers against one (a second server, no
+// routing work); and beside the whole machine's CPU per transaction
+// (medians) with one server and with two, through each proxy. "" when the
+// cell has none of them.
+func twoShardControls(c *Cell) string {
 	b, b2 := c.target(TargetPgBouncer), c.target(TargetPgBouncer2)
-	r, r2 := c.target(TargetRouter), c.target(TargetRouter2)
+	r, r2, r1s := c.target(TargetRouter), c.target(TargetRouter2), c.target(TargetRouter2OneServer)
 	var parts []string
-	if b != nil && b2 != nil && b.hasFigures() && b2.hasFigures() {
-		if p := pair(b2, b); p.CPUPerTxn != nil {
-			parts = append(parts, fmt.Sprintf("the control, PgBouncer over two servers against one: CPU per transaction %.2f%s",
-				*p.CPUPerTxn, fmtInterval(p.CPUInterval)))
+	ratio := func(what string, t, o *TargetCell) {
+		if t == nil || o == nil || !t.hasFigures() || !o.hasFigures() {
+			return
+		}
+		if p := pair(t, o); p.CPUPerTxn != nil {
+			parts = append(parts, fmt.Sprintf("%s: CPU per transaction %.2f%s", what, *p.CPUPerTxn, fmtInterval(p.CPUInterval)))
 		}
 	}
+	ratio("two shards on one server over pass-through (the routing without the second server)", r1s, r)
+	ratio("the control, PgBouncer over two servers against one", b2, b)
 	machine := func(proxy string, one, two *TargetCell) {
 		if one != nil && two != nil && one.MachineCPUPerTxnUs != nil && two.MachineCPUPerTxnUs != nil {
 			parts = append(parts, fmt.Sprintf("machine CPU per transaction through %s %.1f µs with one server, %.1f with two",

@@ -45,6 +45,9 @@ type RouterConfig struct {
 	// PoolSize is --pool-size: server connections per shard member
 	// (default DefaultPoolSize).
 	PoolSize int
+	// Cluster is --cluster, the placement's name in etcd; empty leaves
+	// the router's default, `shardline up`'s.
+	Cluster string
 	// Logger receives start and stop lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -93,6 +96,9 @@ func startRouterOnce(ctx context.Context, c RouterConfig) (*RouterProcess, error
 	args := append(append([]string(nil), c.Args...), "router",
 		"--etcd", c.Etcd, "--listen", addrs[0], "--metrics", addrs[1],
 		"--pool-size", strconv.Itoa(c.PoolSize))
+	if c.Cluster != "" {
+		args = append(args, "--cluster", c.Cluster)
+	}
 	var dsn, metricsURL string
 	proc, err := startReadyChild(ctx, readyChildConfig{
 		childConfig: childConfig{

@@ -43,6 +43,14 @@ const (
 	// servers costs a proxy that does no routing work of its own worth
 	// the name, the control for router-2shards against router.
 	TargetPgBouncer2 = "pgbouncer-2shards"
+	// TargetRouter2OneServer is router-2shards' routing without the second
+	// server: a router of its own whose placement (a copy of the cluster's
+	// under another name in its etcd) has both shards, with their slot
+	// table, on the first shard's primary. The same tenants, pools and
+	// routing work as router-2shards, one server as router's: next to
+	// both, it tells what routing costs from what the second server does.
+	// Select-only workloads, on a throwaway cluster only.
+	TargetRouter2OneServer = "router-2shards-1server"
 
 	// TargetRouterPrimary and TargetRouterReplica are the replica-read
 	// workload's targets: the router on a cluster with replicas, every
@@ -74,7 +82,13 @@ const replicaReadyTimeout = 2 * time.Minute
 // benchmark order; the replica workloads' targets come with their
 // workloads. It returns a new slice on each call.
 func AllTargets() []string {
-	return []string{TargetDirect, TargetDirect2, TargetPgBouncer, TargetPgBouncer2, TargetRouter, TargetRouter2}
+	return []string{TargetDirect, TargetDirect2, TargetPgBouncer, TargetPgBouncer2, TargetRouter, TargetRouter2, TargetRouter2OneServer}
+}
+
+// oneServerWorkloads are the workloads router-2shards-1server runs: those
+// of the two-shard goal.
+func oneServerWorkloads() []string {
+	return []string{WorkloadSelectSimple, WorkloadSelectExtended}
 }
 
 // direct2Workloads are the workloads direct-2shards runs: those that
@@ -270,6 +284,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 				cfg.Targets = slices.DeleteFunc(cfg.Targets, func(n string) bool { return n == target })
 			}
 		}
+		drop(TargetRouter2OneServer, "an external cluster (the bench writes no placement into it)")
 		if tenant2 == "" {
 			drop(TargetRouter2, "no second tenant given")
 			drop(TargetDirect2, "no second tenant given")
@@ -320,7 +335,7 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 
 	// pgbench tables through the router, on each tenant's shard.
 	tenantEPs := []Endpoint{ep1}
-	if want(TargetRouter2) || want(TargetDirect2) || want(TargetPgBouncer2) {
+	if want(TargetRouter2) || want(TargetDirect2) || want(TargetPgBouncer2) || want(TargetRouter2OneServer) {
 		tenantEPs = append(tenantEPs, ep2)
 	}
 	for _, e := range tenantEPs {
@@ -428,6 +443,13 @@ func Prepare(ctx context.Context, cfg SetupConfig) (_ *Setup, err error) {
 				MetricsURL: r2.metricsURL,
 			})
 		}
+	}
+	if want(TargetRouter2OneServer) {
+		t, err := s.oneServerTarget(ctx, cfg, tenant1, shard1, tenant2, shard2, hop, ep1, ep2, progress)
+		if err != nil {
+			return nil, err
+		}
+		s.Targets = append(s.Targets, t)
 	}
 
 	// The replica workloads' targets use the routers of `shardline up`.
@@ -600,30 +622,8 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 		}
 		return ext, ext, nil
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, routerLogDir), 0o755); err != nil {
-		return r1, r2, fmt.Errorf("router log directory: %w", err)
-	}
-	// start starts target's router and names its process and how its
-	// event loop runs (the report's settings table says so).
-	start := func(target string, poolSize int) (*RouterProcess, string, error) {
-		progress("starting a router for %s: shardline router --pool-size %d against the cluster's etcd", target, poolSize)
-		r, err := StartRouter(ctx, RouterConfig{
-			Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv, Name: target,
-			LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: s.cluster.Etcd, PoolSize: poolSize, Logger: cfg.Logger,
-		})
-		if err != nil {
-			return nil, "", fmt.Errorf("start the router for %s: %w", target, err)
-		}
-		s.routers = append(s.routers, r)
-		s.RouterLogs = append(s.RouterLogs, r.LogPath())
-		mode, err := ScrapeLoopMode(ctx, r.MetricsURL)
-		if err != nil {
-			return nil, "", err
-		}
-		return r, fmt.Sprintf("shardline router --pool-size %d (event loop: %s)", r.PoolSize, mode), nil
-	}
 	if slices.Contains(cfg.Targets, TargetRouter) {
-		r, proc, err := start(TargetRouter, cfg.PoolSize)
+		r, proc, err := s.startRouter(ctx, cfg, TargetRouter, cfg.PoolSize, "", progress)
 		if err != nil {
 			return r1, r2, err
 		}
@@ -631,7 +631,7 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 			pool: fmt.Sprintf("%d to shard %s, over %s", r.PoolSize, shard1, hop)}
 	}
 	if slices.Contains(cfg.Targets, TargetRouter2) {
-		r, proc, err := start(TargetRouter2, max(1, cfg.PoolSize/2))
+		r, proc, err := s.startRouter(ctx, cfg, TargetRouter2, max(1, cfg.PoolSize/2), "", progress)
 		if err != nil {
 			return r1, r2, err
 		}
@@ -641,6 +641,64 @@ func (s *Setup) routerSides(ctx context.Context, cfg SetupConfig, extDSN string,
 	return r1, r2, nil
 }
 
+// startRouter starts target's `shardline router` against the throwaway
+// cluster's etcd (under placement name cluster; "" for the cluster's own)
+// and names its process and how its event loop runs (the report's
+// settings table says so).
+func (s *Setup) startRouter(ctx context.Context, cfg SetupConfig, target string, poolSize int, cluster string,
+	progress func(string, ...any)) (*RouterProcess, string, error) {
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, routerLogDir), 0o755); err != nil {
+		return nil, "", fmt.Errorf("router log directory: %w", err)
+	}
+	progress("starting a router for %s: shardline router --pool-size %d against the cluster's etcd", target, poolSize)
+	r, err := StartRouter(ctx, RouterConfig{
+		Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv, Name: target,
+		LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: s.cluster.Etcd, PoolSize: poolSize, Cluster: cluster,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("start the router for %s: %w", target, err)
+	}
+	s.routers = append(s.routers, r)
+	s.RouterLogs = append(s.RouterLogs, r.LogPath())
+	mode, err := ScrapeLoopMode(ctx, r.MetricsURL)
+	if err != nil {
+		return nil, "", err
+	}
+	proc := fmt.Sprintf("shardline router --pool-size %d (event loop: %s)", r.PoolSize, mode)
+	if cluster != "" {
+		proc = fmt.Sprintf("shardline router --pool-size %d --cluster %s (event loop: %s)", r.PoolSize, cluster, mode)
+	}
+	return r, proc, nil
+}
+
+// oneServerTarget writes the one-server placement and starts the
+// router-2shards-1server target's router on it, with router-2shards' pool
+// size per shard.
+func (s *Setup) oneServerTarget(ctx context.Context, cfg SetupConfig, tenant1, shard1, tenant2, shard2, hop string, ep1, ep2 Endpoint,
+	progress func(string, ...any)) (Target, error) {
+	progress("writing a placement with shards %s and %s both on %s's primary (etcd name %s)", shard1, shard2, shard1, oneServerCluster)
+	if err := writeOneServerPlacement(ctx, s.cluster.Etcd, map[string]string{tenant1: shard1, tenant2: shard2}, cfg.Logger); err != nil {
+		return Target{}, err
+	}
+	r, proc, err := s.startRouter(ctx, cfg, TargetRouter2OneServer, max(1, cfg.PoolSize/2), oneServerCluster, progress)
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{
+		Name: TargetRouter2OneServer,
+		Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), "+
+			"by startup option, with both shards on shard %s's primary (the routing of router-2shards without its second server)",
+			tenant1, shard1, tenant2, shard2, shard1),
+		Endpoints:  []Endpoint{{DSN: r.DSN, Options: ep1.Options}, {DSN: r.DSN, Options: ep2.Options}},
+		Workloads:  oneServerWorkloads(),
+		ProxyPID:   r.PID(),
+		Process:    proc,
+		Pool:       fmt.Sprintf("%d per shard: %d in all, every one to shard %s's primary, over %s", r.PoolSize, 2*r.PoolSize, shard1, hop),
+		MetricsURL: r.MetricsURL,
+	}, nil
+}
+
 // pgDefaultMaxConnections is max_connections of a `shardline up` cluster
 // unless --max-connections says otherwise.
 const pgDefaultMaxConnections = 300
@@ -648,13 +706,14 @@ const pgDefaultMaxConnections = 300
 // maxConnections returns the throwaway cluster's max_connections: 0 (up's
 // default, 300) when that holds the first shard's primary at its busiest:
 // direct's cfg.MaxClients while every pool to that primary is full (up's
-// router, PgBouncer, the router process, and the half-size pools of
-// pgbouncer-2shards and router-2shards), plus
+// router, PgBouncer, the router process, the half-size pools of
+// pgbouncer-2shards and router-2shards, and both half-size pools of
+// router-2shards-1server), plus
 // headroom for the replica monitors and pgbench's own connection. Else
 // enough for that.
 func (cfg *SetupConfig) maxConnections() int {
 	const headroom = 20
-	need := cfg.MaxClients + 3*cfg.PoolSize + 2*max(1, cfg.PoolSize/2) + headroom
+	need := cfg.MaxClients + 3*cfg.PoolSize + 4*max(1, cfg.PoolSize/2) + headroom
 	if need <= pgDefaultMaxConnections {
 		return 0
 	}

@@ -23,8 +23,9 @@ const benchUsage = `usage: shardline bench [flags]
 Compares, side by side in one run, PostgreSQL directly, PgBouncer in
 transaction mode, and the Shardline router (pass-through to one shard, and
 routing across two shards by tenant), and as controls the two shards'
-primaries directly and a PgBouncer in front of both (one database name per
-shard), with pgbench: select-only in simple,
+primaries directly, a PgBouncer in front of both (one database name per
+shard) and a router whose two shards are both on the first server
+(router-2shards-1server: the routing without the second server), with pgbench: select-only in simple,
 extended and prepared modes, writes (-N), connection churn (-C), and 1000
 idle connections. Targets alternate within each round, the order rotating
 by one place per round (A B C, B C A, C A B ...);

@@ -250,12 +250,14 @@ func TestShellJoin(t *testing.T) {
 // TestBenchEndToEnd runs the self-contained bench for real, tiny: a
 // throwaway cluster (this test binary acting as `shardline up`), a router
 // process for each router target (acting as `shardline router`: pool size
-// 4 for router, 2 per shard for router-2shards), its own PgBouncers (4,
-// and 2 per shard for pgbouncer-2shards), all six targets, one round of
-// select-only in two modes, churn and idle. It checks the figures each
-// cell must have, the unsupported cells, that direct-2shards and
-// pgbouncer-2shards run only the throughput workloads and are compared
-// round by round with direct and with pgbouncer, the
+// 4 for router, 2 per shard for router-2shards and router-2shards-1server),
+// its own PgBouncers (4, and 2 per shard for pgbouncer-2shards), all seven
+// targets, one round of select-only in two modes, churn and idle. It checks
+// the figures each cell must have, the unsupported cells, that
+// direct-2shards and pgbouncer-2shards run only the throughput workloads
+// and are compared round by round with direct and with pgbouncer, that
+// router-2shards-1server runs only select-simple here and is compared with
+// router, the
 // Markdown report, and that the routers and the cluster's PostgreSQL
 // servers are stopped at the end. (The write workload runs the same code
 // path with other pgbench arguments; the bench package's tests run it
@@ -282,7 +284,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
 	}
-	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 6 {
+	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 7 {
 		t.Fatalf("report: %d cells, baselines %q, %d targets", len(rep.Cells), rep.Baselines, len(rep.Targets))
 	}
 	e := rep.Environment
@@ -302,7 +304,8 @@ func TestBenchEndToEnd(t *testing.T) {
 		l.Run()
 	}
 	loop := " (event loop: " + io + ", SCHED_BATCH)"
-	process := map[string]string{"direct": "", "direct-2shards": "", "router": "shardline router --pool-size 4" + loop, "router-2shards": "shardline router --pool-size 2" + loop}
+	process := map[string]string{"direct": "", "direct-2shards": "", "router": "shardline router --pool-size 4" + loop, "router-2shards": "shardline router --pool-size 2" + loop,
+		"router-2shards-1server": "shardline router --pool-size 2 --cluster bench-one-server" + loop}
 	for _, ti := range rep.Targets {
 		want, ok := process[ti.Name]
 		if !ok {
@@ -319,6 +322,10 @@ func TestBenchEndToEnd(t *testing.T) {
 		!strings.HasPrefix(rep.Targets[i].Pool, "2 per shard: 4 in all") || !strings.Contains(rep.Targets[i].Description, "database app (shard s1) and app_2 (shard s2)") {
 		t.Errorf("pgbouncer-2shards: targets %+v", rep.Targets)
 	}
+	if i := slices.IndexFunc(rep.Targets, func(ti bench.TargetInfo) bool { return ti.Name == "router-2shards-1server" }); i < 0 ||
+		!strings.HasPrefix(rep.Targets[i].Pool, "2 per shard: 4 in all, every one to shard s1's primary") {
+		t.Errorf("router-2shards-1server pool: targets %+v", rep.Targets)
+	}
 	for _, cell := range rep.Cells {
 		throughput := cell.Workload == "select-simple" || cell.Workload == "select-prepared"
 		for control, against := range map[string]string{"direct-2shards": "direct", "pgbouncer-2shards": "pgbouncer"} {
@@ -332,6 +339,13 @@ func TestBenchEndToEnd(t *testing.T) {
 		}
 		if r2 := cell.Target("router-2shards"); cell.Workload == "select-simple" && (r2 == nil || r2.Paired["pgbouncer-2shards"].Rounds != 1) {
 			t.Errorf("%s: router-2shards not compared with pgbouncer-2shards round by round: %+v", cell.Workload, r2.Paired)
+		}
+		r1s := cell.Target("router-2shards-1server")
+		if ran := r1s != nil; ran != (cell.Workload == "select-simple") {
+			t.Errorf("%s: router-2shards-1server ran: %v", cell.Workload, ran)
+		}
+		if r1s != nil && r1s.Status == bench.StatusOK && r1s.Paired["router"].Rounds != 1 {
+			t.Errorf("%s: router-2shards-1server not compared with router round by round: %+v", cell.Workload, r1s.Paired)
 		}
 		for _, tc := range cell.Targets {
 			where := cell.Workload + " " + tc.Target
@@ -385,7 +399,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(c.Dir, "up", "up.log")); !strings.Contains(string(b), "stopped") {
 		t.Errorf("up.log does not show a clean stop:\n%s", b)
 	}
-	for _, name := range []string{"router", "router-2shards"} {
+	for _, name := range []string{"router", "router-2shards", "router-2shards-1server"} {
 		b, _ := os.ReadFile(filepath.Join(c.Dir, "routers", name+".log"))
 		if log := string(b); !strings.Contains(log, "connecting to etcd") || !strings.Contains(log, "shardline router ready:") || !strings.HasSuffix(strings.TrimSpace(log), "msg=stopped") {
 			t.Errorf("routers/%s.log does not show a router that served and stopped:\n%s", name, log)
