@@ -672,33 +672,6 @@ func (s *Setup) startRouter(ctx context.Context, cfg SetupConfig, target string,
 	return r, proc, nil
 }
 
-// oneServerTarget writes the one-server placement and starts the
-// router-2shards-1server target's router on it, with router-2shards' pool
-// size per shard.
-func (s *Setup) oneServerTarget(ctx context.Context, cfg SetupConfig, tenant1, shard1, tenant2, shard2, hop string, ep1, ep2 Endpoint,
-	progress func(string, ...any)) (Target, error) {
-	progress("writing a placement with shards %s and %s both on %s's primary (etcd name %s)", shard1, shard2, shard1, oneServerCluster)
-	if err := writeOneServerPlacement(ctx, s.cluster.Etcd, map[string]string{tenant1: shard1, tenant2: shard2}, cfg.Logger); err != nil {
-		return Target{}, err
-	}
-	r, proc, err := s.startRouter(ctx, cfg, TargetRouter2OneServer, max(1, cfg.PoolSize/2), oneServerCluster, progress)
-	if err != nil {
-		return Target{}, err
-	}
-	return Target{
-		Name: TargetRouter2OneServer,
-		Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), "+
-			"by startup option, with both shards on shard %s's primary (the routing of router-2shards without its second server)",
-			tenant1, shard1, tenant2, shard2, shard1),
-		Endpoints:  []Endpoint{{DSN: r.DSN, Options: ep1.Options}, {DSN: r.DSN, Options: ep2.Options}},
-		Workloads:  oneServerWorkloads(),
-		ProxyPID:   r.PID(),
-		Process:    proc,
-		Pool:       fmt.Sprintf("%d per shard: %d in all, every one to shard %s's primary, over %s", r.PoolSize, 2*r.PoolSize, shard1, hop),
-		MetricsURL: r.MetricsURL,
-	}, nil
-}
-
 // pgDefaultMaxConnections is max_connections of a `shardline up` cluster
 // unless --max-connections says otherwise.
 const pgDefaultMaxConnections = 300
