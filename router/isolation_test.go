@@ -93,3 +93,51 @@ DELETE FROM iso_rows;`)
 	}
 	wg.Wait()
 }
+
+// Invariant 3 on the long-pipeline path: sessions of several tenants on one
+// shard, fewer server connections than sessions, each sending pgx batches
+// long enough that the router relays them in pieces (drainAfter) while the
+// others' batches run. Every row names the session's own tenant binding and
+// comes in order: an early drain that released the server connection, or
+// relayed another session's answers, would show here.
+func TestConcurrentLongPipelinesSeeOnlyTheirTenant(t *testing.T) {
+	const (
+		tenants = 2*testPoolSize - 1
+		n       = 3000 // about 190 KiB of extended-protocol messages a batch: several drains
+		batches = 3
+	)
+	names := []string{"pipe-0"}
+	for i := 1; len(names) < tenants; i++ {
+		if tn := fmt.Sprintf("pipe-%d", i); shardOf(t, tn) == shardOf(t, names[0]) {
+			names = append(names, tn)
+		}
+	}
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for _, tenant := range names {
+		c := connect(t, "options=-c%20shardline.tenant%3D"+tenant)
+		wg.Go(func() {
+			for range batches {
+				b := &pgx.Batch{}
+				for i := range n {
+					b.Queue("SELECT $1::int, current_setting('shardline.tenant')", i)
+				}
+				br := c.SendBatch(ctx, b)
+				for i := range n {
+					var got int
+					var bound string
+					if err := br.QueryRow().Scan(&got, &bound); err != nil || got != i || bound != tenant {
+						t.Errorf("%s: batch item %d: %d bound to %q, %v", tenant, i, got, bound, err)
+						br.Close()
+						return
+					}
+				}
+				if err := br.Close(); err != nil {
+					t.Errorf("%s: %v", tenant, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
