@@ -15,12 +15,12 @@ const oneServerCluster = "bench-one-server"
 
 // writeOneServerPlacement writes, under the name oneServerCluster in the
 // etcd at endpoint, a copy of the cluster's placement in which every
-// shard's members are the first shard's primary: the same shards and slot
+// shard's members are the primary of shard onto: the same shards and slot
 // table, so every tenant keeps its shard and a router still routes by
 // tenant over a pool per shard, while all of them reach one server. It
 // checks that each tenant of want (tenant to shard) is where want says in
 // the copy.
-func writeOneServerPlacement(ctx context.Context, endpoint string, want map[string]string, log *slog.Logger) error {
+func writeOneServerPlacement(ctx context.Context, endpoint, onto string, want map[string]string, log *slog.Logger) error {
 	cli, err := etcdstore.Dial(ctx, []string{endpoint}, log)
 	if err != nil {
 		return err
@@ -34,12 +34,14 @@ func writeOneServerPlacement(ctx context.Context, endpoint string, want map[stri
 	if err != nil {
 		return fmt.Errorf("read the cluster's placement: %w", err)
 	}
-	ids := pl.ShardIDs()
-	first := pl.Shards[ids[0]].Primary
-	shards := make([]shardline.Shard, 0, len(ids))
-	for _, id := range ids {
+	server, ok := pl.Shards[shardline.ShardID(onto)]
+	if !ok {
+		return fmt.Errorf("one-server placement: the cluster has no shard %s", onto)
+	}
+	shards := make([]shardline.Shard, 0, len(pl.Shards))
+	for _, id := range pl.ShardIDs() {
 		sh := pl.Shards[id].Clone()
-		sh.Primary.DSN, sh.Replicas = first.DSN, nil
+		sh.Primary.DSN, sh.Replicas = server.Primary.DSN, nil
 		shards = append(shards, sh)
 	}
 	dst, err := etcdstore.NewStore(cli, oneServerCluster)
@@ -67,7 +69,7 @@ func writeOneServerPlacement(ctx context.Context, endpoint string, want map[stri
 func (s *Setup) oneServerTarget(ctx context.Context, cfg SetupConfig, tenant1, shard1, tenant2, shard2, hop string, ep1, ep2 Endpoint,
 	progress func(string, ...any)) (Target, error) {
 	progress("writing a placement with shards %s and %s both on %s's primary (etcd name %s)", shard1, shard2, shard1, oneServerCluster)
-	if err := writeOneServerPlacement(ctx, s.cluster.Etcd, map[string]string{tenant1: shard1, tenant2: shard2}, cfg.Logger); err != nil {
+	if err := writeOneServerPlacement(ctx, s.cluster.Etcd, shard1, map[string]string{tenant1: shard1, tenant2: shard2}, cfg.Logger); err != nil {
 		return Target{}, err
 	}
 	r, proc, err := s.startRouter(ctx, cfg, TargetRouter2OneServer, max(1, cfg.PoolSize/2), oneServerCluster, progress)

@@ -44,7 +44,7 @@ func TestWriteOneServerPlacement(t *testing.T) {
 		t.Fatalf("no tenant on each shard: %v", want)
 	}
 	ep := cli.Endpoints()[0]
-	if err := writeOneServerPlacement(ctx, ep, want, nil); err != nil {
+	if err := writeOneServerPlacement(ctx, ep, "s1", want, nil); err != nil {
 		t.Fatal(err)
 	}
 	dst, err := etcdstore.NewStore(cli, oneServerCluster)
@@ -80,7 +80,7 @@ func TestWriteOneServerPlacement(t *testing.T) {
 	// names it. (The copy exists now; Bootstrap leaves it as it is.)
 	for tenant, shard := range want {
 		other := map[string]string{tenant: map[string]string{"s1": "s2", "s2": "s1"}[shard]}
-		if err := writeOneServerPlacement(ctx, ep, other, nil); err == nil || !strings.Contains(err.Error(), tenant) {
+		if err := writeOneServerPlacement(ctx, ep, "s1", other, nil); err == nil || !strings.Contains(err.Error(), tenant) {
 			t.Errorf("tenant %s said to be on the other shard: err = %v, want one naming the tenant", tenant, err)
 		}
 		break

@@ -665,11 +665,11 @@ func (s *Setup) startRouter(ctx context.Context, cfg SetupConfig, target string,
 	if err != nil {
 		return nil, "", err
 	}
-	proc := fmt.Sprintf("shardline router --pool-size %d (event loop: %s)", r.PoolSize, mode)
+	flags := fmt.Sprintf("--pool-size %d", r.PoolSize)
 	if cluster != "" {
-		proc = fmt.Sprintf("shardline router --pool-size %d --cluster %s (event loop: %s)", r.PoolSize, cluster, mode)
+		flags += " --cluster " + cluster
 	}
-	return r, proc, nil
+	return r, fmt.Sprintf("shardline router %s (event loop: %s)", flags, mode), nil
 }
 
 // pgDefaultMaxConnections is max_connections of a `shardline up` cluster
