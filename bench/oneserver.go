@@ -63,29 +63,23 @@ func writeOneServerPlacement(ctx context.Context, endpoint, onto string, want ma
 	return nil
 }
 
-// oneServerTarget writes the one-server placement and starts the
-// router-2shards-1server target's router on it, with router-2shards' pool
-// size per shard.
-func (s *Setup) oneServerTarget(ctx context.Context, cfg SetupConfig, tenant1, shard1, tenant2, shard2, hop string, ep1, ep2 Endpoint,
-	progress func(string, ...any)) (Target, error) {
-	progress("writing a placement with shards %s and %s both on %s's primary (etcd name %s)", shard1, shard2, shard1, oneServerCluster)
-	if err := writeOneServerPlacement(ctx, s.cluster.Etcd, shard1, map[string]string{tenant1: shard1, tenant2: shard2}, cfg.Logger); err != nil {
+// oneServer is TargetRouter2OneServer: it writes the one-server placement
+// and starts the target's router on it, with router-2shards' pool size per
+// shard.
+func (b *builder) oneServer(ctx context.Context) (Target, error) {
+	b.progress("writing a placement with shards %s and %s both on %s's primary (etcd name %s)", b.shard1, b.shard2, b.shard1, oneServerCluster)
+	if err := writeOneServerPlacement(ctx, b.s.cluster.Etcd, b.shard1, map[string]string{b.tenant1: b.shard1, b.tenant2: b.shard2}, b.cfg.Logger); err != nil {
 		return Target{}, err
 	}
-	r, proc, err := s.startRouter(ctx, cfg, TargetRouter2OneServer, max(1, cfg.PoolSize/2), oneServerCluster, progress)
+	r, proc, err := b.startRouter(ctx, TargetRouter2OneServer, max(1, b.cfg.PoolSize/2), oneServerCluster)
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{
-		Name: TargetRouter2OneServer,
-		Description: fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), "+
-			"by startup option, with both shards on shard %s's primary (the routing of router-2shards without its second server)",
-			tenant1, shard1, tenant2, shard2, shard1),
-		Endpoints:  []Endpoint{{DSN: r.DSN, Options: ep1.Options}, {DSN: r.DSN, Options: ep2.Options}},
-		Workloads:  oneServerWorkloads(),
-		ProxyPID:   r.PID(),
-		Process:    proc,
-		Pool:       fmt.Sprintf("%d per shard: %d in all, every one to shard %s's primary, over %s", r.PoolSize, 2*r.PoolSize, shard1, hop),
-		MetricsURL: r.MetricsURL,
-	}, nil
+	rs := routerSide{dsn: r.DSN, pid: r.PID(), metricsURL: r.MetricsURL, process: proc,
+		pool: fmt.Sprintf("%d per shard: %d in all, every one to shard %s's primary, over %s", r.PoolSize, 2*r.PoolSize, b.shard1, b.hop)}
+	t := rs.target(TargetRouter2OneServer, fmt.Sprintf("Shardline router, two pgbench processes at once, half the clients each: tenant %s (shard %s) and tenant %s (shard %s), "+
+		"by startup option, with both shards on shard %s's primary (the routing of router-2shards without its second server)",
+		b.tenant1, b.shard1, b.tenant2, b.shard2, b.shard1), b.ep1, b.ep2)
+	t.Workloads = oneServerWorkloads()
+	return t, nil
 }
