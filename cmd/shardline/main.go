@@ -35,6 +35,10 @@ func commands() []command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks the command to stop within its bound; after it
+	// the signals' default action is back, so a second one ends the
+	// process at once.
+	context.AfterFunc(ctx, stop)
 	env := &cliEnv{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	os.Exit(dispatch(ctx, env, os.Args[1:]))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shardline/shardline/api"
 	"github.com/shardline/shardline/shardmgr"
+	"github.com/shardline/shardline/storage/clusterdir"
 	"github.com/shardline/shardline/storage/etcdstore"
 	"github.com/shardline/shardline/storage/postgres"
 )
@@ -92,9 +93,19 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 
 // Run starts everything, reports readiness, and serves until ctx ends; then
 // it stops every component (PostgreSQL servers included) within
-// stopTimeout and returns nil.
+// stopTimeout and returns nil, also when ctx ends while it starts. A
+// directory another process runs a cluster in is exit status 1, found
+// before anything is started.
 func (c *upCommand) Run(ctx context.Context) (err error) {
 	log := orDiscard(c.Logger)
+	// Stopped while starting (SIGINT, SIGTERM): what failed because of it
+	// is no error, and everything started is stopped by then.
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			log.Info("stopped while starting", "reason", context.Cause(ctx), "step", err)
+			err = nil
+		}
+	}()
 	if c.Cluster == "" {
 		c.Cluster = "default"
 	}
@@ -109,18 +120,29 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create cluster directory: %w", err)
 	}
+	// The directory first: a second up on a running cluster's directory
+	// says so at once, whatever ports it was given. The lock is released
+	// last, once everything below has stopped.
+	lock, err := clusterdir.Acquire(dir)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	defer lock.Release()
 	binDir, err := postgres.FindBinDir()
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 
-	// Bind our own ports first: a port in use is reported at once.
+	// Bind our own ports next: a port in use is reported at once.
 	lns, err := listen(port{"router (--listen)", c.Listen}, port{"admin API (--admin)", c.Admin}, port{"metrics (--metrics)", c.Metrics})
 	if err != nil {
 		return err
 	}
 	defer lns.Close()
 	routerLn, adminLn, metricsLn := lns[0], lns[1], lns[2]
+	if err := lock.SetAddrs(routerLn.Addr().String(), "http://"+adminLn.Addr().String()); err != nil {
+		return err
+	}
 
 	// Everything started is stopped in reverse order, even on a failed start.
 	lc := newLifecycle(log)

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -22,6 +24,10 @@ const (
 	DefaultPeerAddr     = "127.0.0.1:6478"
 	DefaultStartTimeout = 30 * time.Second
 )
+
+// ErrDataInUse is wrapped by StartEmbedded's error when another process (or
+// another server in this one) holds the etcd data in the directory.
+var ErrDataInUse = errors.New("etcdstore: etcd data in use")
 
 // EmbeddedConfig configures a single-member etcd running inside this
 // process, as `shardline up` uses it.
@@ -80,7 +86,8 @@ type Embedded struct {
 
 // StartEmbedded starts a single-member etcd with its data in cfg.Dir and
 // returns once it serves clients. An address already in use is an error
-// naming it; a server that does not become ready within cfg.StartTimeout
+// naming it; data another server holds is an error wrapping ErrDataInUse,
+// found before etcd would wait on its lock (which no context ends); a server that does not become ready within cfg.StartTimeout
 // (or before ctx ends) is stopped and reported.
 func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	cfg.setDefaults()
@@ -100,6 +107,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if err := os.Chmod(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
+	}
+
+	if err := probeData(cfg.Dir); err != nil {
+		return nil, err
 	}
 
 	ec := embed.NewConfig()
@@ -164,6 +175,28 @@ var benignWarnings = map[string]bool{
 // (etcd reports its own listeners closing as errors).
 func (e *Embedded) benign(msg string) bool {
 	return e.closing.Load() || benignWarnings[msg]
+}
+
+// probeData fails when another server holds the backend of the etcd data in
+// dir: etcd's own lock of it (bbolt's flock) waits for ever, and blocks
+// embed.StartEtcd with it.
+func probeData(dir string) error {
+	path := filepath.Join(dir, "member", "snap", "db")
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("embedded etcd data %s: %w", path, err)
+	}
+	defer f.Close() // drops the probe's lock
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%w: another etcd (or shardline up) runs on the data in %s; stop it first or use another directory", ErrDataInUse, dir)
+		}
+		return fmt.Errorf("embedded etcd data %s: %w", path, err)
+	}
+	return nil
 }
 
 func probePort(addr string) error {
