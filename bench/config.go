@@ -200,6 +200,22 @@ func (c Config) Validate() error {
 		}
 		seen[t.Name] = true
 	}
+	if err := c.validateMatrix(); err != nil {
+		return err
+	}
+	for _, w := range c.Workloads {
+		wl, _ := LookupWorkload(w)
+		if !slices.ContainsFunc(c.Targets, func(t Target) bool { return t.runs(wl) }) {
+			return fmt.Errorf("%w: workload %q: no target runs it", ErrInvalidConfig, w)
+		}
+	}
+	return nil
+}
+
+// validateMatrix checks the fields of c that say what to measure and how,
+// all but the targets and baselines: what Validate checks of a Config
+// whose targets are not built yet.
+func (c Config) validateMatrix() error {
 	if len(c.Workloads) == 0 {
 		return fmt.Errorf("%w: no workloads", ErrInvalidConfig)
 	}
@@ -209,10 +225,6 @@ func (c Config) Validate() error {
 		}
 		if slices.Contains(c.Workloads[:i], w) {
 			return fmt.Errorf("%w: workload %q listed twice", ErrInvalidConfig, w)
-		}
-		wl, _ := LookupWorkload(w)
-		if !slices.ContainsFunc(c.Targets, func(t Target) bool { return t.runs(wl) }) {
-			return fmt.Errorf("%w: workload %q: no target runs it", ErrInvalidConfig, w)
 		}
 	}
 	if len(c.Clients) == 0 && c.needsClients() {

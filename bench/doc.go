@@ -13,7 +13,9 @@
 // Prepare builds the targets: it starts a throwaway `shardline up` as a
 // child process (StartCluster) unless given a running cluster, and the
 // bench's own PgBouncer (StartPgBouncer), and creates the pgbench tables
-// through the router.
+// through the router. RunSuite prepares, runs and stops in one call, from
+// a SuiteConfig (what `shardline bench` fills from its flags), whose
+// Validate checks every setting before anything starts.
 //
 // Nothing here is safe for concurrent use by design: a benchmark owns the
 // machine while it runs. Calls block until their children exit; cancelling

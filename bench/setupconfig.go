@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/shardline/shardline"
 )
 
 // Init modes of SetupConfig.Init for an external cluster.
@@ -34,7 +36,8 @@ type ExternalCluster struct {
 	// empty leaves that target out.
 	Tenant2 string
 	// DirectDSN2 reaches the primary of Tenant2's shard, for the
-	// direct-2shards target; empty leaves that target out.
+	// direct-2shards target; empty leaves that target out. It needs
+	// Tenant2.
 	DirectDSN2 string
 	// RouterPID is the router's process id, for its CPU time; 0 reports
 	// the router's CPU and memory as n/a.
@@ -159,8 +162,10 @@ func (cfg *SetupConfig) fill() error {
 	return os.MkdirAll(cfg.Dir, 0o755)
 }
 
-// Validate checks cfg after fill's defaults. Every error wraps
-// ErrInvalidConfig.
+// Validate checks cfg as given, but for Dir, which Prepare checks: an
+// empty Targets or Workloads is every one, an empty Init is InitAuto, and
+// zero sizes are errors (Prepare fills in the defaults first). Every error
+// wraps ErrInvalidConfig.
 func (cfg SetupConfig) Validate() error {
 	for _, w := range cfg.Workloads {
 		if _, err := LookupWorkload(w); err != nil {
@@ -172,7 +177,7 @@ func (cfg SetupConfig) Validate() error {
 	}
 	for _, t := range cfg.Targets {
 		if !slices.Contains(AllTargets(), t) {
-			return fmt.Errorf("%w: target %q: want one of %s", ErrInvalidConfig, t, strings.Join(AllTargets(), ", "))
+			return fmt.Errorf("%w: target %q: want some of %s", ErrInvalidConfig, t, strings.Join(AllTargets(), ", "))
 		}
 	}
 	switch {
@@ -180,18 +185,41 @@ func (cfg SetupConfig) Validate() error {
 		return fmt.Errorf("%w: pool size %d: want at least 1", ErrInvalidConfig, cfg.PoolSize)
 	case cfg.Scale < 1:
 		return fmt.Errorf("%w: scale %d: want at least 1", ErrInvalidConfig, cfg.Scale)
-	case !slices.Contains([]string{InitAuto, InitAlways, InitNever}, cfg.Init):
+	case cfg.Init != "" && !slices.Contains([]string{InitAuto, InitAlways, InitNever}, cfg.Init):
 		return fmt.Errorf("%w: init %q: want auto, always or never", ErrInvalidConfig, cfg.Init)
 	}
-	if ext := cfg.External; ext != nil {
-		if ext.RouterDSN == "" || ext.DirectDSN == "" || ext.Tenant == "" {
-			return fmt.Errorf("%w: external cluster: router DSN, direct DSN and tenant are required", ErrInvalidConfig)
-		}
-		if ext.Tenant2 == ext.Tenant {
-			return fmt.Errorf("%w: external cluster: the second tenant must differ from the first", ErrInvalidConfig)
+	if cfg.External != nil {
+		if err := cfg.External.validate(); err != nil {
+			return fmt.Errorf("%w: external cluster: %w", ErrInvalidConfig, err)
 		}
 	} else if cfg.Shardline == "" {
 		return fmt.Errorf("%w: setup: the shardline binary is required to start a cluster", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// validate checks that ext has what an external cluster requires, and
+// that its tenants are tenant names on two shards.
+func (ext *ExternalCluster) validate() error {
+	switch {
+	case ext.RouterDSN == "":
+		return fmt.Errorf("the router DSN is required")
+	case ext.Tenant == "":
+		return fmt.Errorf("the tenant of the router target is required")
+	case ext.DirectDSN == "":
+		return fmt.Errorf("the direct DSN is required: the DSN of the primary of the shard that holds tenant %s", ext.Tenant)
+	case ext.Tenant2 == ext.Tenant:
+		return fmt.Errorf("the second tenant must differ from the first")
+	case ext.DirectDSN2 != "" && ext.Tenant2 == "":
+		return fmt.Errorf("the second direct DSN needs the second tenant: the tenant on the shard whose primary it reaches")
+	}
+	for _, t := range []string{ext.Tenant, ext.Tenant2} {
+		if t == "" {
+			continue
+		}
+		if err := shardline.ValidateTenant(t); err != nil {
+			return fmt.Errorf("tenant %q: %w", t, err)
+		}
 	}
 	return nil
 }

@@ -9,12 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/bench"
 )
 
@@ -58,33 +55,20 @@ Flags:
 `
 
 // benchCommand is `shardline bench` with its flags parsed; Run does the work.
+// The flags that are the benchmark's settings set its SuiteConfig (Dir:
+// empty for a temporary work directory; Shardline: empty for this binary;
+// ShardlineArgs and ShardlineEnv, which no flag sets, let tests run their
+// own binary as shardline); the others are the command's own.
 type benchCommand struct {
-	Targets    []string
-	Workloads  []string
-	Clients    []int
-	Rounds     int
-	Duration   time.Duration
-	Warmup     time.Duration
-	Threads    int
-	IdleConns  int
-	PoolSize   int
-	Scale      int
+	bench.SuiteConfig
+
 	Output     string // "text" or "json"
 	ReportPath string // Markdown report; empty for none
 	JSONPath   string // JSON report; empty for none
 	From       string // an earlier run's JSON report to render instead of running; empty to run
-	Dir        string // work directory; empty for a temporary one
-	Keep       bool
-	Pgbench    string
-	PgBouncer  string
-	// Shardline is the binary that runs `up` and `router`; empty means
-	// this one.
-	Shardline string
-	// ShardlineArgs and ShardlineEnv let tests run their own binary as
-	// shardline; no flags set them.
-	ShardlineArgs []string
-	ShardlineEnv  []string
+	Keep       bool   // keep the work directory
 
+	// External and the fields after it are --external's cluster.
 	External  bool
 	Router    string
 	Direct    string
@@ -94,8 +78,6 @@ type benchCommand struct {
 	RouterPID int
 	Init      initMode
 
-	// Command is the command line, for the report.
-	Command  string
 	LogLevel slog.Level
 	Stdout   io.Writer
 	Stderr   io.Writer
@@ -119,7 +101,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 
 // parseBench parses bench's command line into a benchCommand.
 func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
-	c := &benchCommand{Init: initAuto, Stdout: env.Stdout, Stderr: env.Stderr, LogLevel: slog.LevelInfo}
+	c := &benchCommand{SuiteConfig: bench.DefaultSuiteConfig(), Init: initAuto, Stdout: env.Stdout, Stderr: env.Stderr, LogLevel: slog.LevelInfo}
+	d := c.SuiteConfig
 	var (
 		targets, workloads, clients string
 		quick, verbose              bool
@@ -129,16 +112,16 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 		fmt.Fprint(env.Stderr, benchUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&targets, "targets", strings.Join(bench.AllTargets(), ","), "comma-separated targets: "+strings.Join(bench.AllTargets(), ", "))
-	fs.StringVar(&workloads, "workloads", strings.Join(bench.Workloads(), ","), "comma-separated workloads: select-simple, select-extended, select-prepared, write, churn, idle; and the replica workloads replica-read, write-token")
-	fs.StringVar(&clients, "clients", "1,8,32,256", "comma-separated pgbench client counts, one cell each")
-	fs.IntVar(&c.Rounds, "rounds", bench.DefaultRounds, "runs per target and cell; the report gives medians")
-	fs.DurationVar(&c.Duration, "duration", bench.DefaultDuration, "length of each pgbench run (-T), whole seconds")
-	fs.DurationVar(&c.Warmup, "warmup", bench.DefaultWarmup, "one unreported select-simple run per target first; 0 for none")
-	fs.IntVar(&c.Threads, "threads", bench.DefaultMaxThreads, "pgbench threads per run: min(clients, threads) pgbench processes of one thread each (router-2shards: one per tenant)")
-	fs.IntVar(&c.IdleConns, "idle-conns", bench.DefaultIdleConns, "connections the idle workload holds open")
-	fs.IntVar(&c.PoolSize, "pool-size", bench.DefaultPoolSize, "PgBouncer's default_pool_size and the router target's server connections per shard (router-2shards: half that per shard)")
-	fs.IntVar(&c.Scale, "scale", 1, "pgbench -i scale factor")
+	fs.StringVar(&targets, "targets", strings.Join(d.Targets, ","), "comma-separated targets: "+strings.Join(bench.AllTargets(), ", "))
+	fs.StringVar(&workloads, "workloads", strings.Join(d.Workloads, ","), "comma-separated workloads: select-simple, select-extended, select-prepared, write, churn, idle; and the replica workloads replica-read, write-token")
+	fs.StringVar(&clients, "clients", joinInts(d.Clients), "comma-separated pgbench client counts, one cell each")
+	fs.IntVar(&c.Rounds, "rounds", d.Rounds, "runs per target and cell; the report gives medians")
+	fs.DurationVar(&c.Duration, "duration", d.Duration, "length of each pgbench run (-T), whole seconds")
+	fs.DurationVar(&c.Warmup, "warmup", d.Warmup, "one unreported select-simple run per target first; 0 for none")
+	fs.IntVar(&c.MaxThreads, "threads", d.MaxThreads, "pgbench threads per run: min(clients, threads) pgbench processes of one thread each (router-2shards: one per tenant)")
+	fs.IntVar(&c.IdleConns, "idle-conns", d.IdleConns, "connections the idle workload holds open")
+	fs.IntVar(&c.PoolSize, "pool-size", d.PoolSize, "PgBouncer's default_pool_size and the router target's server connections per shard (router-2shards: half that per shard)")
+	fs.IntVar(&c.Scale, "scale", d.Scale, "pgbench -i scale factor")
 	fs.BoolVar(&quick, "quick", false, "a short run for CI (2s runs, 1 round, 32 clients)")
 	fs.StringVar(&c.Output, "o", "text", "output format on stdout: text or json")
 	fs.StringVar(&c.ReportPath, "report", "", "also write a Markdown report to this `file` (for example docs/performance/latest.md)")
@@ -146,8 +129,8 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 	fs.StringVar(&c.From, "from", "", "run nothing: read an earlier run's JSON report from this `file`, summarize its runs again and write the outputs (-o, --report, --json)")
 	fs.StringVar(&c.Dir, "dir", "", "work directory for the cluster, PgBouncer and logs (default: a new one under $TMPDIR, removed afterwards)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (logs of up, the routers, PgBouncer)")
-	fs.StringVar(&c.Pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
-	fs.StringVar(&c.PgBouncer, "pgbouncer", "", "pgbouncer binary (default: on PATH, then /usr/sbin)")
+	fs.StringVar(&c.PgbenchPath, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
+	fs.StringVar(&c.PgBouncerPath, "pgbouncer", "", "pgbouncer binary (default: on PATH, then /usr/sbin)")
 	fs.StringVar(&c.Shardline, "shardline", "", "shardline binary that runs the throwaway cluster and the routers (default: this one)")
 	fs.BoolVar(&verbose, "v", false, "debug logs (every pgbench invocation)")
 	fs.BoolVar(&c.External, "external", false, "benchmark a running cluster: --router, --direct, --tenant")
@@ -180,6 +163,7 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 	}
 	c.Targets = splitList(targets)
 	c.Workloads = splitList(workloads)
+	c.Clients = nil
 	for _, s := range splitList(clients) {
 		n, err := strconv.Atoi(s)
 		if err != nil {
@@ -194,9 +178,10 @@ func parseBench(env *cliEnv, args []string) (*benchCommand, error) {
 	return c, nil
 }
 
-// Run checks the settings (a bad one is a usage error), prepares the
-// targets, runs the matrix, writes the outputs and stops what it started.
-// Failed cells make it return an error after the outputs are written.
+// Run checks the settings (a bad one is a usage error), runs the benchmark
+// (bench.RunSuite: it prepares the targets, runs the matrix and stops what
+// it started) and writes the outputs. Failed cells make it return an error
+// after the outputs are written.
 func (c *benchCommand) Run(ctx context.Context) (err error) {
 	if c.Output != "text" && c.Output != "json" {
 		return usageErr("-o %q: want text or json", c.Output)
@@ -204,99 +189,19 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 	if c.From != "" {
 		return c.render()
 	}
-	cfg := bench.Config{
-		Workloads:   c.Workloads,
-		Clients:     c.Clients,
-		MaxThreads:  c.Threads,
-		Duration:    c.Duration,
-		Rounds:      c.Rounds,
-		IdleConns:   c.IdleConns,
-		Warmup:      c.Warmup,
-		PgbenchPath: c.Pgbench,
-		Command:     c.Command,
-		Progress:    c.Stderr,
+	cfg, err := c.suiteConfig()
+	if err != nil {
+		return err
 	}
-	if cfg.Warmup == 0 {
-		cfg.Warmup = -1 // --warmup 0: none
-	}
-	// Check the matrix before starting anything; one placeholder target
-	// stands in for the real ones. Zero flag values are not defaults
-	// here: --rounds 0 is a mistake.
-	check := cfg
-	check.Targets = []bench.Target{{Name: "x", Endpoints: []bench.Endpoint{{DSN: "x"}}},
-		{Name: "y", Endpoints: []bench.Endpoint{{DSN: "y"}}, Workloads: bench.ReplicaWorkloads()}}
-	if err := check.Validate(); err != nil {
+	// Check the settings before starting anything.
+	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", strings.TrimPrefix(err.Error(), bench.ErrInvalidConfig.Error()+": "))
 	}
-	if len(c.Clients) == 0 && slicesHasNonIdle(c.Workloads) {
-		return usageErr("--clients: no client counts")
-	}
-	for _, t := range c.Targets {
-		if !slices.Contains(bench.AllTargets(), t) {
-			return usageErr("--targets: %q: want some of %s", t, strings.Join(bench.AllTargets(), ", "))
-		}
-	}
-	if c.PoolSize < 1 || c.Scale < 1 {
-		return usageErr("--pool-size and --scale must be at least 1")
-	}
-	if c.IdleConns >= bench.DefaultMaxClientConn-100 {
-		return usageErr("--idle-conns %d: at most %d (PgBouncer's max_client_conn is %d)", c.IdleConns, bench.DefaultMaxClientConn-101, bench.DefaultMaxClientConn)
-	}
-	setupCfg := bench.SetupConfig{
-		Targets:       c.Targets,
-		Workloads:     c.Workloads,
-		MaxClients:    slices.Max(append([]int{0}, c.Clients...)),
-		PoolSize:      c.PoolSize,
-		PgBouncerPath: c.PgBouncer,
-		PgbenchPath:   c.Pgbench,
-		Scale:         c.Scale,
-		Progress:      c.Stderr,
-	}
-	if c.External {
-		if c.Direct == "" {
-			return usageErr("--external needs --direct: the DSN of the primary of the shard that holds tenant %s", c.Tenant)
-		}
-		for _, t := range []string{c.Tenant, c.Tenant2} {
-			if t == "" {
-				continue
-			}
-			if err := shardline.ValidateTenant(t); err != nil {
-				return usageErr("--tenant: %v", err)
-			}
-		}
-		if c.Tenant2 == c.Tenant {
-			return usageErr("--tenant2 must differ from --tenant")
-		}
-		if c.Direct2 != "" && c.Tenant2 == "" {
-			return usageErr("--direct2 needs --tenant2: the tenant on the shard whose primary --direct2 reaches")
-		}
-		for _, w := range c.Workloads {
-			if slices.Contains(bench.ReplicaWorkloads(), w) {
-				return usageErr("--workloads %s: needs the throwaway cluster (it starts the clusters it compares), not --external", w)
-			}
-		}
-		setupCfg.External = &bench.ExternalCluster{RouterDSN: c.Router, DirectDSN: c.Direct, DirectDSN2: c.Direct2, Tenant: c.Tenant, Tenant2: c.Tenant2, RouterPID: c.RouterPID}
-		setupCfg.Init = map[initMode]string{initAuto: bench.InitAuto, initAlways: bench.InitAlways, initNever: bench.InitNever}[c.Init]
-	} else {
-		setupCfg.Shardline = c.Shardline
-		if setupCfg.Shardline == "" {
-			exe, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("find the shardline binary for the throwaway cluster and the routers: %w (pass --shardline)", err)
-			}
-			setupCfg.Shardline = exe
-		}
-		setupCfg.ShardlineArgs, setupCfg.ShardlineEnv = c.ShardlineArgs, c.ShardlineEnv
-	}
-
-	log := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
-	setupCfg.Logger, cfg.Logger = log, log
 	dir, removeDir, err := c.workDir()
 	if err != nil {
 		return err
 	}
-	setupCfg.Dir = dir
-	cfg.WorkDir = filepath.Join(dir, "pgbench")
+	cfg.Dir = dir
 	defer func() {
 		switch {
 		case c.Keep:
@@ -312,25 +217,9 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	setup, err := bench.Prepare(ctx, setupCfg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := setup.Close(); cerr != nil {
-			log.Warn("stopping what the bench started", "err", cerr)
-		}
-	}()
-	cfg.Targets, cfg.Baselines, cfg.Environment = setup.Targets, setup.Baselines, setup.Environment
-	log.Info("benchmark starting", "targets", len(cfg.Targets), "workloads", cfg.Workloads, "clients", cfg.Clients,
-		"rounds", cfg.Rounds, "duration", cfg.Duration)
-	rep, runErr := bench.Run(ctx, cfg)
+	rep, runErr := bench.RunSuite(ctx, cfg)
 	if rep == nil {
 		return runErr
-	}
-	if aerr := setup.Alive(); aerr != nil {
-		log.Error("a process the bench started died during the run", "err", aerr, "cluster_log", setup.ClusterLog,
-			"router_logs", setup.RouterLogs, "no_tokens_cluster_log", setup.NoTokensLog)
 	}
 	if err := c.write(rep); err != nil {
 		return err
@@ -342,6 +231,28 @@ func (c *benchCommand) Run(ctx context.Context) (err error) {
 		return &exitError{code: 1, msg: fmt.Sprintf("%d cell(s) failed; their errors are in the notes", n)}
 	}
 	return nil
+}
+
+// suiteConfig is c's bench.SuiteConfig with the command's logger, the
+// external cluster of the flags and the shardline binary defaulting to
+// this one.
+func (c *benchCommand) suiteConfig() (bench.SuiteConfig, error) {
+	cfg := c.SuiteConfig
+	cfg.Logger = slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	cfg.Progress = c.Stderr
+	if c.External {
+		cfg.External = &bench.ExternalCluster{RouterDSN: c.Router, DirectDSN: c.Direct, DirectDSN2: c.Direct2, Tenant: c.Tenant, Tenant2: c.Tenant2, RouterPID: c.RouterPID}
+		cfg.Init = map[initMode]string{initAuto: bench.InitAuto, initAlways: bench.InitAlways, initNever: bench.InitNever}[c.Init]
+		return cfg, nil
+	}
+	if cfg.Shardline == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, fmt.Errorf("find the shardline binary for the throwaway cluster and the routers: %w (pass --shardline)", err)
+		}
+		cfg.Shardline = exe
+	}
+	return cfg, nil
 }
 
 // render writes the outputs of the report in c.From (--from).
@@ -442,13 +353,13 @@ func splitList(s string) []string {
 	return out
 }
 
-func slicesHasNonIdle(workloads []string) bool {
-	for _, w := range workloads {
-		if w != bench.WorkloadIdle {
-			return true
-		}
+// joinInts is ns comma-separated.
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
 	}
-	return len(workloads) == 0
+	return strings.Join(s, ",")
 }
 
 // shellJoin quotes args for a POSIX shell where needed.
