@@ -1,8 +1,13 @@
 package bench
 
 import (
+	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -157,16 +162,146 @@ func TestScrapeRouter(t *testing.T) {
 	}
 }
 
+// FuzzParsePrometheusText checks what ParsePrometheusText promises:
+//   - a sample line built from a metric name, labels (values with quotes,
+//     backslashes, newlines, commas and braces, escaped as the format
+//     says), a value and an optional timestamp, among the router's
+//     metrics, is found again in its place with that name, those labels and
+//     that value;
+//   - of any text it accepts, there is a sample for every line that is
+//     neither blank nor a comment, in order, each named as its line begins,
+//     each label written in its line as name="escaped value"; and
+//     RouterCountersFrom, when it accepts the samples, has no negative
+//     counter;
+//   - of any text it rejects, the error names the first line that is not
+//     a sample (its number and text), and the lines before it parse.
 func FuzzParsePrometheusText(f *testing.F) {
-	f.Add(routerMetrics)
-	f.Add("m{a=\"x\\\"y\"} 1 2\n")
-	f.Add("m{a=\"\\")
-	f.Fuzz(func(t *testing.T, s string) {
-		samples, err := ParsePrometheusText(s)
-		if err == nil {
-			_, _ = RouterCountersFrom(samples)
+	f.Add(routerMetrics, "shardline_router_transactions_total", "shard", "s1", "x", "", 20000.0, int64(0))
+	f.Add("m{a=\"x\\\"y\"} 1 2\n", "m", "a", "x\"y", "b", "1,2}", 1.5, int64(1700000000000))
+	f.Add("m{a=\"\\", "n:sub_2", "le", "+Inf", "quantile", "a\\b\nc", math.Inf(1), int64(-1))
+	f.Add("# HELP m x\n# TYPE m counter\nm 1\n\nm{} 2 3\n", "_", "_", "", "__name__", "{}", math.NaN(), int64(5))
+	f.Add("ok 1\nm{a=\"b\" c=\"d\"} 1\n", "9m", "1a", "v", "1a", "w", -0.0, int64(0))
+	f.Fuzz(func(t *testing.T, text, name, label1, value1, label2, value2 string, value float64, ts int64) {
+		checkPrometheusText(t, text)
+
+		// A sample line from known parts, among others.
+		name = sanitizeName(name, isMetricNameByte)
+		l1, l2 := sanitizeName(label1, isLabelNameByte), sanitizeName(label2, isLabelNameByte)
+		labels := map[string]string{l1: value1}
+		if l2 != l1 {
+			labels[l2] = value2
+		}
+		var b strings.Builder
+		b.WriteString(name)
+		if len(labels) > 0 {
+			b.WriteString("{")
+			for _, k := range slices.Sorted(maps.Keys(labels)) {
+				fmt.Fprintf(&b, "%s=\"%s\",", k, escapeLabel(labels[k]))
+			}
+			b.WriteString("}")
+		}
+		b.WriteString(" " + strconv.FormatFloat(value, 'g', -1, 64))
+		if ts != 0 {
+			fmt.Fprintf(&b, " %d", ts)
+		}
+		page := routerMetrics + b.String() + "\n# EOF\nlast 1\n"
+		samples, err := ParsePrometheusText(page)
+		if err != nil {
+			t.Fatalf("ParsePrometheusText(built line %q): %v", b.String(), err)
+		}
+		if len(samples) != 14 {
+			t.Fatalf("built line %q: %d samples, want 14", b.String(), len(samples))
+		}
+		got := samples[12]
+		if got.Name != name || !maps.Equal(got.Labels, labels) || !(got.Value == value || math.IsNaN(got.Value) && math.IsNaN(value)) {
+			t.Fatalf("built line %q: sample %+v, want name %q, labels %q, value %v", b.String(), got, name, labels, value)
 		}
 	})
+}
+
+// sanitizeName makes s a metric or label name: bytes that may not be in
+// it become '_', and an empty name is "m".
+func sanitizeName(s string, ok func(c byte, first bool) bool) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !ok(c, i == 0) {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "m"
+	}
+	return string(b)
+}
+
+// escapeLabel escapes a label value as the text format does.
+func escapeLabel(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
+}
+
+// labelWritten reports whether line holds label name with value v as the
+// text format writes it: name, spaces or tabs, then ="v escaped".
+func labelWritten(line, name, v string) bool {
+	want := `="` + escapeLabel(v) + `"`
+	for i := strings.Index(line, name); i >= 0; {
+		if strings.HasPrefix(strings.TrimLeft(line[i+len(name):], " \t"), want) {
+			return true
+		}
+		j := strings.Index(line[i+1:], name)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// checkPrometheusText checks what ParsePrometheusText promises of any
+// text.
+func checkPrometheusText(t *testing.T, text string) {
+	samples, err := ParsePrometheusText(text)
+	var lines []string // the sample lines, trimmed
+	n, bad := 0, 0
+	for line := range strings.Lines(text) {
+		n++
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if bad == 0 && err != nil && strings.HasPrefix(err.Error(), fmt.Sprintf("metrics line %d %q: ", n, line)) {
+			bad = n
+		}
+		if bad == 0 {
+			lines = append(lines, line)
+		}
+	}
+	if err != nil {
+		if bad == 0 {
+			t.Fatalf("ParsePrometheusText(%q): error %q names no sample line", text, err)
+		}
+		if _, err := ParsePrometheusText(strings.Join(lines, "\n")); err != nil {
+			t.Fatalf("ParsePrometheusText(%q): the lines before line %d do not parse alone: %v", text, bad, err)
+		}
+		return
+	}
+	if len(samples) != len(lines) {
+		t.Fatalf("ParsePrometheusText(%q): %d samples of %d sample lines", text, len(samples), len(lines))
+	}
+	for i, s := range samples {
+		rest, ok := strings.CutPrefix(lines[i], s.Name)
+		if !ok || s.Name == "" || rest == "" || !strings.ContainsRune("{ \t", rune(rest[0])) {
+			t.Fatalf("ParsePrometheusText(%q): sample %d is named %q, line %q", text, i, s.Name, lines[i])
+		}
+		for k, v := range s.Labels {
+			if k == "" || !labelWritten(lines[i], k, v) {
+				t.Fatalf("ParsePrometheusText(%q): sample %d has label %s=%q, not in its line %q", text, i, k, v, lines[i])
+			}
+		}
+	}
+	c, err := RouterCountersFrom(samples)
+	if err == nil && (c.Transactions < 0 || c.ReplicaReads < 0 || c.PrimaryReads < 0 || c.ReplicaFallbacks < 0 || c.WriteTokens < 0 || c.LoopSleeps < 0) {
+		t.Fatalf("RouterCountersFrom(%q) = %+v: a negative counter", text, c)
+	}
 }
 
 // LoopModeFrom names the loop's I/O and scheduling policy from the

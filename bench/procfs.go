@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +14,9 @@ import (
 // /proc/PID/stat. The kernel reports them in USER_HZ whatever its own HZ
 // is, and USER_HZ is 100 on every Linux architecture Go supports.
 const clockTicksPerSecond = 100
+
+// maxCPUTicks is the most clock ticks a time.Duration holds (292 years).
+const maxCPUTicks = math.MaxInt64 / uint64(time.Second/clockTicksPerSecond)
 
 // ProcStat holds the fields of /proc/PID/stat that the bench reads.
 type ProcStat struct {
@@ -33,7 +37,8 @@ func (s ProcStat) CPU() time.Duration {
 
 // ParseProcStat parses the content of /proc/PID/stat. The command name may
 // hold spaces and parentheses, so fields are counted after its last ')'.
-// It never panics.
+// CPU time beyond a time.Duration is an error, so CPU is exact. It never
+// panics.
 func ParseProcStat(b []byte) (ProcStat, error) {
 	open := bytes.IndexByte(b, '(')
 	end := bytes.LastIndexByte(b, ')')
@@ -53,6 +58,9 @@ func ParseProcStat(b []byte) (ProcStat, error) {
 	}
 	if s.STime, err = strconv.ParseUint(f[12], 10, 64); err != nil {
 		return ProcStat{}, fmt.Errorf("proc stat: stime %q: %w", f[12], err)
+	}
+	if s.UTime > maxCPUTicks || s.STime > maxCPUTicks-s.UTime {
+		return ProcStat{}, fmt.Errorf("proc stat: utime %d + stime %d clock ticks: more CPU time than a time.Duration holds", s.UTime, s.STime)
 	}
 	return s, nil
 }
@@ -126,7 +134,7 @@ type MachineCPU struct {
 // ParseMachineCPU parses the "cpu" line that /proc/stat begins with:
 // user nice system idle iowait irq softirq steal [guest guest_nice].
 // Kernels before 2.6.33 print fewer fields; the bench needs the eight.
-// It never panics.
+// Sums that overflow are an error. It never panics.
 func ParseMachineCPU(b []byte) (MachineCPU, error) {
 	line, _, _ := bytes.Cut(b, []byte{'\n'})
 	f := strings.Fields(string(line))
@@ -141,7 +149,24 @@ func ParseMachineCPU(b []byte) (MachineCPU, error) {
 		}
 		v[i] = n
 	}
-	return MachineCPU{Busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], Idle: v[3] + v[4]}, nil
+	busy, ok1 := sumTicks(v[0], v[1], v[2], v[5], v[6], v[7])
+	idle, ok2 := sumTicks(v[3], v[4])
+	if !ok1 || !ok2 {
+		return MachineCPU{}, fmt.Errorf("proc stat: cpu line %q: the busy or idle time overflows", line)
+	}
+	return MachineCPU{Busy: busy, Idle: idle}, nil
+}
+
+// sumTicks returns the sum of ticks and whether it fits in a uint64.
+func sumTicks(ticks ...uint64) (uint64, bool) {
+	var sum uint64
+	for _, t := range ticks {
+		if sum+t < sum {
+			return 0, false
+		}
+		sum += t
+	}
+	return sum, true
 }
 
 // ReadMachineCPU reads the machine's CPU time from /proc/stat.
