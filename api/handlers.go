@@ -25,7 +25,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	out := Status{Cluster: st.Cluster, EtcdRevision: st.EtcdRevision, MapRevision: st.MapRevision, Shards: []ShardStatus{}}
+	out := Status{Cluster: st.Cluster, RouterDSN: s.router, EtcdRevision: st.EtcdRevision, MapRevision: st.MapRevision, Shards: []ShardStatus{}}
 	for _, sh := range st.Shards {
 		ss := ShardStatus{
 			ID:            string(sh.Shard.ID),

@@ -45,6 +45,9 @@ type Config struct {
 	// Ready tells /healthz whether the process is ready to serve; nil
 	// means always ready.
 	Ready func() bool
+	// RouterDSN, when set, is reported in Status: the DSN of the router
+	// this process serves, for tools (drills) that connect through it.
+	RouterDSN string
 }
 
 // Validate reports a missing Manager.
@@ -60,6 +63,7 @@ type Server struct {
 	mgr    *shardmgr.Manager
 	logger *slog.Logger
 	ready  func() bool
+	router string // RouterDSN
 	mux    *http.ServeMux
 }
 
@@ -70,7 +74,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{mgr: cfg.Manager, logger: cfg.Logger, ready: cfg.Ready, mux: http.NewServeMux()}
+	s := &Server{mgr: cfg.Manager, logger: cfg.Logger, ready: cfg.Ready, router: cfg.RouterDSN, mux: http.NewServeMux()}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

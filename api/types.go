@@ -6,6 +6,9 @@ package api
 // Status is the body of GET /v1/status.
 type Status struct {
 	Cluster string `json:"cluster"`
+	// RouterDSN is where clients connect to the router served beside this
+	// API (`shardline up`'s); "" when the API runs without one.
+	RouterDSN string `json:"router_dsn,omitempty"`
 	// EtcdRevision is the revision the placement was read at.
 	EtcdRevision int64 `json:"etcd_revision"`
 	// MapRevision is the revision of the router's map; 0 when unknown.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -68,10 +69,19 @@ func (c *ReplicaLagConfig) setDefaults() {
 
 // DrillShard is one shard as the drill sees it.
 type DrillShard struct {
+	// ID, when set, is the shard's id: the drill checks that the router
+	// routes Tenant there (that it is this cluster's router) before it
+	// starts.
+	ID       string
 	Primary  string   // DSN
 	Replicas []string // DSNs
 	Tenant   string   // a tenant that lives on this shard
 }
+
+// ErrRouterUnreachable is wrapped by RunReplicaLag's error when the drill
+// cannot connect through the router, or the router is not this cluster's;
+// it is found before the drill changes anything.
+var ErrRouterUnreachable = errors.New("drill: cannot connect to the router")
 
 // Validate fills defaults and checks the configuration.
 func (c *ReplicaLagConfig) Validate() error {
@@ -101,23 +111,30 @@ func (c *ReplicaLagConfig) Validate() error {
 
 // ReplicaLagReport is the drill's outcome.
 type ReplicaLagReport struct {
-	Duration       time.Duration `json:"duration_ns"`
-	Writes         int           `json:"writes"`
-	ReadsPrimary   int           `json:"reads_primary"`
-	ReadsReplica   int           `json:"reads_replica"`
-	StaleReads     int           `json:"stale_reads"`
-	RYWMisses      int           `json:"read_your_writes_misses"`
-	Pauses         int           `json:"replay_pauses"`
-	ReadP50        time.Duration `json:"read_p50_ns"`
-	ReadP99        time.Duration `json:"read_p99_ns"`
-	MaxStaleness   time.Duration `json:"max_replica_staleness_ns"`
-	MaxLag         time.Duration `json:"max_lag_ns"`
-	Errors         int           `json:"errors"`
-	FirstViolation string        `json:"first_violation,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
+	Writes       int           `json:"writes"`
+	ReadsPrimary int           `json:"reads_primary"`
+	ReadsReplica int           `json:"reads_replica"`
+	StaleReads   int           `json:"stale_reads"`
+	RYWMisses    int           `json:"read_your_writes_misses"`
+	Pauses       int           `json:"replay_pauses"`
+	ReadP50      time.Duration `json:"read_p50_ns"`
+	ReadP99      time.Duration `json:"read_p99_ns"`
+	MaxStaleness time.Duration `json:"max_replica_staleness_ns"`
+	MaxLag       time.Duration `json:"max_lag_ns"`
+	// Errors counts sessions, heartbeats and fault injectors that failed
+	// while the drill ran (not invariant violations): with any, the
+	// invariants were checked on less than the whole workload.
+	Errors         int    `json:"errors"`
+	FirstViolation string `json:"first_violation,omitempty"`
+	FirstError     string `json:"first_error,omitempty"`
 }
 
-// OK reports whether every invariant held.
-func (r *ReplicaLagReport) OK() bool { return r.StaleReads == 0 && r.RYWMisses == 0 && r.Errors == 0 }
+// OK reports whether every invariant held over the whole workload.
+func (r *ReplicaLagReport) OK() bool { return !r.Violated() && r.Errors == 0 }
+
+// Violated reports whether a read broke an invariant.
+func (r *ReplicaLagReport) Violated() bool { return r.StaleReads > 0 || r.RYWMisses > 0 }
 
 const drillSchema = `
 CREATE TABLE IF NOT EXISTS shardline_drill_heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL);
@@ -126,10 +143,18 @@ CREATE TABLE IF NOT EXISTS shardline_drill_rw (tenant_id text NOT NULL, seq bigi
 TRUNCATE shardline_drill_rw;`
 
 // RunReplicaLag runs the drill. It returns an error only when the drill
-// could not run; broken invariants are in the report (see OK).
+// could not run, and then it has paused no replay: a router it cannot
+// connect through (or that routes a shard's tenant elsewhere) is an error
+// wrapping ErrRouterUnreachable, found before it creates its tables.
+// Broken invariants and failures while it ran are in the report (see OK).
 func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	for _, sh := range cfg.Shards {
+		if err := checkRouter(ctx, cfg, sh); err != nil {
+			return nil, err
+		}
 	}
 	for _, sh := range cfg.Shards {
 		if err := createDrillTables(ctx, sh); err != nil {
@@ -142,12 +167,19 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 	var mu sync.Mutex // guards rep and lat
 	var lat []time.Duration
 	var wg sync.WaitGroup
-	var failMu sync.Mutex // guards rep.FirstViolation only
+	var failMu sync.Mutex // guards rep.FirstViolation and rep.FirstError only
 	fail := func(format string, args ...any) {
 		failMu.Lock()
 		defer failMu.Unlock()
 		if rep.FirstViolation == "" {
 			rep.FirstViolation = fmt.Sprintf(format, args...)
+		}
+	}
+	failed := func(format string, args ...any) {
+		failMu.Lock()
+		defer failMu.Unlock()
+		if rep.FirstError == "" {
+			rep.FirstError = fmt.Sprintf(format, args...)
 		}
 	}
 	start := time.Now()
@@ -161,6 +193,7 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 			defer wg.Done()
 			if err := hbs[i].run(runCtx, sh.Primary, cfg.Heartbeat); err != nil && runCtx.Err() == nil {
 				cfg.Logger.Error("heartbeat", "err", err)
+				failed("heartbeat on a primary: %v", err)
 				mu.Lock()
 				rep.Errors++
 				mu.Unlock()
@@ -181,6 +214,7 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 			rep.Pauses += n
 			if err != nil && runCtx.Err() == nil {
 				cfg.Logger.Error("pause/resume replay", "err", err)
+				failed("pause/resume replay: %v", err)
 				rep.Errors++
 			}
 			mu.Unlock()
@@ -197,7 +231,7 @@ func RunReplicaLag(ctx context.Context, cfg ReplicaLagConfig) (*ReplicaLagReport
 			st, err := runSession(runCtx, cfg, tenant, hbs[shard], writer, int64(w), fail)
 			if err != nil && runCtx.Err() == nil {
 				cfg.Logger.Error("session", "tenant", tenant, "err", err)
-				fail("session %s: %v", tenant, err)
+				failed("session %s: %v", tenant, err)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -294,6 +328,42 @@ func runSession(ctx context.Context, cfg ReplicaLagConfig, tenant string, hb *be
 		}
 	}
 	return st, nil
+}
+
+// checkRouter connects through the router as sh's tenant and, when sh.ID
+// is set, checks that the router routes the tenant to sh.
+func checkRouter(ctx context.Context, cfg ReplicaLagConfig, sh DrillShard) error {
+	dsn, err := withOptions(cfg.RouterDSN, "-c shardline.tenant="+sh.Tenant)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("%w at %s: %v", ErrRouterUnreachable, cfg.RouterDSN, connectCause(err))
+	}
+	defer c.Close(context.Background())
+	var shard string
+	if err := c.QueryRow(ctx, "SHOW shardline.shard").Scan(&shard); err != nil {
+		return fmt.Errorf("%w at %s: SHOW shardline.shard: %v (is it a Shardline router?)", ErrRouterUnreachable, cfg.RouterDSN, err)
+	}
+	if sh.ID != "" && shard != sh.ID {
+		return fmt.Errorf("%w at %s: it routes tenant %s to shard %s, the cluster says %s: it is another cluster's router",
+			ErrRouterUnreachable, cfg.RouterDSN, sh.Tenant, shard, sh.ID)
+	}
+	return nil
+}
+
+// connectCause is what a failed pgx.Connect says, without pgx's
+// "failed to connect to `user=... database=...`" preamble when the cause
+// is the network.
+func connectCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op
+	}
+	return err
 }
 
 // createDrillTables creates the drill's tables on a shard's primary and

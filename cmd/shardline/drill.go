@@ -2,17 +2,32 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/shardline/shardline/api"
 	"github.com/shardline/shardline/chaos"
 )
 
+// Exit statuses of `shardline drill`, besides 0 (every invariant held over
+// the whole workload) and 2 (usage).
+const (
+	// drillViolated: a read broke an invariant.
+	drillViolated = 1
+	// drillNotRun: the drill could not run, or not over the whole
+	// workload (cluster out of reach, sessions that failed): nothing is
+	// known of the invariants.
+	drillNotRun = 3
+)
+
 // drillCommand is `shardline drill replica-lag`.
 type drillCommand struct {
-	Client    *api.Client
+	Client *api.Client
+	// RouterDSN reaches the router; "" asks the admin API for the router
+	// of its cluster.
 	RouterDSN string
 	Duration  time.Duration
 	Workers   int
@@ -30,12 +45,12 @@ func runDrill(ctx context.Context, env *cliEnv, args []string) error {
 	var af adminFlags
 	af.register(fs)
 	c := &drillCommand{Stdout: env.Stdout, Stderr: env.Stderr}
-	fs.StringVar(&c.RouterDSN, "router", "postgres://postgres@127.0.0.1:6432/app?sslmode=disable", "router `DSN`")
+	fs.StringVar(&c.RouterDSN, "router", "", "router `DSN` (default: the router of the admin API's cluster)")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long the workload runs")
 	fs.IntVar(&c.Workers, "workers", 4, "writing sessions (as many read-only sessions run beside them)")
 	fs.DurationVar(&c.MaxLag, "max-lag", 500*time.Millisecond, "the sessions' shardline.max_lag")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: shardline drill replica-lag [flags]\n\nRuns write-then-read sessions through the router while pausing and resuming WAL replay\non every replica; exits 1 if any read was staler than max-lag or missed its session's write.")
+		fmt.Fprintln(fs.Output(), "usage: shardline drill replica-lag [flags]\n\nRuns write-then-read sessions through the router while pausing and resuming WAL replay\non every replica. Exits 1 if any read was staler than max-lag or missed its session's write,\n3 if the drill could not run (or sessions failed, so the invariants were not checked throughout).")
 		fs.PrintDefaults()
 	}
 	if err := af.parseNoArgs(fs, args[1:]); err != nil {
@@ -50,12 +65,19 @@ func runDrill(ctx context.Context, env *cliEnv, args []string) error {
 func (c *drillCommand) Run(ctx context.Context) error {
 	st, err := c.Client.Status(ctx)
 	if err != nil {
-		return adminError(c.Client, err)
+		return notRun(adminError(c.Client, err))
 	}
-	cfg := chaos.ReplicaLagConfig{RouterDSN: c.RouterDSN, Duration: c.Duration, Workers: c.Workers, MaxLag: c.MaxLag, Progress: c.Stderr}
+	router := c.RouterDSN
+	if router == "" {
+		router = st.RouterDSN
+	}
+	if router == "" {
+		return &exitError{code: drillNotRun, msg: fmt.Sprintf("the admin API at %s reports no router for cluster %s; pass the router's DSN with --router", c.Client.BaseURL(), st.Cluster)}
+	}
+	cfg := chaos.ReplicaLagConfig{RouterDSN: router, Duration: c.Duration, Workers: c.Workers, MaxLag: c.MaxLag, Progress: c.Stderr}
 	index := map[string]int{}
 	for _, s := range st.Shards {
-		ds := chaos.DrillShard{Primary: s.Primary.DSN}
+		ds := chaos.DrillShard{ID: s.ID, Primary: s.Primary.DSN}
 		for _, r := range s.Replicas {
 			ds.Replicas = append(ds.Replicas, r.DSN)
 		}
@@ -67,7 +89,7 @@ func (c *drillCommand) Run(ctx context.Context) error {
 		name := fmt.Sprintf("drill-%d", i)
 		v, err := c.Client.ShowTenant(ctx, name)
 		if err != nil {
-			return adminError(c.Client, err)
+			return notRun(adminError(c.Client, err))
 		}
 		if k, ok := index[v.Shard]; ok && cfg.Shards[k].Tenant == "" {
 			cfg.Shards[k].Tenant = name
@@ -75,8 +97,15 @@ func (c *drillCommand) Run(ctx context.Context) error {
 		}
 	}
 	rep, err := chaos.RunReplicaLag(ctx, cfg)
+	if errors.Is(err, chaos.ErrRouterUnreachable) {
+		hint := "start the cluster ('shardline up') or pass the router's DSN with --router"
+		if c.RouterDSN == "" {
+			hint = fmt.Sprintf("the admin API at %s names it as its cluster's router; is that router running?", c.Client.BaseURL())
+		}
+		return &exitError{code: drillNotRun, msg: fmt.Sprintf("drill not run: %s; %s", strings.TrimPrefix(err.Error(), "drill: "), hint)}
+	}
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return &exitError{code: drillNotRun, msg: "drill not run: " + strings.TrimPrefix(err.Error(), "drill: ")}
 	}
 	if c.JSON {
 		if err := printJSON(c.Stdout, rep); err != nil {
@@ -94,10 +123,22 @@ func (c *drillCommand) Run(ctx context.Context) error {
 		fmt.Fprintf(c.Stdout, "read latency p50 / p99    %s / %s\n", rep.ReadP50.Round(time.Microsecond), rep.ReadP99.Round(time.Microsecond))
 		fmt.Fprintf(c.Stdout, "session errors            %d\n", rep.Errors)
 	}
-	if !rep.OK() {
-		return &exitError{code: 1, msg: "invariant broken: " + rep.FirstViolation}
+	switch {
+	case rep.Violated():
+		return &exitError{code: drillViolated, msg: "invariant broken: " + rep.FirstViolation}
+	case rep.Errors > 0:
+		return &exitError{code: drillNotRun, msg: fmt.Sprintf("drill incomplete: %d failures while it ran, so the invariants were not checked throughout; first: %s", rep.Errors, rep.FirstError)}
 	}
 	return nil
+}
+
+// notRun gives an admin API error the drill's "could not run" status.
+func notRun(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: drillNotRun, msg: ee.msg}
+	}
+	return err
 }
 
 func pct(n, total int) float64 {

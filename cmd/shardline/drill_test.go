@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/shardline/shardline/api"
 	"github.com/shardline/shardline/storage/postgres/pgtest"
 )
@@ -55,5 +56,51 @@ func TestDrillCatchesMissingTokens(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(ee.msg, "read-your-writes miss") {
 		t.Fatalf("drill without tokens: err %v, want a read-your-writes violation", err)
+	}
+}
+
+// TestDrillUsesTheClusterRouter runs the drill against a cluster on other
+// ports than the defaults, named only by SHARDLINE_ADMIN: the drill learns
+// the router from the admin API. With a router it cannot reach it fails
+// before it touches the cluster, with its own exit status, not as a broken
+// invariant.
+func TestDrillUsesTheClusterRouter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and etcd")
+	}
+	info, _ := startUp(t, pgtest.Dir(t), 1, 1)
+
+	r := runCLI(t, info.AdminURL, "drill", "replica-lag", "--duration", "2s", "--workers", "1")
+	t.Log(r.stdout, r.stderr)
+	r.want(t, 0, []string{"stale reads               0", "read-your-writes misses   0", "session errors            0"}, nil)
+
+	st, err := api.NewClient(info.AdminURL, nil).Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RouterDSN != info.RouterDSN {
+		t.Errorf("status router_dsn = %q, want %q", st.RouterDSN, info.RouterDSN)
+	}
+
+	// The drill tables are gone: a drill that cannot run must not create
+	// them, nor pause replay.
+	ctx := t.Context()
+	primary, err := pgx.Connect(ctx, st.Shards[0].Primary.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close(ctx)
+	if _, err := primary.Exec(ctx, "DROP TABLE shardline_drill_heartbeat, shardline_drill_rw"); err != nil {
+		t.Fatal(err)
+	}
+	dead := "postgres://postgres@" + freeAddr(t) + "/app?sslmode=disable"
+	r = runCLI(t, info.AdminURL, "drill", "replica-lag", "--duration", "2s", "--router", dead)
+	r.want(t, 3, nil, []string{"cannot connect to the router", dead})
+	if strings.Contains(r.stderr, "invariant") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("unreachable router: want one line that is not about invariants, got:\n%s", r.stderr)
+	}
+	var exists bool
+	if err := primary.QueryRow(ctx, "SELECT to_regclass('shardline_drill_heartbeat') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Errorf("the drill that could not run created its tables (%v, %v)", exists, err)
 	}
 }

@@ -46,7 +46,11 @@ func (c *statusCommand) Run(ctx context.Context) error {
 	if st.MapRevision > 0 {
 		mapRev = fmt.Sprint(st.MapRevision)
 	}
-	fmt.Fprintf(c.Stdout, "cluster %s   etcd revision %d   router map revision %s\n\n", st.Cluster, st.EtcdRevision, mapRev)
+	fmt.Fprintf(c.Stdout, "cluster %s   etcd revision %d   router map revision %s\n", st.Cluster, st.EtcdRevision, mapRev)
+	if st.RouterDSN != "" {
+		fmt.Fprintf(c.Stdout, "router %s\n", st.RouterDSN)
+	}
+	fmt.Fprintln(c.Stdout)
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tROLE\tMEMBER\tDSN\tSLOTS\tPINNED\tEPOCH\tHEALTH\tLAG")
 	for _, s := range st.Shards {

@@ -210,18 +210,18 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	info := upInfo{
+		RouterDSN: fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
+		AdminURL:  "http://" + adminLn.Addr().String(),
+	}
 	var ready atomic.Bool
-	handler, err := api.NewServer(api.Config{Manager: mgr, Logger: log, Ready: ready.Load})
+	handler, err := api.NewServer(api.Config{Manager: mgr, Logger: log, Ready: ready.Load, RouterDSN: info.RouterDSN})
 	if err != nil {
 		return err
 	}
 	lc.serveHTTP("admin API", &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, adminLn)
 	lc.serveHTTP("metrics", newMetricsServer(reg), metricsLn)
 
-	info := upInfo{
-		RouterDSN: fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
-		AdminURL:  "http://" + adminLn.Addr().String(),
-	}
 	ready.Store(true)
 	fmt.Fprintf(c.Stdout, "shardline ready: router %s  admin %s  metrics http://%s/metrics\n", info.RouterDSN, info.AdminURL, metricsLn.Addr())
 	fmt.Fprintf(c.Stdout, "try: psql '%s' -c \"SET shardline.tenant = 'acme'\" -c 'SHOW shardline.shard'\n", info.RouterDSN)
