@@ -9,16 +9,17 @@ import (
 type ShardID string
 
 // ValidateShardID reports whether s is a usable shard id: 1 to 63 bytes of
-// lower-case letters, digits, '-' and '_'. The error wraps ErrInvalidShard.
+// lower-case letters, digits, '-' and '_'. The error is an *Error matching
+// ErrInvalidShard.
 func ValidateShardID(s string) error {
-	if s == "" || len(s) > 63 {
-		return fmt.Errorf("%w: %q must be 1 to 63 bytes", ErrInvalidShard, s)
-	}
-	for i := 0; i < len(s); i++ {
+	ok := s != "" && len(s) <= 63
+	for i := 0; ok && i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("%w: %q may hold only a-z, 0-9, '-' and '_'", ErrInvalidShard, s)
-		}
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	if !ok {
+		return &Error{Kind: ErrInvalidShard, Message: fmt.Sprintf("invalid shard id %s: a shard id is 1 to 63 bytes of a-z, 0-9, '-' and '_'", quoteID(s)),
+			Hint: "'shardline status' lists the shards"}
 	}
 	return nil
 }

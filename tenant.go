@@ -22,21 +22,30 @@ func SlotOf(t TenantID) int {
 	return int(xxhash.Sum64String(string(t)) % SlotCount)
 }
 
+// TenantRule says what a valid tenant id is, as the hint of
+// ValidateTenant's errors.
+var TenantRule = fmt.Sprintf("a tenant id is 1 to %d bytes of printable ASCII without spaces, quotes, "+
+	"'\\', '/', '*' or ';': letters, digits and '-', '_', '.', ':', '@' are fine", MaxTenantLen)
+
 // ValidateTenant reports whether s can be used as a tenant id: 1 to
 // MaxTenantLen bytes of printable ASCII without quotes, backslashes or
 // spaces, so it can travel in a comment, a SET value and a URL path unescaped.
-// The error wraps ErrInvalidTenant.
+// The error is an *Error matching ErrInvalidTenant: its Message names the id
+// and what is wrong with it, its Hint is TenantRule.
 func ValidateTenant(s string) error {
+	invalid := func(format string, args ...any) error {
+		return &Error{Kind: ErrInvalidTenant, Message: fmt.Sprintf("invalid tenant id %s: ", quoteID(s)) + fmt.Sprintf(format, args...), Hint: TenantRule}
+	}
 	if s == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidTenant)
+		return invalid("it is empty")
 	}
 	if len(s) > MaxTenantLen {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidTenant, len(s), MaxTenantLen)
+		return invalid("it is %d bytes long, at most %d", len(s), MaxTenantLen)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || c == '\'' || c == '"' || c == '\\' || c == '/' || c == '*' || c == ';' {
-			return fmt.Errorf("%w: byte %q at %d is not allowed (use letters, digits, '-', '_', '.', ':', '@')", ErrInvalidTenant, c, i)
+			return invalid("byte %q at offset %d is not allowed", c, i)
 		}
 	}
 	return nil

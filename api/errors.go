@@ -10,21 +10,26 @@ import (
 	"github.com/shardline/shardline/shardmgr"
 )
 
-// errorStatuses maps domain errors to HTTP statuses: the one place the API
-// translates them. The first match wins; anything else is a 500.
+// errorStatuses maps domain errors to HTTP statuses and messages: the one
+// place the API translates them. The first match wins; anything else is a
+// 500. The message of an error response is the *shardline.Error in the
+// chain when there is one (a sentence and a hint, without the chain's step
+// names), else msg, else the error's text.
 var errorStatuses = []struct {
 	err    error
 	status int
+	msg    string
 }{
-	{shardline.ErrInvalidTenant, http.StatusBadRequest},
-	{shardline.ErrInvalidShard, http.StatusBadRequest},
-	{shardmgr.ErrEmptySchema, http.StatusBadRequest},
-	{shardline.ErrShardNotFound, http.StatusNotFound},
-	{shardline.ErrTenantNotFound, http.StatusNotFound},
-	{shardline.ErrConflict, http.StatusConflict},
-	{shardline.ErrNoPlacement, http.StatusServiceUnavailable},
-	{context.Canceled, http.StatusServiceUnavailable},
-	{context.DeadlineExceeded, http.StatusGatewayTimeout},
+	{shardline.ErrInvalidTenant, http.StatusBadRequest, ""},
+	{shardline.ErrInvalidShard, http.StatusBadRequest, ""},
+	{shardmgr.ErrEmptySchema, http.StatusBadRequest, "the schema script is empty (hint: send the SQL to run on every shard)"},
+	{shardline.ErrShardNotFound, http.StatusNotFound, ""},
+	{shardline.ErrTenantNotFound, http.StatusNotFound, ""},
+	{shardline.ErrTenantHasData, http.StatusConflict, ""},
+	{shardline.ErrConflict, http.StatusConflict, "the placement kept changing while the request ran (hint: try again)"},
+	{shardline.ErrNoPlacement, http.StatusServiceUnavailable, "the cluster has no placement yet (hint: it is still starting; try again once 'shardline up' says ready)"},
+	{context.Canceled, http.StatusServiceUnavailable, "the request was cancelled (hint: the server may be stopping; try again)"},
+	{context.DeadlineExceeded, http.StatusGatewayTimeout, "the request timed out (hint: check that etcd and the shards are up, then try again)"},
 }
 
 // statusOf returns the HTTP status for err.
@@ -39,6 +44,23 @@ func statusOf(err error) int {
 		}
 	}
 	return http.StatusInternalServerError
+}
+
+// messageOf returns the message of the error response for err.
+func messageOf(err error) string {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.msg
+	}
+	if de := shardline.AsError(err); de != nil {
+		return de.Error()
+	}
+	for _, e := range errorStatuses {
+		if errors.Is(err, e.err) && e.msg != "" {
+			return e.msg
+		}
+	}
+	return err.Error()
 }
 
 // httpError is a request the server rejects before it reaches the manager:

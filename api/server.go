@@ -128,7 +128,7 @@ func (s *Server) handle(h func(w http.ResponseWriter, r *http.Request) (int, any
 			if status >= 500 {
 				s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 			}
-			body = ErrorBody{Error: err.Error()}
+			body = ErrorBody{Error: messageOf(err)}
 		}
 		writeJSON(w, status, body)
 	}

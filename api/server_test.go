@@ -191,17 +191,17 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/tenants", `{"tenant":1}`, 400, "tenant\\\" must be a JSON string"},
 		{"POST", "/v1/tenants", `{"tenant":"acme","tier":"gold"}`, 400, "unknown field \\\"tier"},
 		{"POST", "/v1/tenants", `{"tenant":"acme"} {}`, 400, "exactly one"},
-		{"POST", "/v1/tenants", `{"tenant":""}`, 400, "invalid tenant"},
-		{"POST", "/v1/tenants", `{"tenant":"a'b"}`, 400, "invalid tenant"},
-		{"POST", "/v1/tenants", `{"tenant":"acme","shard":"S 1"}`, 400, "invalid shard"},
-		{"POST", "/v1/tenants", `{"tenant":"acme","shard":"s9"}`, 404, "shard not found"},
+		{"POST", "/v1/tenants", `{"tenant":""}`, 400, `invalid tenant id \"\": it is empty (hint: a tenant id is 1 to 128 bytes`},
+		{"POST", "/v1/tenants", `{"tenant":"a'b"}`, 400, `invalid tenant id \"a'b\": byte`},
+		{"POST", "/v1/tenants", `{"tenant":"acme","shard":"S 1"}`, 400, `invalid shard id \"S 1\": a shard id is 1 to 63 bytes`},
+		{"POST", "/v1/tenants", `{"tenant":"acme","shard":"s9"}`, 404, `no shard \"s9\" in this cluster (hint: 'shardline status' lists the shards)`},
 		{"POST", "/v1/tenants", big, 413, "larger than"},
-		{"GET", "/v1/tenants/a%20b", ``, 400, "invalid tenant"},
-		{"GET", "/v1/tenants/a%2Fb", ``, 400, "invalid tenant"},
-		{"PUT", "/v1/tenants/acme/pin", `{"shard":"s9"}`, 404, "shard not found"},
+		{"GET", "/v1/tenants/a%20b", ``, 400, `invalid tenant id \"a b\": byte ' ' at offset 1 is not allowed`},
+		{"GET", "/v1/tenants/a%2Fb", ``, 400, `invalid tenant id \"a/b\"`},
+		{"PUT", "/v1/tenants/acme/pin", `{"shard":"s9"}`, 404, `no shard \"s9\" in this cluster`},
 		{"PUT", "/v1/tenants/acme/pin", `{"shard":5}`, 400, "must be a JSON string"},
-		{"DELETE", "/v1/tenants/nobody/pin", ``, 404, "tenant not found"},
-		{"POST", "/v1/schema", `{"sql":"  "}`, 400, "empty"},
+		{"DELETE", "/v1/tenants/nobody/pin", ``, 404, `tenant \"nobody\" is not registered (hint: `},
+		{"POST", "/v1/schema", `{"sql":"  "}`, 400, "the schema script is empty"},
 		{"POST", "/v1/schema", `{"query":"x"}`, 400, "unknown field"},
 		{"POST", "/v1/schema", bigSQL, 413, "larger than"},
 		{"GET", "/v1/nothing", ``, 404, "no route"},
@@ -226,6 +226,12 @@ func TestBadRequests(t *testing.T) {
 		}
 		if !strings.Contains(string(b), tc.msg) || !strings.HasPrefix(string(b), `{"error":`) {
 			t.Errorf("%s: body %s, want an error naming %q", name, b, tc.msg)
+		}
+		// One sentence for people: no package prefixes, no step names.
+		for _, internal := range []string{"shardline: ", "shardmgr: ", "etcdstore: ", "locate", "create tenant", "pin tenant", "get tenant"} {
+			if strings.Contains(string(b), internal) {
+				t.Errorf("%s: body %s shows %q", name, b, internal)
+			}
 		}
 	}
 }

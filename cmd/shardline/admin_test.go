@@ -155,8 +155,8 @@ func TestTenantCommands(t *testing.T) {
 	runCLI(t, admin, "tenant", "list").want(t, 0, []string{"acme", "beta"}, nil)
 
 	runCLI(t, admin, "tenant", "create", "a'b").want(t, 1, nil, []string{"shardline tenant:", "invalid tenant"})
-	runCLI(t, admin, "tenant", "create", "x", "--shard", "s9").want(t, 1, nil, []string{"shard not found"})
-	runCLI(t, admin, "tenant", "unpin", "nobody").want(t, 1, nil, []string{"tenant not found"})
+	runCLI(t, admin, "tenant", "create", "x", "--shard", "s9").want(t, 1, nil, []string{`no shard "s9" in this cluster`})
+	runCLI(t, admin, "tenant", "unpin", "nobody").want(t, 1, nil, []string{`tenant "nobody" is not registered`})
 	runCLI(t, admin, "tenant").want(t, 2, nil, []string{"missing subcommand"})
 	runCLI(t, admin, "tenant", "drop", "x").want(t, 2, nil, []string{"unknown subcommand"})
 	runCLI(t, admin, "tenant", "show").want(t, 2, nil, []string{"one tenant NAME"})
@@ -165,6 +165,27 @@ func TestTenantCommands(t *testing.T) {
 	runCLI(t, admin, "tenant", "list", "-h").want(t, 0, nil, []string{"usage:"})
 	// "--" ends the flags: a tenant id may start with a dash.
 	runCLI(t, admin, "tenant", "show", "--", "-dash").want(t, 0, []string{"-dash"}, nil)
+}
+
+// TestCLIErrorsAreOneSentence checks what a user reads when a tenant
+// command is refused: the command, one sentence naming the problem, and a
+// hint; no package prefixes or internal step names.
+func TestCLIErrorsAreOneSentence(t *testing.T) {
+	admin := adminServer(t, 2)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tenant", "show", "x y"}, `shardline tenant: invalid tenant id "x y": byte ' ' at offset 1 is not allowed (hint: ` + shardline.TenantRule + ")\n"},
+		{[]string{"tenant", "show", "--", ""}, `shardline tenant: invalid tenant id "": it is empty (hint: ` + shardline.TenantRule + ")\n"},
+		{[]string{"tenant", "create", "acme", "--shard", "S9"}, `shardline tenant: invalid shard id "S9": a shard id is 1 to 63 bytes of a-z, 0-9, '-' and '_' (hint: 'shardline status' lists the shards)` + "\n"},
+		{[]string{"tenant", "pin", "acme", "--shard", "s9"}, `shardline tenant: no shard "s9" in this cluster (hint: 'shardline status' lists the shards)` + "\n"},
+	} {
+		r := runCLI(t, admin, tc.args...)
+		if r.code != 1 || r.stderr != tc.want {
+			t.Errorf("%q: exit %d, stderr\n%s\nwant exit 1 and\n%s", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
 }
 
 func TestSchemaApply(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/api"
 )
 
@@ -78,6 +79,13 @@ func (c *tenantCommand) Run(ctx context.Context) error {
 	var views []api.TenantView
 	var err error
 	var v api.TenantView
+	if c.Action != "list" {
+		// Refused here with the server's words: an empty id would not
+		// even reach its route.
+		if err := shardline.ValidateTenant(c.Tenant); err != nil {
+			return &exitError{code: 1, msg: err.Error()}
+		}
+	}
 	switch c.Action {
 	case "create":
 		v, err = c.Client.CreateTenant(ctx, c.Tenant, c.Shard)

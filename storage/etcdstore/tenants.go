@@ -57,7 +57,7 @@ func (s *Store) GetTenant(ctx context.Context, tenant shardline.TenantID) (Tenan
 		return TenantRecord{}, fmt.Errorf("get tenant %s: %w", tenant, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return TenantRecord{}, fmt.Errorf("%w: %q", shardline.ErrTenantNotFound, tenant)
+		return TenantRecord{}, fmt.Errorf("get tenant: %w", shardline.TenantNotRegistered(tenant))
 	}
 	return s.decodeTenant(resp.Kvs[0])
 }
@@ -129,7 +129,7 @@ func (s *Store) PinTenant(ctx context.Context, tenant shardline.TenantID, shard 
 func (s *Store) UnpinTenant(ctx context.Context, tenant shardline.TenantID) (TenantRecord, error) {
 	return s.changeTenant(ctx, "unpin tenant", tenant, "", func(old *TenantRecord) (TenantRecord, bool, error) {
 		if old == nil {
-			return TenantRecord{}, false, fmt.Errorf("unpin tenant: %w: %q", shardline.ErrTenantNotFound, tenant)
+			return TenantRecord{}, false, fmt.Errorf("unpin tenant: %w", shardline.TenantNotRegistered(tenant))
 		}
 		if old.Shard == "" {
 			return *old, false, nil
@@ -174,7 +174,7 @@ func (s *Store) changeTenant(ctx context.Context, what string, tenant shardline.
 			return false, fmt.Errorf("%s %s: %w", what, tenant, shardline.ErrNoPlacement)
 		}
 		if shard != "" && resp.Responses[2].GetResponseRange().Count == 0 {
-			return false, fmt.Errorf("%s %s: %w: %q", what, tenant, shardline.ErrShardNotFound, shard)
+			return false, fmt.Errorf("%s %s: %w", what, tenant, shardline.ShardNotFound(shard))
 		}
 		var old *TenantRecord
 		var modRev int64
