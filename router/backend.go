@@ -32,7 +32,8 @@ type backend struct {
 	tenant   shardline.TenantID // bound shardline.tenant ("" = reset)
 	applied  string             // session settings applied (see session.paramSQL)
 	prepared map[string]struct{}
-	broken   bool // protocol state unknown: close instead of reuse
+	swept    uint64 // sharedStmts.gen at the last sweep of prepared
+	broken   bool   // protocol state unknown: close instead of reuse
 	lastUsed time.Time
 }
 

@@ -59,6 +59,9 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 	forward := !p.swallow
 	switch typ {
 	case 'E':
+		if invalidatesPlans(body) {
+			s.r.stmts.invalidate()
+		}
 		if p.internal {
 			// The connection's settings or tenant binding are now unknown:
 			// tell the client, and never pool the connection again.
@@ -113,6 +116,9 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 			}
 			if !s.txWrote && isWriteTag(body) {
 				s.txWrote = true
+			}
+			if isDDLTag(body) {
+				s.r.stmts.invalidate()
 			}
 			s.fwd(typ, body)
 		}
@@ -295,7 +301,7 @@ func (s *session) afterExtendedError() {
 		if p.kind == 'P' && p.server != "" && p.synth == nil {
 			delete(s.be.prepared, p.server)
 			if p.client != "" {
-				delete(s.stmts, p.client)
+				s.forgetStmt(p.client)
 			}
 		}
 		s.pop()
@@ -334,6 +340,14 @@ func (s *session) onReady(status byte) {
 // copyIn relays COPY FROM STDIN data from the client until CopyDone or
 // CopyFail. In the extended protocol the server ignores a Sync that the
 // client sent before the copy started, so its queue entry goes too.
+//
+// The server may speak during the copy: a notice per row from a trigger, or
+// an error that ends the copy. A server whose messages are not read stops
+// reading, so the router relays them while the client still sends: before
+// it waits for the client, and whenever a write to the server would wait
+// for room (WriteUntilReadable). An error ends the copy on the server's
+// side at once: the client has it then, and what it still sends of the
+// copy is dropped, as the server drops it.
 func (s *session) copyIn(extended bool) error {
 	if extended {
 		for i := range s.queue {
@@ -346,32 +360,119 @@ func (s *session) copyIn(extended bool) error {
 	if err := s.flushAll(); err != nil {
 		return err
 	}
+	be := s.be
+	c := copyOut{s: s}
 	for {
+		if s.in.buffered() == 0 {
+			if ended, err := c.flush(); err != nil || ended {
+				return err
+			}
+			if err := s.out.Flush(); err != nil {
+				return s.abortCopy(err)
+			}
+			if !s.conn.Ready() {
+				if be.in.buffered() == 0 && !be.conn.Ready() {
+					if err := s.task.WaitReadable(s.conn, be.conn); err != nil {
+						return s.abortCopy(err)
+					}
+				}
+				if ended, err := s.relayDuringCopy(); err != nil || ended {
+					return err
+				}
+				continue
+			}
+		}
 		typ, body, err := s.in.next()
 		if err != nil {
-			s.be.broken = true
-			return err
+			return s.abortCopy(err)
 		}
 		switch typ {
-		case 'd':
-			writeMsg(s.be.out, typ, body)
-		case 'c', 'f':
-			writeMsg(s.be.out, typ, body)
-			if err := s.be.out.Flush(); err != nil {
-				return s.serverGone(err)
+		case 'd', 'H', 'S': // Flush and Sync: ignored by the server during COPY
+			c.buf = appendMsg(c.buf, typ, body)
+			if len(c.buf) >= copyFlushAt {
+				if ended, err := c.flush(); err != nil || ended {
+					return err
+				}
 			}
-			return nil
-		case 'H', 'S':
-			// Ignored by the server during COPY; nothing to answer.
-			writeMsg(s.be.out, typ, body)
+		case 'c', 'f':
+			c.buf = appendMsg(c.buf, typ, body)
+			_, err := c.flush()
+			return err
 		case 'X':
-			s.be.broken = true
-			return errClientTerminated
+			return s.abortCopy(errClientTerminated)
 		default:
-			s.be.broken = true
-			return &Error{Code: codeProtocolViolation, Fatal: true, Message: "unexpected message " + strconvQuote(typ) + " during COPY from stdin"}
+			return s.abortCopy(&Error{Code: codeProtocolViolation, Fatal: true, Message: "unexpected message " + strconvQuote(typ) + " during COPY from stdin"})
 		}
 	}
+}
+
+// abortCopy ends a copy whose client is gone or broke the protocol: the
+// server connection is shut down at once, so that the server ends the
+// COPY (it cannot finish it) even while it and the router wait to send to
+// each other, and is never used again.
+func (s *session) abortCopy(err error) error {
+	s.be.broken = true
+	s.be.conn.Shutdown()
+	return err
+}
+
+// copyFlushAt is how much copy data the router gathers before it writes to
+// the server.
+const copyFlushAt = 32 << 10
+
+// copyOut is the copy data on its way to the server (see copyIn).
+type copyOut struct {
+	s   *session
+	buf []byte
+}
+
+// flush writes what was gathered, relaying the server's messages whenever
+// the write would wait. It reports ended when the server ended the copy
+// with an error: what is left of the data is dropped.
+func (c *copyOut) flush() (ended bool, err error) {
+	s := c.s
+	for len(c.buf) > 0 {
+		n, readable, err := s.be.conn.WriteUntilReadable(c.buf)
+		c.buf = c.buf[:copy(c.buf, c.buf[n:])]
+		if err != nil {
+			return false, s.serverGone(err)
+		}
+		if readable {
+			if ended, err := s.relayDuringCopy(); err != nil || ended {
+				c.buf = c.buf[:0]
+				return ended, err
+			}
+			if err := s.out.Flush(); err != nil {
+				return false, s.abortCopy(err)
+			}
+		}
+	}
+	return false, nil
+}
+
+// relayDuringCopy relays the server's asynchronous messages (notices,
+// parameter changes, notifications) that arrived during a copy, without
+// waiting. It reports ended when the server sent anything else (an error):
+// the copy is over on its side, and drain relays the rest.
+func (s *session) relayDuringCopy() (ended bool, err error) {
+	be := s.be
+	for be.in.buffered() > 0 || be.conn.Ready() {
+		hdr, err := be.in.r.Peek(1)
+		if err != nil {
+			return false, s.serverGone(err)
+		}
+		switch hdr[0] {
+		case 'N', 'S', 'A':
+		default:
+			return true, nil
+		}
+		typ, body, err := be.in.next()
+		if err != nil {
+			return false, s.serverGone(err)
+		}
+		s.fwd(typ, body)
+	}
+	return false, nil
 }
 
 // errorMessage extracts the M field of an ErrorResponse body, for logs.

@@ -15,17 +15,18 @@ var (
 
 // SQLSTATEs the router itself reports. Each kind of problem has its own.
 const (
-	codeProtocolViolation   = "08P01"
-	codeConnectionFailure   = "08006"
-	codeFeatureNotSupported = "0A000"
-	codeInvalidParameter    = "22023"
-	codeActiveTransaction   = "25001"
-	codeInvalidCatalog      = "3D000"
-	codeNoTenant            = "55000"
-	codeTooManyConnections  = "53300"
-	codeCannotConnectNow    = "57P03"
-	codeAdminShutdown       = "57P01"
-	codeInternal            = "XX000"
+	codeProtocolViolation    = "08P01"
+	codeConnectionFailure    = "08006"
+	codeFeatureNotSupported  = "0A000"
+	codeInvalidParameter     = "22023"
+	codeActiveTransaction    = "25001"
+	codeInvalidCatalog       = "3D000"
+	codeInvalidStatementName = "26000"
+	codeNoTenant             = "55000"
+	codeTooManyConnections   = "53300"
+	codeCannotConnectNow     = "57P03"
+	codeAdminShutdown        = "57P01"
+	codeInternal             = "XX000"
 )
 
 // Error is an error the router reports to a client as an ErrorResponse.

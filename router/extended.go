@@ -2,24 +2,10 @@ package router
 
 import (
 	"bytes"
-	"encoding/hex"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // This file handles the extended query protocol: Parse, Bind, Describe,
 // Execute, Close, Sync and Flush.
-
-// serverStmtName names a statement on the servers after its text and
-// parameter types, so equal statements of different sessions share it.
-func serverStmtName(query, types []byte) string {
-	d := xxhash.New()
-	_, _ = d.Write(query)
-	_, _ = d.Write([]byte{0})
-	_, _ = d.Write(types)
-	var sum [8]byte
-	return "sl_" + hex.EncodeToString(d.Sum(sum[:0]))
-}
 
 // extError queues a router error in the extended protocol: the server-like
 // behaviour is to skip messages until Sync.
@@ -47,9 +33,11 @@ func (s *session) handleParse(body []byte) error {
 	virtual := info.kind == stmtRouterSet || info.kind == stmtRouterReset || info.kind == stmtRouterShow ||
 		// BEGIN outside a transaction is answered by the router and sent
 		// with the next statement, once it is known where that goes.
-		(info.kind == stmtBegin && !info.multi && s.be == nil) ||
+		// (Only a BEGIN the server cannot reject: see begin.go.)
+		(info.kind == stmtBegin && !info.multi && s.be == nil && wellFormedBegin(query)) ||
 		// So is SET TRANSACTION while such a BEGIN waits.
-		(s.deferred != nil && s.be == nil && !info.multi && isSetTransaction(query))
+		(s.deferred != nil && s.be == nil && !info.multi && wellFormedSetTransaction(query)) ||
+		(info.kind == stmtDeallocate && s.deallocateHere(&info))
 	if virtual {
 		if info.kind == stmtOther {
 			info.kind = stmtSetTransaction
@@ -85,7 +73,7 @@ func (s *session) handleParse(body []byte) error {
 		return nil
 	}
 	prep := &prepared{query: string(query), text: append([]byte(nil), query...), set: settingOpOf(&info, query)}
-	prep.server = serverStmtName(query, types)
+	prep.server = s.r.stmts.name(query, types)
 	s.mb.reset().str(prep.server).bytes(query).byte1(0).bytes(types)
 	prep.parse = appendMsg(nil, 'P', s.mb.b)
 	s.putStmt(name, prep)
@@ -132,7 +120,46 @@ func (s *session) putStmt(name string, p *prepared) {
 	if s.stmts == nil {
 		s.stmts = make(map[string]*prepared)
 	}
+	if old := s.stmts[name]; old != nil && old.server != "" {
+		s.r.stmts.drop(old.server)
+	}
+	if p.server != "" {
+		s.r.stmts.hold(p.server)
+	}
 	s.stmts[name] = p
+}
+
+// forgetStmt removes a client's prepared statement, reporting whether it
+// had one of that name.
+func (s *session) forgetStmt(name string) bool {
+	p, ok := s.stmts[name]
+	if !ok {
+		return false
+	}
+	if p.server != "" {
+		s.r.stmts.drop(p.server)
+	}
+	delete(s.stmts, name)
+	return true
+}
+
+// forgetStmts removes every prepared statement of the client.
+func (s *session) forgetStmts() {
+	for name := range s.stmts {
+		s.forgetStmt(name)
+	}
+}
+
+// sweepStmts closes, on the held server connection, the shared statements
+// no session holds any more (see sharedStmts); the server's CloseComplete
+// is not forwarded.
+func (s *session) sweepStmts() {
+	dead := s.r.stmts.sweep(s.be, nil)
+	for _, name := range dead {
+		s.mb.reset().byte1('S').str(name)
+		writeMsg(s.be.out, 'C', s.mb.b)
+		s.push(pending{kind: 'C', swallow: true})
+	}
 }
 
 // lookupStmt finds a client statement for Bind or Describe.
@@ -299,8 +326,8 @@ func (s *session) handleClose(body []byte) error {
 	}
 	switch body[0] {
 	case 'S':
-		// The server keeps its statement: other sessions may share it.
-		delete(s.stmts, name)
+		// The server's statement goes when no session holds it (sweepStmts).
+		s.forgetStmt(name)
 	case 'P':
 		if s.portals[name] == nil && s.be != nil {
 			writeMsg(s.be.out, 'C', body)

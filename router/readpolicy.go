@@ -126,13 +126,6 @@ func beginReadOnly(q []byte) (readOnly, explicit bool) {
 	return false, false
 }
 
-// isSetTransaction reports whether q is SET TRANSACTION ... (or SET SESSION
-// CHARACTERISTICS is not: that is a session setting).
-func isSetTransaction(q []byte) bool {
-	w := words{q: q}
-	return w.next().text == "set" && w.next().text == "transaction"
-}
-
 // isWriteTag reports whether a CommandComplete tag means the transaction
 // may have written (reads, transaction control and settings do not).
 func isWriteTag(tag []byte) bool {

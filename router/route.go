@@ -31,6 +31,7 @@ func (s *session) route(q []byte, readOnly bool) error {
 	}
 	if s.be != nil {
 		if s.pinned && s.beStatus == 'I' {
+			s.sweepStmts()
 			return s.rebindPinned(tenant)
 		}
 		return s.rebindInTransaction(tenant)
@@ -75,6 +76,7 @@ func (s *session) route(q []byte, readOnly bool) error {
 	s.be, s.beStatus, s.txTenant, s.txShard = be, 'I', tenant, shard
 	s.beReplica, s.txWrote = pool.replica, false
 	s.current.Store(be)
+	s.sweepStmts()
 	if setup := s.setupSQL(be, tenant); setup != "" {
 		be.out.Write(queryMsg(setup))
 		s.push(pending{kind: 'Q', swallow: true, internal: true})

@@ -28,6 +28,7 @@ type Router struct {
 	log     *slog.Logger
 	metrics *metrics
 	tables  *tableCheck
+	stmts   *sharedStmts
 
 	pools  []atomic.Pointer[map[string]*pool] // by loop, then member name
 	poolMu sync.Mutex                         // serializes pool map rebuilds
@@ -70,6 +71,7 @@ func New(cfg Config) (*Router, error) {
 		log:        cfg.Logger,
 		metrics:    newMetrics(cfg.Registerer, ls),
 		tables:     newTableCheck(cfg.StatementCacheSize),
+		stmts:      newSharedStmts(),
 		sessions:   make(map[uint32]*session),
 		settingsOK: make(map[string]struct{}),
 		ctx:        ctx,

@@ -484,20 +484,27 @@ func (s *session) answerQuery(info *stmtInfo, q, body []byte) (bool, error) {
 		return true, s.endQuery()
 	case stmtForbidden:
 		return true, s.queryError(forbiddenErr())
+	case stmtDeallocate:
+		if s.deallocateHere(info) {
+			if err := s.execRouterStatement(info, false); err != nil {
+				return true, s.queryError(err)
+			}
+			return true, s.endQuery()
+		}
 	case stmtDiscardAll:
 		if s.be == nil && s.deferred == nil {
 			s.discardAll()
 			return true, s.answer("DISCARD ALL")
 		}
 	case stmtBegin:
-		if s.be == nil && s.deferred == nil && (s.tenantFor(q) == "" || s.target != targetPrimary) && !info.multi {
+		if s.be == nil && s.deferred == nil && (s.tenantFor(q) == "" || s.target != targetPrimary) && !info.multi && wellFormedBegin(q) {
 			// The shard (or whether a replica may serve it) is not known
 			// until the next statement: answer now, send it with that one.
 			s.deferBegin(q)
 			return true, s.answer("BEGIN")
 		}
 	}
-	if s.deferred != nil && s.be == nil && isSetTransaction(q) && !info.multi {
+	if s.deferred != nil && s.be == nil && !info.multi && wellFormedSetTransaction(q) {
 		if ro, explicit := beginReadOnly(q); explicit {
 			s.txReadOnly = ro
 		}

@@ -26,6 +26,16 @@ func (s *session) execRouterStatement(info *stmtInfo, extended bool) error {
 		s.deferred = append(s.deferred, queryMsg(info.text))
 		s.push(pending{kind: 'E', synth: commandComplete("SET")})
 		return nil
+	case stmtDeallocate:
+		tag := "DEALLOCATE"
+		if info.name == "" {
+			tag = "DEALLOCATE ALL"
+			s.forgetStmts()
+		} else if !s.forgetStmt(info.name) {
+			return &Error{Code: codeInvalidStatementName, Message: "prepared statement \"" + info.name + "\" does not exist"}
+		}
+		s.push(pending{kind: 'E', synth: commandComplete(tag)})
+		return nil
 	case stmtRouterSet, stmtRouterReset:
 		reset := info.kind == stmtRouterReset || info.isDefault
 		if err := s.setRouterSetting(info.name, info.value, reset); err != nil {
@@ -48,6 +58,29 @@ func (s *session) execRouterStatement(info *stmtInfo, extended bool) error {
 	s.push(pending{kind: 'E', synth: textDataRow(v)})
 	s.push(pending{kind: 'E', synth: commandComplete("SHOW")})
 	return nil
+}
+
+// deallocateHere reports whether the router answers a DEALLOCATE itself
+// (execRouterStatement): a statement the client prepared through the
+// protocol has another name on the servers (see prepared), where the
+// server would not find it. On a pinned session's connection, which may
+// hold statements of SQL PREPARE, the server answers for names the router
+// does not keep, and DEALLOCATE ALL goes to it too. In a failed
+// transaction the server answers (with 25P02).
+func (s *session) deallocateHere(info *stmtInfo) bool {
+	if s.status() == 'E' {
+		return false
+	}
+	if !s.pinned || s.be == nil {
+		return true
+	}
+	if info.name != "" {
+		_, ok := s.stmts[info.name]
+		return ok
+	}
+	s.forgetStmts()
+	clear(s.be.prepared) // the server drops every statement of the connection
+	return false
 }
 
 func (s *session) setRouterSetting(name, value string, reset bool) error {
@@ -253,11 +286,11 @@ func joinSettings(list []setting) string {
 }
 
 // discardAll forgets the session's settings and prepared statements (the
-// server-side statements stay: other sessions share them).
+// server-side statements go once no session holds them).
 func (s *session) discardAll() {
 	s.params = s.startupSettings()
 	s.paramSQL = joinSettings(s.params)
-	clear(s.stmts)
+	s.forgetStmts()
 	clear(s.portals)
 	s.tenant = ""
 }

@@ -222,16 +222,33 @@ func (w *words) skipSpace() {
 				w.pos += j + 1
 			}
 		case c == '/' && w.pos+1 < len(w.q) && w.q[w.pos+1] == '*':
-			j := bytes.Index(w.q[w.pos+2:], []byte("*/"))
-			if j < 0 {
-				w.pos = len(w.q)
-			} else {
-				w.pos += j + 4
-			}
+			w.pos = skipBlockComment(w.q, w.pos)
 		default:
 			return
 		}
 	}
+}
+
+// skipBlockComment returns the end of the comment that starts at i, which
+// nests as PostgreSQL's do (len(q) when it never ends).
+func skipBlockComment(q []byte, i int) int {
+	depth := 0
+	for i+1 < len(q) {
+		switch {
+		case q[i] == '/' && q[i+1] == '*':
+			depth++
+			i += 2
+		case q[i] == '*' && q[i+1] == '/':
+			depth--
+			i += 2
+			if depth == 0 {
+				return i
+			}
+		default:
+			i++
+		}
+	}
+	return len(q)
 }
 
 func (w *words) next() token {

@@ -254,6 +254,7 @@ func (r *Router) accept(c *netloop.Conn) {
 		}
 		defer func() {
 			r.unregister(s)
+			s.forgetStmts()
 			s.releaseOut()
 		}()
 		if err := s.greet(); err != nil {

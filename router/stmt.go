@@ -20,6 +20,7 @@ const (
 	stmtBegin                   // BEGIN / START TRANSACTION
 	stmtForbidden               // writes the tenant binding behind the router's back
 	stmtSetTransaction          // SET TRANSACTION while a BEGIN is deferred (extended protocol)
+	stmtDeallocate              // DEALLOCATE [PREPARE] name | ALL: name "" for ALL
 )
 
 // stmtInfo is the classification of one statement text.
@@ -93,6 +94,8 @@ func classify(q []byte) stmtInfo {
 		if w.next().text == "all" {
 			info.kind = stmtDiscardAll
 		}
+	case "deallocate":
+		classifyDeallocate(&w, &info)
 	case "begin", "start":
 		info.kind = stmtBegin
 	}
@@ -110,6 +113,28 @@ func classify(q []byte) stmtInfo {
 		}
 	}
 	return info
+}
+
+// classifyDeallocate recognises DEALLOCATE [PREPARE] { name | ALL }: the
+// router answers it for the statements it keeps (see deallocate).
+func classifyDeallocate(w *words, info *stmtInfo) {
+	t := w.next()
+	if t.kind == tokWord && t.text == "prepare" {
+		t = w.next()
+	}
+	switch t.kind {
+	case tokWord, tokQuotedIdent:
+	default:
+		return
+	}
+	if end := w.next(); end.kind != tokEOF && end.text != ";" {
+		return
+	}
+	info.kind = stmtDeallocate
+	if t.kind == tokWord && t.text == "all" {
+		return // name "" is ALL
+	}
+	info.name = t.text
 }
 
 func classifySet(w *words, info *stmtInfo) {

@@ -124,7 +124,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 // Write writes all of p, waiting for room when the socket is full.
 func (c *Conn) Write(p []byte) (int, error) {
 	if t := c.task; t != nil && t.l.ring != nil {
-		return c.ringWrite(t, p) // net.ErrClosed once closed
+		n, _, err := c.ringWrite(t, p, false) // net.ErrClosed once closed
+		return n, err
 	}
 	done := 0
 	for done < len(p) {
@@ -147,6 +148,52 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return done, c.opError("write", err)
 	}
 	return done, nil
+}
+
+// WriteUntilReadable writes p like Write, except that while it waits for
+// room it returns early once the connection has data to read: it reports
+// what it wrote and whether it stopped for that. A writer that reads what
+// the peer sent and goes on writing so never waits on a peer that waits
+// for it (a server sending a notice per row of a COPY it is sent).
+func (c *Conn) WriteUntilReadable(p []byte) (n int, readable bool, err error) {
+	if t := c.task; t != nil && t.l.ring != nil {
+		return c.ringWrite(t, p, true)
+	}
+	if c.task == nil {
+		n, err := c.Write(p)
+		return n, false, err
+	}
+	for n < len(p) {
+		if c.fd < 0 {
+			return n, false, net.ErrClosed
+		}
+		m, err := rawWrite(c.fd, p[n:])
+		if m > 0 {
+			n += m
+		}
+		switch err {
+		case nil, unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			// The socket is registered edge-triggered before the peek
+			// (wait registers it), so data that comes after the peek
+			// still wakes the wait.
+			if c.l == nil {
+				if err := c.task.l.register(c); err != nil {
+					return n, false, c.opError("epoll_ctl", err)
+				}
+			}
+			if c.Ready() {
+				return n, true, nil
+			}
+			if err := c.task.wait(eventIn|eventOut, c); err != nil {
+				return n, false, err
+			}
+			continue
+		}
+		return n, false, c.opError("write", err)
+	}
+	return n, false, nil
 }
 
 func (c *Conn) await(ev uint32) error {

@@ -682,3 +682,63 @@ func testPipeliningPeer(t *testing.T, cfg Config) {
 		t.Fatal(err)
 	}
 }
+
+// A peer that sends before it reads, more than the sockets hold, while
+// the task sends it as much: with Write both would wait for room forever;
+// WriteUntilReadable lets the task read in between.
+func TestWriteUntilReadable(t *testing.T) { forModes(t, testWriteUntilReadable) }
+
+func testWriteUntilReadable(t *testing.T, cfg Config) {
+	l := startLoop(t, cfg)
+	const size = 8 << 20
+	type result struct {
+		wrote, read int
+		stops       int
+		err         error
+	}
+	done := make(chan result, 1)
+	addr := serve(t, l, func(_ *Task, c *Conn) {
+		var r result
+		out, in := make([]byte, size), make([]byte, 64<<10)
+		read := func() {
+			n, err := c.Read(in)
+			r.read += n
+			if err != nil && r.err == nil {
+				r.err = err
+			}
+		}
+		for r.wrote < size && r.err == nil {
+			n, readable, err := c.WriteUntilReadable(out[r.wrote:])
+			r.wrote += n
+			r.err = err
+			if readable {
+				r.stops++
+				read()
+			}
+		}
+		for r.read < size && r.err == nil {
+			read()
+		}
+		done <- r
+	})
+	cc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_ = cc.SetDeadline(time.Now().Add(60 * time.Second)) // a stall fails, it does not hang
+	if _, err := cc.Write(make([]byte, size)); err != nil {
+		t.Fatalf("peer's write: %v (the task never read while it wrote)", err)
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(cc, size))
+	if err != nil || n != size {
+		t.Fatalf("peer read %d bytes, %v; want %d", n, err, size)
+	}
+	r := <-done
+	if r.err != nil || r.wrote != size || r.read != size {
+		t.Fatalf("task wrote %d and read %d bytes, %v; want %d each", r.wrote, r.read, r.err, size)
+	}
+	if r.stops == 0 {
+		t.Fatal("the write never stopped to read: the test did not fill the sockets")
+	}
+}

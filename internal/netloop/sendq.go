@@ -68,22 +68,34 @@ const (
 func (q *sendq) pending() int { return len(q.inflight) - q.off + len(q.queued) }
 
 // ringWrite queues p on c for the loop to send, waiting for room when
-// maxQueued bytes are queued.
-func (c *Conn) ringWrite(t *Task, p []byte) (int, error) {
+// maxQueued bytes are queued. With untilReadable it returns instead of
+// waiting when c has data to read, and wakes from its wait for room when
+// data comes (see WriteUntilReadable).
+func (c *Conn) ringWrite(t *Task, p []byte, untilReadable bool) (int, bool, error) {
 	q := &c.sq
 	l := t.l
 	done := 0
 	for len(p) > 0 {
 		if q.err != nil {
-			return done, q.err
+			return done, false, q.err
 		}
 		if c.fd < 0 {
-			return done, net.ErrClosed
+			return done, false, net.ErrClosed
 		}
 		room := maxQueued - q.pending()
 		if room <= 0 {
-			if err := t.awaitDrain(c, maxQueued/2); err != nil {
-				return done, err
+			if untilReadable {
+				if c.l == nil {
+					if err := l.register(c); err != nil {
+						return done, false, c.opError("epoll_ctl", err)
+					}
+				}
+				if c.Ready() {
+					return done, true, nil
+				}
+			}
+			if err := t.awaitDrain(c, maxQueued/2, untilReadable); err != nil {
+				return done, false, err
 			}
 			continue
 		}
@@ -100,16 +112,21 @@ func (c *Conn) ringWrite(t *Task, p []byte) (int, error) {
 		}
 		p, done = p[n:], done+n
 	}
-	return done, nil
+	return done, false, nil
 }
 
 // awaitDrain parks t until c has at most limit bytes queued (or its send
-// failed).
-func (t *Task) awaitDrain(c *Conn, limit int) error {
+// failed), or with readable also until c may have data to read.
+func (t *Task) awaitDrain(c *Conn, limit int, readable bool) error {
 	q := &c.sq
 	q.drainer, q.limit = t, limit
 	t.l.draining++
-	err := t.Park()
+	var err error
+	if readable {
+		err = t.wait(eventIn, c)
+	} else {
+		err = t.Park()
+	}
 	t.l.draining--
 	q.drainer = nil
 	return err
@@ -121,7 +138,7 @@ func (t *Task) awaitDrain(c *Conn, limit int) error {
 func (c *Conn) drain(t *Task) {
 	q := &c.sq
 	for q.pending() > 0 && q.err == nil && c.fd >= 0 {
-		if t.awaitDrain(c, 0) != nil {
+		if t.awaitDrain(c, 0, false) != nil {
 			break
 		}
 	}
@@ -200,7 +217,7 @@ func (l *Loop) sendDone(slot uint64, res int32) {
 		q.err = c.opError("write", unix.Errno(-res))
 		l.endSends(c)
 	}
-	if w := q.drainer; w != nil && w.state == stateParked && (q.err != nil || q.pending() <= q.limit) {
+	if w := q.drainer; w != nil && (w.state == stateParked || w.state == stateWaiting) && (q.err != nil || q.pending() <= q.limit) {
 		l.resume(w)
 	}
 }
