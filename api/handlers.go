@@ -51,7 +51,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (int, any, error
 func member(m shardline.Member) Member { return Member{Name: m.Name, DSN: m.DSN} }
 
 func tenantView(v shardmgr.TenantView) TenantView {
-	return TenantView{Tenant: string(v.Tenant), Shard: string(v.Shard), Slot: v.Slot, Pinned: v.Pinned, Registered: v.Registered}
+	return TenantView{Tenant: string(v.Tenant), Shard: string(v.Shard), Slot: v.Slot, Pinned: v.Pinned, Registered: v.Registered,
+		Changed: v.Changed, Note: v.Note}
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) (int, any, error) {

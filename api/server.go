@@ -8,7 +8,7 @@
 //	POST   /v1/tenants                CreateTenantRequest -> 201 TenantView
 //	GET    /v1/tenants                TenantList
 //	GET    /v1/tenants/{tenant}       TenantView (any valid id has one)
-//	PUT    /v1/tenants/{tenant}/pin   optional PinRequest -> TenantView
+//	PUT    /v1/tenants/{tenant}/pin   optional PinRequest -> TenantView (409 if the tenant has rows on its shard and the pin would route it elsewhere)
 //	DELETE /v1/tenants/{tenant}/pin   TenantView
 //	POST   /v1/schema                 SchemaRequest -> SchemaResponse (200, or 422 if a shard failed)
 //

@@ -58,7 +58,7 @@ func testServer(t testing.TB, shards int, ready func() bool) (*httptest.Server, 
 			t.Fatal(err)
 		}
 	}
-	mgr, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(failingSchema), Router: routerRev(7)})
+	mgr, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(failingSchema), Data: shardmgr.TenantDataFunc(fakeRows), Router: routerRev(7)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +292,61 @@ func FuzzCreateTenantBody(f *testing.F) {
 			t.Fatalf("body %q: status %d without an error document: %s", body, rec.Code, rec.Body)
 		}
 	})
+}
+
+// fakeRows says tenant "loaded" has rows in public.orders on every shard,
+// and no other tenant has any (the real check is shardmgr's
+// TestPinRefusesTenantWithRows).
+func fakeRows(_ context.Context, _ string, t shardline.TenantID) (string, error) {
+	if t == "loaded" {
+		return "public.orders", nil
+	}
+	return "", nil
+}
+
+// TestPinTenantWithRowsIsA409 pins a tenant that has rows away from its
+// shard: 409 with the manager's sentence and hint; and says what a pin in
+// place and a second create did.
+func TestPinTenantWithRowsIsA409(t *testing.T) {
+	ctx := t.Context()
+	_, c := testServer(t, 2, nil)
+	v, err := c.ShowTenant(ctx, "loaded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := v.Shard
+	other := map[string]string{"s1": "s2", "s2": "s1"}[home]
+	_, err = c.PinTenant(ctx, "loaded", other)
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict ||
+		!strings.HasPrefix(apiErr.Message, "tenant loaded has rows on shard "+home+" (in public.orders)") ||
+		!strings.Contains(apiErr.Message, "(hint: moving a tenant's rows is a move: 'shardline tenant move' is coming") {
+		t.Fatalf("pin a tenant with rows elsewhere = %v, want a 409 saying why", err)
+	}
+	if v, err := c.ShowTenant(ctx, "loaded"); err != nil || v.Shard != home || v.Registered {
+		t.Errorf("after the refused pin: %+v, %v; want it unregistered on %s", v, err, home)
+	}
+	if _, err := c.CreateTenant(ctx, "loaded", other); !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Errorf("create a tenant with rows on another shard = %v, want 409", err)
+	}
+
+	v, err = c.PinTenant(ctx, "loaded", "")
+	if err != nil || !v.Changed || v.Note != "pinned tenant loaded to its current shard "+home {
+		t.Errorf("pin in place = %+v, %v", v, err)
+	}
+	v, err = c.PinTenant(ctx, "loaded", home)
+	if err != nil || v.Changed || v.Note != "tenant loaded is already pinned to shard "+home+"; nothing changed" {
+		t.Errorf("pin again = %+v, %v", v, err)
+	}
+	if _, err := c.UnpinTenant(ctx, "loaded"); err != nil {
+		t.Errorf("unpin to the same shard: %v", err)
+	}
+	v, err = c.CreateTenant(ctx, "loaded", "")
+	if err != nil || v.Changed || v.Note != "tenant loaded already exists on shard "+home+"; nothing changed" {
+		t.Errorf("create again = %+v, %v", v, err)
+	}
+	v, err = c.PinTenant(ctx, "empty", other)
+	if err != nil || !v.Changed || v.Shard != other {
+		t.Errorf("pin a tenant without rows = %+v, %v", v, err)
+	}
 }

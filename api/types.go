@@ -53,6 +53,10 @@ type TenantView struct {
 	// Registered is true when the tenant was created; any tenant id has a
 	// view.
 	Registered bool `json:"registered"`
+	// Changed and Note answer a create, pin or unpin: whether anything
+	// was written, and what was done, in one sentence for people.
+	Changed bool   `json:"changed"`
+	Note    string `json:"note,omitempty"`
 }
 
 // TenantList is the body of GET /v1/tenants.

@@ -31,6 +31,9 @@ type Config struct {
 	Store *etcdstore.Store
 	// Schema runs schema changes on shard primaries. Required.
 	Schema SchemaApplier
+	// Data finds a tenant's rows on a shard primary, so that no change of
+	// placement routes a tenant away from its rows. Required.
+	Data TenantData
 	// Router, when set, reports the router's map revision in Status.
 	Router RouterInfo
 	// Logger receives admin actions at info level; nil discards.
@@ -46,6 +49,9 @@ func (c *Config) Validate() error {
 	if c.Schema == nil {
 		errs = append(errs, errors.New("shardmgr: config needs a SchemaApplier"))
 	}
+	if c.Data == nil {
+		errs = append(errs, errors.New("shardmgr: config needs a TenantData"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -54,6 +60,7 @@ func (c *Config) Validate() error {
 type Manager struct {
 	store  *etcdstore.Store
 	schema SchemaApplier
+	data   TenantData
 	router RouterInfo
 	logger *slog.Logger
 }
@@ -70,6 +77,7 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{
 		store:  cfg.Store,
 		schema: cfg.Schema,
+		data:   cfg.Data,
 		router: cfg.Router,
 		logger: logger.With("component", "shardmgr", "cluster", cfg.Store.Cluster()),
 	}, nil

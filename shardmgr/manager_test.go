@@ -45,12 +45,16 @@ func newManager(t *testing.T, shards []shardline.Shard, router shardmgr.RouterIn
 			t.Fatal(err)
 		}
 	}
-	m, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(postgres.ApplySchema), Router: router})
+	m, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(postgres.ApplySchema), Data: noRows, Router: router})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, store
 }
+
+// noRows is the TenantData of the tests whose shards are DSNs that lead
+// nowhere: no tenant has rows.
+var noRows = shardmgr.TenantDataFunc(func(context.Context, string, shardline.TenantID) (string, error) { return "", nil })
 
 func TestConfigValidate(t *testing.T) {
 	var cfg shardmgr.Config
@@ -191,7 +195,7 @@ func TestApplySchemaStopsAtFirstFailure(t *testing.T) {
 	if _, err := store.Bootstrap(ctx, testShards(3)); err != nil {
 		t.Fatal(err)
 	}
-	m, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(func(_ context.Context, dsn, _ string) error {
+	m, err := shardmgr.New(shardmgr.Config{Store: store, Data: noRows, Schema: shardmgr.SchemaApplierFunc(func(_ context.Context, dsn, _ string) error {
 		calls = append(calls, dsn)
 		return fail[dsn]
 	})})

@@ -120,6 +120,9 @@ func (c *tenantCommand) Run(ctx context.Context) error {
 		_, err := fmt.Fprintln(c.Stdout, "no registered tenants (any tenant id works without registration: see 'shardline tenant show NAME')")
 		return err
 	}
+	if len(views) == 1 && views[0].Note != "" {
+		fmt.Fprintln(c.Stdout, views[0].Note)
+	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TENANT\tSHARD\tSLOT\tPINNED\tREGISTERED")
 	for _, v := range views {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/api"
 	"github.com/shardline/shardline/shardmgr"
 	"github.com/shardline/shardline/storage/clusterdir"
@@ -206,7 +207,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	mgr, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(postgres.ApplySchema), Router: rt, Logger: log})
+	mgr, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(postgres.ApplySchema), Data: tenantRows, Router: rt, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -242,6 +243,12 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("embedded etcd: %w", err)
 	}
 }
+
+// tenantRows finds a tenant's rows in the tenant tables (those with a
+// tenant_id column) of a shard primary.
+var tenantRows = shardmgr.TenantDataFunc(func(ctx context.Context, dsn string, t shardline.TenantID) (string, error) {
+	return postgres.TenantTable(ctx, dsn, postgres.DefaultTenantColumn, string(t))
+})
 
 // port is an address of ours to bind and what it serves, for the error.
 type port struct{ what, addr string }

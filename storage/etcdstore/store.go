@@ -109,6 +109,19 @@ func (s *Store) load(ctx context.Context) (*shardline.Placement, int64, error) {
 	return p, rev, nil
 }
 
+// Shard returns the record of shard id, or an error wrapping
+// shardline.ErrShardNotFound.
+func (s *Store) Shard(ctx context.Context, id shardline.ShardID) (shardline.Shard, error) {
+	resp, err := s.cli.Get(ctx, s.keys.shard(id))
+	if err != nil {
+		return shardline.Shard{}, fmt.Errorf("get shard %s: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return shardline.Shard{}, fmt.Errorf("get shard: %w", shardline.ShardNotFound(id))
+	}
+	return s.decodeShard(resp.Kvs[0])
+}
+
 func (s *Store) decodeShard(kv *mvccpb.KeyValue) (shardline.Shard, error) {
 	id, ok := trimmed(string(kv.Key), s.keys.shardPrefix())
 	var sh shardline.Shard
