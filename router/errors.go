@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/shardline/shardline"
 )
 
 var (
@@ -13,20 +14,28 @@ var (
 	errLagBound   = errors.New("want a duration such as 500ms or 2s, or a size such as 16MB")
 )
 
-// SQLSTATEs the router itself reports. Each kind of problem has its own.
+// SQLSTATEs the router itself reports, by PostgreSQL's names for them.
+// Each kind of problem has its own.
 const (
-	codeProtocolViolation    = "08P01"
-	codeConnectionFailure    = "08006"
-	codeFeatureNotSupported  = "0A000"
-	codeInvalidParameter     = "22023"
-	codeActiveTransaction    = "25001"
-	codeInvalidCatalog       = "3D000"
-	codeInvalidStatementName = "26000"
-	codeNoTenant             = "55000"
-	codeTooManyConnections   = "53300"
-	codeCannotConnectNow     = "57P03"
-	codeAdminShutdown        = "57P01"
-	codeInternal             = "XX000"
+	codeProtocolViolation      = "08P01"
+	codeConnectionFailure      = "08006"
+	codeFeatureNotSupported    = "0A000"
+	codeInvalidParameter       = "22023"
+	codeActiveTransaction      = "25001"
+	codeInFailedTransaction    = "25P02"
+	codeInvalidStatementName   = "26000"
+	codeInvalidAuthorization   = "28000"
+	codeInvalidCursorName      = "34000"
+	codeInvalidCatalog         = "3D000"
+	codeInsufficientPrivilege  = "42501"
+	codeDuplicatePreparedStmt  = "42P05"
+	codeUndefinedObject        = "42704"
+	codeNoTenant               = "55000"
+	codeCantChangeRuntimeParam = "55P02"
+	codeTooManyConnections     = "53300"
+	codeCannotConnectNow       = "57P03"
+	codeAdminShutdown          = "57P01"
+	codeInternal               = "XX000"
 )
 
 // Error is an error the router reports to a client as an ErrorResponse.
@@ -78,6 +87,42 @@ func asRouterError(err error) *Error {
 		return re
 	}
 	return &Error{Code: codeInternal, Message: "router: " + err.Error(), Err: err}
+}
+
+// Errors made in more than one place are built here.
+
+// errInFailedTransaction answers a statement sent in a transaction that
+// failed, until the client ends it.
+func errInFailedTransaction() *Error {
+	return &Error{Code: codeInFailedTransaction,
+		Message: "current transaction is aborted, commands ignored until end of transaction block",
+		Hint:    "Send ROLLBACK."}
+}
+
+// errInvalidTenant reports an invalid tenant id from where (a statement
+// comment, SET shardline.tenant, the startup option). err is
+// shardline.ValidateTenant's, whose message names the id and what is
+// wrong with it, and whose hint gives the rule.
+func errInvalidTenant(where string, err error) *Error {
+	e := &Error{Code: codeInvalidParameter, Message: err.Error(), Err: err}
+	if se := shardline.AsError(err); se != nil {
+		e.Message, e.Hint = se.Message+" ("+where+")", se.Hint
+	}
+	return e
+}
+
+// errNoStatement reports a prepared statement the client does not have.
+func errNoStatement(name string) *Error {
+	if name == "" {
+		return &Error{Code: codeInvalidStatementName, Message: "unnamed prepared statement does not exist",
+			Hint: "Send Parse before Bind (a simple Query destroys the unnamed statement)."}
+	}
+	return &Error{Code: codeInvalidStatementName, Message: "prepared statement \"" + name + "\" does not exist"}
+}
+
+// errBadMessage reports a client message the router cannot read.
+func errBadMessage(what string) *Error {
+	return &Error{Code: codeProtocolViolation, Message: "invalid " + what + " message"}
 }
 
 const tenantHint = "Set a tenant in one of three ways: a comment /* tenant='acme' */ in the statement, " +

@@ -22,12 +22,12 @@ func (s *session) handleParse(body []byte) error {
 		return nil
 	}
 	if s.txFailed {
-		return s.extError(failedTxErr())
+		return s.extError(errInFailedTransaction())
 	}
 	name, rest, ok := cstring(body)
 	query, types, ok2 := cstringBytes(rest)
 	if !ok || !ok2 {
-		return &Error{Code: codeProtocolViolation, Message: "invalid Parse message"}
+		return errBadMessage("Parse")
 	}
 	info := classify(query)
 	virtual := info.kind == stmtRouterSet || info.kind == stmtRouterReset || info.kind == stmtRouterShow ||
@@ -53,7 +53,7 @@ func (s *session) handleParse(body []byte) error {
 		return s.extError(forbiddenErr())
 	}
 	if _, exists := s.stmts[name]; exists && name != "" {
-		return s.extError(&Error{Code: "42P05", Message: "prepared statement \"" + name + "\" already exists",
+		return s.extError(&Error{Code: codeDuplicatePreparedStmt, Message: "prepared statement \"" + name + "\" already exists",
 			Hint: "Close or DEALLOCATE it first, or use another name."})
 	}
 	if err := s.route(query, s.readOnlyRoute(query)); err != nil {
@@ -85,11 +85,6 @@ func (s *session) handleParse(body []byte) error {
 	s.be.prepared[prep.server] = struct{}{}
 	s.push(pending{kind: 'P', server: prep.server, client: name})
 	return nil
-}
-
-func failedTxErr() error {
-	return &Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block",
-		Hint: "Send ROLLBACK."}
 }
 
 // ensurePrepared prepares prep on the held server connection when it lacks
@@ -167,11 +162,7 @@ func (s *session) lookupStmt(name string) (*prepared, error) {
 	if prep, ok := s.stmts[name]; ok {
 		return prep, nil
 	}
-	if name == "" {
-		return nil, &Error{Code: "26000", Message: "unnamed prepared statement does not exist",
-			Hint: "Send Parse before Bind (a simple Query destroys the unnamed statement)."}
-	}
-	return nil, &Error{Code: "26000", Message: "prepared statement \"" + name + "\" does not exist"}
+	return nil, errNoStatement(name)
 }
 
 func (s *session) handleBind(body []byte) error {
@@ -179,12 +170,12 @@ func (s *session) handleBind(body []byte) error {
 		return nil
 	}
 	if s.txFailed {
-		return s.extError(failedTxErr())
+		return s.extError(errInFailedTransaction())
 	}
 	portal, rest, ok := cstring(body)
 	stmt, params, ok2 := cstring(rest)
 	if !ok || !ok2 {
-		return &Error{Code: codeProtocolViolation, Message: "invalid Bind message"}
+		return errBadMessage("Bind")
 	}
 	prep, err := s.lookupStmt(stmt)
 	if err != nil {
@@ -222,15 +213,15 @@ func (s *session) handleDescribe(body []byte) error {
 		return nil
 	}
 	if s.txFailed {
-		return s.extError(failedTxErr())
+		return s.extError(errInFailedTransaction())
 	}
 	if len(body) < 2 {
-		return &Error{Code: codeProtocolViolation, Message: "invalid Describe message"}
+		return errBadMessage("Describe")
 	}
 	kind := body[0]
 	name, _, ok := cstring(body[1:])
 	if !ok {
-		return &Error{Code: codeProtocolViolation, Message: "invalid Describe message"}
+		return errBadMessage("Describe")
 	}
 	var prep *prepared
 	switch kind {
@@ -261,7 +252,7 @@ func (s *session) handleDescribe(body []byte) error {
 		q = prep.text
 	}
 	if s.be == nil && kind == 'P' {
-		return s.extError(&Error{Code: "34000", Message: "portal \"" + name + "\" does not exist"})
+		return s.extError(&Error{Code: codeInvalidCursorName, Message: "portal \"" + name + "\" does not exist"})
 	}
 	if err := s.route(q, s.readOnlyRoute(q)); err != nil {
 		return s.extError(err)
@@ -284,11 +275,11 @@ func (s *session) handleExecute(body []byte) error {
 		return nil
 	}
 	if s.txFailed {
-		return s.extError(failedTxErr())
+		return s.extError(errInFailedTransaction())
 	}
 	portal, _, ok := cstring(body)
 	if !ok {
-		return &Error{Code: codeProtocolViolation, Message: "invalid Execute message"}
+		return errBadMessage("Execute")
 	}
 	prep := s.portals[portal]
 	if prep != nil && prep.virtual != nil {
@@ -298,7 +289,7 @@ func (s *session) handleExecute(body []byte) error {
 		return nil
 	}
 	if s.be == nil {
-		return s.extError(&Error{Code: "34000", Message: "portal \"" + portal + "\" does not exist",
+		return s.extError(&Error{Code: codeInvalidCursorName, Message: "portal \"" + portal + "\" does not exist",
 			Hint: "Bind and Execute in the same transaction."})
 	}
 	writeMsg(s.be.out, 'E', body)
@@ -318,11 +309,11 @@ func (s *session) handleClose(body []byte) error {
 		return nil
 	}
 	if len(body) < 2 {
-		return &Error{Code: codeProtocolViolation, Message: "invalid Close message"}
+		return errBadMessage("Close")
 	}
 	name, _, ok := cstring(body[1:])
 	if !ok {
-		return &Error{Code: codeProtocolViolation, Message: "invalid Close message"}
+		return errBadMessage("Close")
 	}
 	switch body[0] {
 	case 'S':

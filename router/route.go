@@ -24,8 +24,7 @@ func (s *session) route(q []byte, readOnly bool) error {
 	tenant := s.tenant
 	if t, ok := commentTenant(q); ok {
 		if err := shardline.ValidateTenant(t); err != nil {
-			return &Error{Code: codeInvalidParameter, Message: "invalid tenant in statement comment: " + err.Error(),
-				Hint: "Write the comment as /* tenant='acme' */ with a valid tenant id."}
+			return errInvalidTenant("in the statement's tenant comment", err)
 		}
 		tenant = shardline.TenantID(t)
 	}

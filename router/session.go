@@ -585,14 +585,12 @@ func (s *session) queryInFailedTx(q []byte) error {
 		s.txFailed = false
 		return s.answer("ROLLBACK")
 	}
-	s.push(pending{kind: 'E', synth: errorResponse(&Error{Code: "25P02",
-		Message: "current transaction is aborted, commands ignored until end of transaction block",
-		Hint:    "Send ROLLBACK."})})
+	s.push(pending{kind: 'E', synth: errorResponse(errInFailedTransaction())})
 	return s.endQuery()
 }
 
 func forbiddenErr() error {
-	return &Error{Code: "42501", Message: "shardline.* settings can only be changed with a plain SET or RESET statement of their own",
+	return &Error{Code: codeInsufficientPrivilege, Message: "shardline.* settings can only be changed with a plain SET or RESET statement of their own",
 		Hint: "Send SET shardline.tenant = 'acme' as a statement by itself, or use the startup option."}
 }
 

@@ -32,7 +32,7 @@ func (s *session) execRouterStatement(info *stmtInfo, extended bool) error {
 			tag = "DEALLOCATE ALL"
 			s.forgetStmts()
 		} else if !s.forgetStmt(info.name) {
-			return &Error{Code: codeInvalidStatementName, Message: "prepared statement \"" + info.name + "\" does not exist"}
+			return errNoStatement(info.name)
 		}
 		s.push(pending{kind: 'E', synth: commandComplete(tag)})
 		return nil
@@ -89,8 +89,7 @@ func (s *session) setRouterSetting(name, value string, reset bool) error {
 		t := shardline.TenantID(value)
 		if !reset {
 			if err := shardline.ValidateTenant(value); err != nil {
-				return &Error{Code: codeInvalidParameter, Message: "invalid value for shardline.tenant: " + err.Error(),
-					Hint: "Use a tenant id of letters, digits, '-', '_', '.', ':' or '@'."}
+				return errInvalidTenant("in shardline.tenant", err)
 			}
 		}
 		if s.be != nil && t != "" && t != s.txTenant {
@@ -101,7 +100,7 @@ func (s *session) setRouterSetting(name, value string, reset bool) error {
 		s.tenant = t
 		return nil
 	case "shardline.shard", "shardline.lsn":
-		return &Error{Code: "55P02", Message: "parameter \"" + name + "\" cannot be changed",
+		return &Error{Code: codeCantChangeRuntimeParam, Message: "parameter \"" + name + "\" cannot be changed",
 			Hint: "shardline.shard follows the tenant (SET shardline.tenant); shardline.lsn follows your writes (SET shardline.min_lsn)."}
 	case "shardline.target":
 		if reset {
@@ -192,7 +191,7 @@ func (s *session) showRouterSetting(name string) (string, error) {
 }
 
 func unknownSetting(name string) error {
-	return &Error{Code: "42704", Message: "unrecognized configuration parameter \"" + name + "\"",
+	return &Error{Code: codeUndefinedObject, Message: "unrecognized configuration parameter \"" + name + "\"",
 		Hint: "The router knows shardline.tenant, shardline.shard, shardline.target, shardline.max_lag, shardline.max_wait, shardline.lsn and shardline.min_lsn."}
 }
 

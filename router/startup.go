@@ -143,7 +143,7 @@ func parseStartup(body string) (*startup, error) {
 		return nil, err
 	}
 	if st.user == "" {
-		return nil, &Error{Code: "28000", Fatal: true, Message: "no PostgreSQL user name specified in startup packet"}
+		return nil, &Error{Code: codeInvalidAuthorization, Fatal: true, Message: "no PostgreSQL user name specified in startup packet"}
 	}
 	if st.database == "" {
 		st.database = st.user
