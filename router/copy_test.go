@@ -183,3 +183,37 @@ func TestCopyClientGoneLeavesNoBackendInCopy(t *testing.T) {
 		}
 	}
 }
+
+func TestCopyInAndOut(t *testing.T) {
+	applySchema(t, `CREATE TABLE IF NOT EXISTS copied (tenant_id text NOT NULL, n int); DELETE FROM copied`)
+	c := connect(t, "options=-c%20shardline.tenant%3Dcopy1")
+	ctx := testCtx(t)
+	rows := make([][]any, 5000)
+	for i := range rows {
+		rows[i] = []any{"copy1", i}
+	}
+	n, err := c.CopyFrom(ctx, pgx.Identifier{"copied"}, []string{"tenant_id", "n"}, pgx.CopyFromRows(rows))
+	if err != nil || n != int64(len(rows)) {
+		t.Fatalf("CopyFrom: %d %v", n, err)
+	}
+	var buf strings.Builder
+	tag, err := c.PgConn().CopyTo(ctx, &buf, "COPY (SELECT n FROM copied WHERE tenant_id = 'copy1' ORDER BY n) TO STDOUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag.RowsAffected() != int64(len(rows)) || !strings.HasPrefix(buf.String(), "0\n1\n2\n") {
+		t.Fatalf("CopyTo: %d rows, starts %q", tag.RowsAffected(), buf.String()[:min(20, buf.Len())])
+	}
+	var cnt int
+	if err := direct(t, shardOf(t, "copy1")).QueryRow(ctx, "SELECT count(*) FROM copied WHERE tenant_id='copy1'").Scan(&cnt); err != nil || cnt != len(rows) {
+		t.Fatalf("rows on shard: %d %v", cnt, err)
+	}
+	// A failing COPY reports the server's error and the session goes on.
+	_, err = c.CopyFrom(ctx, pgx.Identifier{"copied"}, []string{"tenant_id", "nope"}, pgx.CopyFromRows(rows[:1]))
+	if pgCode(err) != "42703" {
+		t.Fatalf("copy into a missing column: %v", err)
+	}
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&cnt); err != nil {
+		t.Fatal(err)
+	}
+}

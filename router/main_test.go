@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/storage/etcdstore"
 	"github.com/shardline/shardline/storage/postgres"
@@ -203,4 +205,20 @@ func shardOf(t *testing.T, tenant string) shardline.ShardID {
 	t.Helper()
 	needCluster(t)
 	return env.watcher.Current().Locate(shardline.TenantID(tenant)).Shard
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func hintOf(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Hint
+	}
+	return ""
 }

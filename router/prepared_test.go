@@ -2,10 +2,14 @@ package router
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestFailedBeginInBatchKeepsConnection sends a batch whose BEGIN is bad
@@ -191,5 +195,118 @@ func TestDeallocateInSQL(t *testing.T) {
 	}
 	if n := serverHas(); n != 0 {
 		t.Fatalf("server still holds %d closed statements", n)
+	}
+}
+
+// pgx's describe-exec mode parses and describes the unnamed statement in
+// one round trip and binds it in the next: between them the session's
+// server connection goes back to the pool, and the Bind may land on a
+// connection that never saw the Parse (or saw another session's).
+func TestUnnamedStatementAcrossSyncs(t *testing.T) {
+	ctx := testCtx(t)
+	const sessions = 2 * testPoolSize
+	var wg sync.WaitGroup
+	for i := range sessions {
+		tn := fmt.Sprintf("unnamed%d", i)
+		c := connect(t, "options=-c%20shardline.tenant%3D"+tn)
+		wg.Go(func() {
+			for j := range 30 {
+				var got string
+				var n int
+				// A different text per session, so that another session's
+				// unnamed statement on a connection is not this one.
+				q := fmt.Sprintf("SELECT current_setting('shardline.tenant'), $1::int + %d", i)
+				if err := c.QueryRow(ctx, q, pgx.QueryExecModeDescribeExec, j).Scan(&got, &n); err != nil {
+					t.Errorf("session %d, query %d: %v", i, j, err)
+					return
+				}
+				if got != tn || n != j+i {
+					t.Errorf("session %d, query %d: got %q %d, want %q %d", i, j, got, n, tn, j+i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// A simple Query destroys the unnamed statement, on a server and through
+// the router alike: a Bind of it afterwards fails with 26000, and the
+// session stays usable.
+func TestSimpleQueryDestroysUnnamedStatement(t *testing.T) {
+	ctx := testCtx(t)
+	for name, c := range map[string]*pgx.Conn{
+		"server": direct(t, shardOf(t, "unnamed-q")),
+		"router": connect(t, "options=-c%20shardline.tenant%3Dunnamed-q"),
+	} {
+		pc := c.PgConn()
+		if _, err := pc.Prepare(ctx, "", "SELECT 41 + 1", nil); err != nil {
+			t.Fatalf("%s: parse: %v", name, err)
+		}
+		if r := pc.ExecPrepared(ctx, "", nil, nil, nil).Read(); r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != "42" {
+			t.Fatalf("%s: bind before the query: %v %q", name, r.Err, r.Rows)
+		}
+		if _, err := pc.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+			t.Fatalf("%s: simple query: %v", name, err)
+		}
+		r := pc.ExecPrepared(ctx, "", nil, nil, nil).Read()
+		var pe *pgconn.PgError
+		if !errors.As(r.Err, &pe) || pe.Code != "26000" {
+			t.Errorf("%s: bind after a simple query: %v, want SQLSTATE 26000", name, r.Err)
+		}
+		if _, err := pc.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+			t.Errorf("%s: session after the error: %v", name, err)
+		}
+	}
+}
+
+// TestPreparedStatementsAcrossServerConnections runs named prepared
+// statements from many sessions that share few server connections.
+func TestPreparedStatementsAcrossServerConnections(t *testing.T) {
+	applySchema(t, `CREATE TABLE IF NOT EXISTS items (tenant_id text NOT NULL, id int NOT NULL, bound text, PRIMARY KEY (tenant_id, id))`)
+	ctx := testCtx(t)
+	const sessions = 8
+	errs := make(chan error, sessions)
+	for i := 0; i < sessions; i++ {
+		c := connect(t, fmt.Sprintf("options=-c%%20shardline.tenant%%3Dprep%d", i%3))
+		go func(i int, c *pgx.Conn) {
+			tn := fmt.Sprintf("prep%d", i%3)
+			for j := 0; j < 50; j++ {
+				var got string
+				var n int
+				// pgx prepares each statement once per session and reuses it.
+				if err := c.QueryRow(ctx, "SELECT current_setting('shardline.tenant'), $1::int + 1", j).Scan(&got, &n); err != nil {
+					errs <- fmt.Errorf("session %d: %w", i, err)
+					return
+				}
+				if got != tn || n != j+1 {
+					errs <- fmt.Errorf("session %d: got %q %d, want %q %d", i, got, n, tn, j+1)
+					return
+				}
+			}
+			errs <- nil
+		}(i, c)
+	}
+	for i := 0; i < sessions; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An explicit prepared statement survives transactions.
+	c := connect(t, "options=-c%20shardline.tenant%3Dprep0")
+	if _, err := c.Prepare(ctx, "mine", "SELECT $1::text || current_setting('shardline.tenant')"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		var s string
+		if err := c.QueryRow(ctx, "mine", "x").Scan(&s); err != nil || s != "xprep0" {
+			t.Fatalf("prepared statement run %d: %q %v", i, s, err)
+		}
+	}
+	if err := c.Deallocate(ctx, "mine"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "mine", "x"); err == nil {
+		t.Fatal("deallocated statement still runs")
 	}
 }
