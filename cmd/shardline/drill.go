@@ -126,6 +126,9 @@ func (c *drillCommand) Run(ctx context.Context) error {
 	switch {
 	case rep.Violated():
 		return &exitError{code: drillViolated, msg: "invariant broken: " + rep.FirstViolation}
+	case ctx.Err() != nil:
+		return &exitError{code: drillNotRun, msg: fmt.Sprintf("drill interrupted after %s of %s: no violation until then, but the invariants were not checked for the whole run",
+			rep.Duration.Round(time.Second), c.Duration)}
 	case rep.Errors > 0:
 		return &exitError{code: drillNotRun, msg: fmt.Sprintf("drill incomplete: %d failures while it ran, so the invariants were not checked throughout; first: %s", rep.Errors, rep.FirstError)}
 	}

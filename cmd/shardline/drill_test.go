@@ -103,4 +103,24 @@ func TestDrillUsesTheClusterRouter(t *testing.T) {
 	if err := primary.QueryRow(ctx, "SELECT to_regclass('shardline_drill_heartbeat') IS NOT NULL").Scan(&exists); err != nil || exists {
 		t.Errorf("the drill that could not run created its tables (%v, %v)", exists, err)
 	}
+
+	// Interrupted at its first progress line (as by Ctrl-C), the drill is
+	// not a pass.
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := &drillCommand{Client: api.NewClient(info.AdminURL, nil), Duration: time.Minute, Workers: 1, MaxLag: 500 * time.Millisecond,
+		Stdout: &bytes.Buffer{}, Stderr: cancelOnWrite(cancel)}
+	err = c.Run(dctx)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != drillNotRun || !strings.Contains(ee.msg, "drill interrupted after") {
+		t.Errorf("interrupted drill: %v, want exit %d 'drill interrupted'", err, drillNotRun)
+	}
+}
+
+// cancelOnWrite is a writer that calls cancel on its first write.
+type cancelOnWrite context.CancelFunc
+
+func (c cancelOnWrite) Write(b []byte) (int, error) {
+	c()
+	return len(b), nil
 }
