@@ -44,12 +44,6 @@ func (s *session) drain() error {
 	return nil
 }
 
-func (s *session) pop() {
-	copy(s.queue, s.queue[1:])
-	s.queue[len(s.queue)-1] = pending{}
-	s.queue = s.queue[:len(s.queue)-1]
-}
-
 // onServerMessage handles one server message for the head of the queue.
 func (s *session) onServerMessage(typ byte, body []byte) error {
 	p := &s.queue[0]

@@ -8,25 +8,13 @@ import (
 // Routing: which shard member serves a transaction, and binding the
 // session's tenant and settings on the server connection it gets.
 
-// tenantFor returns the tenant a statement runs for: its comment's, else the
-// session's.
-func (s *session) tenantFor(q []byte) shardline.TenantID {
-	if t, ok := commentTenant(q); ok {
-		return shardline.TenantID(t)
-	}
-	return s.tenant
-}
-
 // route makes sure a server connection of the right shard is held for the
 // statement q, binding the tenant and session settings on it. readOnly
 // allows a replica within the session's staleness bound and token.
 func (s *session) route(q []byte, readOnly bool) error {
-	tenant := s.tenant
-	if t, ok := commentTenant(q); ok {
-		if err := shardline.ValidateTenant(t); err != nil {
-			return errInvalidTenant("in the statement's tenant comment", err)
-		}
-		tenant = shardline.TenantID(t)
+	tenant, err := s.resolveTenant(q)
+	if err != nil {
+		return err
 	}
 	if s.be != nil {
 		if s.pinned && s.beStatus == 'I' {
@@ -220,36 +208,6 @@ func (s *session) deferBegin(q []byte) {
 	ro, explicit := beginReadOnly(q)
 	s.txReadOnly = ro || (!explicit && s.defaultReadOnly)
 	s.deferred = [][]byte{queryMsg(string(q))}
-}
-
-// endTransaction returns (or, when broken or aborting, closes) the held
-// server connection.
-func (s *session) endTransaction(abort bool) {
-	be := s.be
-	if be == nil || (s.pinned && !abort) {
-		return
-	}
-	if s.pinned {
-		be.broken = true // it carries session state no other session may see
-	}
-	s.be, s.unnamedOn = nil, nil
-	s.current.Store(nil)
-	s.txTenant, s.txShard = "", ""
-	if abort && s.beStatus != 'I' {
-		be.broken = true
-	}
-	if abort && len(s.queue) > 0 {
-		be.broken = true // responses still in flight
-	}
-	if be.broken {
-		be.pool.discard(be)
-		if s.lastBe == be {
-			s.lastBe = nil
-		}
-		return
-	}
-	s.lastBe = be
-	be.pool.release(be)
 }
 
 // pickReplicaWaiting is pickReplica for a session that allows a wait for a

@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/internal/netloop"
@@ -32,36 +31,13 @@ type session struct {
 	current     atomic.Pointer[backend] // the held server connection, for cancel
 
 	// Session state that outlives transactions.
-	tenant   shardline.TenantID
-	params   []setting // session settings in the order first set
-	paramSQL string    // params as one statement list, replayed on other backends
-	stmts    map[string]*prepared
-	portals  map[string]*prepared // portals bound to router-answered or SET statements
+	sessionSettings
+	stmts   map[string]*prepared
+	portals map[string]*prepared // portals bound to router-answered or SET statements
 
 	// Transaction state.
-	be           *backend
-	beStatus     byte     // the server's last ReadyForQuery status
-	unnamedOn    *backend // be, once the unnamed statement was parsed on it since the session took it
-	txTenant     shardline.TenantID
-	txShard      shardline.ShardID
-	lastBe       *backend // affinity: the connection used last
-	deferred     [][]byte // BEGIN (and SET TRANSACTION) answered before the target was known
-	txReadOnly   bool     // the deferred transaction is READ ONLY
-	txWrote      bool     // the transaction may have written (for the write token)
-	beReplica    bool     // the held connection is a replica's
-	txFailed     bool     // a router error aborted the transaction
-	pinned       bool     // the session keeps its server connection (see stmtInfo.pins)
-	skipToSync   bool     // an error in extended protocol: ignore until Sync
-	pendingSets  []settingOp
-	errSeen      bool
-	lastRollback bool // the last command of the transaction was ROLLBACK
-
-	// Replica reads (see readpolicy.go).
-	target          target
-	maxLag          lagBound
-	maxWait         time.Duration
-	token           shardline.Token // read-your-writes: reads need a replica at or past it
-	defaultReadOnly bool            // default_transaction_read_only
+	txBinding
+	skipToSync bool // an error in extended protocol: ignore until Sync
 
 	lastBound []byte // the statement of the last Bind (for write-token pipelining)
 	tokenNext bool   // the batch ends with a write: pipeline the write token after its Sync
@@ -69,25 +45,12 @@ type session struct {
 	tokenLSN  shardline.LSN
 	heldRFQ   byte // the client's ReadyForQuery status, held until the token arrives
 
-	queue      []pending
+	replyQueue
 	sinceDrain int // bytes of extended-protocol messages forwarded since the last drain (drainAfter)
 	forwarded  int // descriptions written to the client (ParseComplete, RowDescription, ...)
 	results    int // rows, results, errors and ReadyForQuery written to the client
 	retryState
 	mb msgBuilder
-}
-
-// setting is one session-level setting and the statement that sets it.
-type setting struct {
-	name string
-	sql  string
-}
-
-// settingOp is a session setting change waiting for its transaction to end.
-type settingOp struct {
-	kind stmtKind // stmtSessionSet, stmtSessionReset or stmtResetAll
-	name string
-	sql  string
 }
 
 // prepared is a client's prepared statement. Named statements are prepared
@@ -102,19 +65,6 @@ type prepared struct {
 	set     *settingOp // a session SET to remember when it succeeds
 }
 
-// pending is one expected response, in the order the client will see them.
-type pending struct {
-	kind     byte   // the frontend message it answers ('P','B','D','E','C','S','Q')
-	synth    []byte // the router's own response; nothing is read from the server
-	syncRFQ  bool   // synthesize ReadyForQuery with the session's status
-	swallow  bool   // read the server's response but do not forward it
-	internal bool   // the router's own setup query: errors are logged
-	token    bool   // the pipelined write-token query
-	server   string // Parse: the server-side statement name
-	client   string // Parse: the client's statement name
-	set      *settingOp
-}
-
 func newSession(r *Router, t *netloop.Task, loop int, c *netloop.Conn, br *bufio.Reader, st *startup) *session {
 	s := &session{
 		r:        r,
@@ -125,10 +75,9 @@ func newSession(r *Router, t *netloop.Task, loop int, c *netloop.Conn, br *bufio
 		in:       msgReader{r: br},
 		out:      r.getWriter(c),
 		st:       st,
-		beStatus: 'I',
-		target:   r.defaultTarget,
-		maxLag:   r.defaultMaxLag,
 	}
+	s.beStatus = 'I'
+	s.target, s.maxLag = r.defaultTarget, r.defaultMaxLag
 	s.secret = rand.Uint32() // ChaCha8-seeded: unpredictable, and no system call
 	return s
 }
@@ -429,29 +378,6 @@ func strconvQuote(b byte) string {
 	return "0x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
 }
 
-// status is the transaction status the client should see.
-func (s *session) status() byte {
-	switch {
-	case s.txFailed:
-		return 'E'
-	case s.be != nil:
-		return s.beStatus
-	case s.deferred != nil:
-		return 'T'
-	}
-	return 'I'
-}
-
-// push queues p. It is not inlined: each inlined call gives its caller's
-// frame a pending of its own (the compiler does not share them between
-// calls), and the handlers' frames are on a session's stack while it waits
-// for the server. With it inlined, route's frame is 592 bytes instead of
-// 448 and handleParse's 712 instead of 464. TestIdleSessionStack checks
-// that a session's deepest path fits a 4 KiB stack.
-//
-//go:noinline
-func (s *session) push(p pending) { s.queue = append(s.queue, p) }
-
 // --- simple query protocol ---
 
 func (s *session) handleQuery(body []byte) error {
@@ -497,7 +423,11 @@ func (s *session) answerQuery(info *stmtInfo, q, body []byte) (bool, error) {
 			return true, s.answer("DISCARD ALL")
 		}
 	case stmtBegin:
-		if s.be == nil && s.deferred == nil && (s.tenantFor(q) == "" || s.target != targetPrimary) && !info.multi && wellFormedBegin(q) {
+		tenant, err := s.resolveTenant(q)
+		if err != nil {
+			return true, s.queryError(err)
+		}
+		if s.be == nil && s.deferred == nil && (tenant == "" || s.target != targetPrimary) && !info.multi && wellFormedBegin(q) {
 			// The shard (or whether a replica may serve it) is not known
 			// until the next statement: answer now, send it with that one.
 			s.deferBegin(q)
@@ -564,18 +494,6 @@ func (s *session) routerError(err error) error {
 	}
 	s.push(pending{kind: 'E', synth: errorResponse(e)})
 	return nil
-}
-
-// abortTransaction drops the held server connection and marks the client's
-// transaction failed until it sends ROLLBACK.
-func (s *session) abortTransaction() {
-	if s.be != nil {
-		s.be.broken = true
-		s.endTransaction(true)
-	}
-	s.deferred = nil
-	s.txFailed = true
-	s.pendingSets = nil
 }
 
 func (s *session) queryInFailedTx(q []byte) error {
