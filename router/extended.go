@@ -60,6 +60,9 @@ func (s *session) handleParse(body []byte) error {
 		return s.extError(err)
 	}
 	s.pinned = s.pinned || info.pins
+	if info.untracked {
+		s.be.applied = "\x00changed" // reset before the connection's next transaction
+	}
 	if name == "" {
 		prep := s.stmts[""]
 		if prep == nil || prep.virtual != nil || !bytes.Equal(prep.parse[5:], body) {

@@ -393,6 +393,9 @@ func (s *session) handleQuery(body []byte) error {
 		return s.queryError(err)
 	}
 	s.pinned = s.pinned || info.pins
+	if info.untracked {
+		s.be.applied = "\x00changed" // reset before the connection's next transaction
+	}
 	return s.sendQuery(body, settingOpOf(&info, q), s.tokenAfter(q))
 }
 

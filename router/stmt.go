@@ -38,8 +38,14 @@ type stmtInfo struct {
 	// pins is set when the statement leaves state on the server connection
 	// that outlives the transaction (LISTEN, temporary tables, session
 	// advisory locks, SQL PREPARE, cursors WITH HOLD): the session then
-	// keeps its server connection.
+	// keeps its server connection. In a multi-statement query any
+	// statement counts.
 	pins bool
+	// untracked is set when the statement may change session settings the
+	// router does not track (SET inside a multi-statement query,
+	// set_config(..., false)): the server connection is then reset before
+	// its next transaction, so no other session sees them.
+	untracked bool
 }
 
 // classify looks at the first words of q. It is called on every statement
@@ -52,6 +58,15 @@ func classify(q []byte) stmtInfo {
 		return info
 	}
 	info.pins = pinsSession(q, q[w.pos]|0x20)
+	info.untracked = indexFold(q, "set_config") >= 0
+	if bytes.IndexByte(q, ';') >= 0 {
+		forEachLaterStatement(q, func(stmt []byte) {
+			info.pins = info.pins || pinsSession(stmt, stmt[0]|0x20)
+			// The first statement's SET is tracked only when alone.
+			info.untracked = info.untracked || isWordFold(stmt, "set") || isWordFold(stmt, "reset") ||
+				isWordFold(q[w.pos:], "set") || isWordFold(q[w.pos:], "reset")
+		})
+	}
 	switch q[w.pos] | 0x20 {
 	case 's', 'r', 'd', 'b':
 	default:
@@ -240,6 +255,35 @@ func isMulti(q []byte) bool {
 		}
 	}
 	return false
+}
+
+// forEachLaterStatement calls fn with the text of each statement of a
+// multi-statement query after the first, from its first word on (the same
+// scan as isMulti).
+func forEachLaterStatement(q []byte, fn func(stmt []byte)) {
+	for i := 0; i < len(q); {
+		switch c := q[i]; {
+		case c == '\'':
+			i = skipQuoted(q, i+1, '\'', i > 0 && (q[i-1] == 'e' || q[i-1] == 'E'))
+		case c == '"':
+			i = skipQuoted(q, i+1, '"', false)
+		case c == '$':
+			i = skipDollar(q, i)
+		case c == '-' && i+1 < len(q) && q[i+1] == '-', c == '/' && i+1 < len(q) && q[i+1] == '*':
+			w := words{q: q, pos: i}
+			w.skipSpace()
+			i = max(w.pos, i+1)
+		case c == ';':
+			w := words{q: q, pos: i + 1}
+			w.skipSpace()
+			if w.pos < len(q) && q[w.pos] != ';' {
+				fn(q[w.pos:])
+			}
+			i = max(w.pos, i+1)
+		default:
+			i++
+		}
+	}
 }
 
 // mentionsBinding reports whether q may write a shardline.* setting on the
