@@ -66,11 +66,9 @@ func FuzzCommentTenant(f *testing.F) {
 		} {
 			checkCommentPlaced(t, plain, c.comment, c.want)
 		}
-		// A valid id written as is. TODO(lead): a valid id with a %XX in it
-		// (ValidateTenant allows '%') comes back URL-decoded, another
-		// tenant's id: /* tenant='a%41' */ is found as "aA". Either
-		// ValidateTenant refuses '%' or commentTenant stops decoding; then
-		// drop this condition.
+		// A valid id written as is. Values are URL-decoded (sqlcommenter
+		// encodes them), so an id with '%' in it must be written encoded:
+		// /* tenant='a%41' */ names tenant "aA".
 		if !strings.Contains(valid, "%") {
 			checkCommentPlaced(t, plain, "/* tenant='"+valid+"' */", valid)
 		}
@@ -104,22 +102,6 @@ func checkCommentsAsPostgres(t *testing.T, q []byte) {
 	if bytes.IndexByte(q, 0) >= 0 {
 		return // a protocol string ends at its first NUL
 	}
-	// TODO(lead): two known differences from PostgreSQL's lexer, skipped
-	// here until forEachComment (and isMulti, which scans the same way)
-	// handles them:
-	//   - E'' is only an escape string when the E stands alone:
-	//     "SELECT 1 WHERE s LIKE'\\' AND t = '/* tenant=victim */'" is a
-	//     standard string then a string holding the comment, but the router
-	//     finds tenant "victim" (it sees LIKE'\' as an escape string);
-	//   - '$' inside an identifier is part of it, not a dollar quote:
-	//     "SELECT x$a$ FROM t WHERE s = '$a$ /* tenant=victim */'" finds
-	//     tenant "victim" too;
-	//   - an escape string continued on the next line stays one:
-	//     "SELECT E'a'\n'\\' /* x */ '" is one literal, the router sees
-	//     the comment.
-	if hasIdentE(q) || hasIdentDollar(q) || hasContinuation(q) {
-		return
-	}
 	scan, err := pg_query.Scan(string(q))
 	if err != nil {
 		return // not a statement PostgreSQL would lex (unterminated literal, comment...)
@@ -138,46 +120,6 @@ func checkCommentsAsPostgres(t *testing.T, q []byte) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("comments of %q: router sees %q, PostgreSQL %q", q, got, want)
 	}
-}
-
-// hasIdentE reports whether q has a quote right after an e or E that ends
-// a longer identifier (like'x'), which PostgreSQL lexes as a standard string.
-func hasIdentE(q []byte) bool {
-	for i := 2; i < len(q); i++ {
-		if q[i] == '\'' && (q[i-1] == 'e' || q[i-1] == 'E') && (isIdentByte(q[i-2]) || q[i-2] == '$') {
-			return true
-		}
-	}
-	return false
-}
-
-// hasContinuation reports whether q may continue a literal on the next
-// line: a quote, white space holding a newline, a quote.
-func hasContinuation(q []byte) bool {
-	for i := 0; i < len(q); i++ {
-		if q[i] != '\'' {
-			continue
-		}
-		newline := false
-		j := i + 1
-		for ; j < len(q) && strings.IndexByte(" \t\n\r\f", q[j]) >= 0; j++ {
-			newline = newline || q[j] == '\n' || q[j] == '\r'
-		}
-		if newline && j < len(q) && q[j] == '\'' {
-			return true
-		}
-	}
-	return false
-}
-
-// hasIdentDollar reports whether q has a '$' right after an identifier byte.
-func hasIdentDollar(q []byte) bool {
-	for i := 1; i < len(q); i++ {
-		if q[i] == '$' && (isIdentByte(q[i-1]) || q[i-1] == '$') {
-			return true
-		}
-	}
-	return false
 }
 
 // plainSQL drops from s the bytes that could open a literal or a comment.
@@ -272,7 +214,7 @@ func FuzzClassify(f *testing.F) {
 		if plain := plainSQL(string(q)); !strings.Contains(plain, ";") {
 			for _, w := range []string{"SET shardline.tenant = " + lit, "SELECT set_config('shardline.tenant', " + lit + ", false)"} {
 				s := plain + "; " + w
-				if info := classify([]byte(s)); info.kind != stmtForbidden && knownMultiGap(plain) == "" {
+				if info := classify([]byte(s)); info.kind != stmtForbidden {
 					t.Fatalf("classify(%q) = kind %d; want stmtForbidden", s, info.kind)
 				}
 			}
@@ -285,7 +227,7 @@ func FuzzClassify(f *testing.F) {
 // router (it writes the binding), q as a whole is refused.
 func checkMultiBinding(t *testing.T, q []byte) {
 	t.Helper()
-	if bytes.IndexByte(q, 0) >= 0 || hasIdentE(q) || hasIdentDollar(q) || hasContinuation(q) {
+	if bytes.IndexByte(q, 0) >= 0 {
 		return
 	}
 	stmts, err := pg_query.SplitWithScanner(string(q), true)
@@ -296,33 +238,11 @@ func checkMultiBinding(t *testing.T, q []byte) {
 		switch classify([]byte(s)).kind {
 		case stmtForbidden, stmtRouterSet, stmtRouterReset:
 			if info := classify(q); info.kind != stmtForbidden {
-				if knownMultiGap(stmts[0]) != "" {
-					return
-				}
 				t.Fatalf("classify(%q) = kind %d, but its statement %q writes the binding", q, info.kind, s)
 			}
 			return
 		}
 	}
-}
-
-// knownMultiGap says why a multi-statement query whose first statement is
-// first is let through although a later one writes the binding, "" if it
-// should not be.
-//
-// TODO(lead): classify checks mentionsBinding only when the first statement
-// is not a SET, RESET, SHOW or BEGIN, so that
-// "SET application_name = 'x'; SET shardline.tenant = 'evil'" and
-// "SET a = 1; SELECT set_config('shardline.tenant', 'evil', false)" reach
-// the server, and rewrite the binding there (seen through the router: the
-// session's current_setting('shardline.tenant') is then "evil"). Drop this
-// function once classify refuses them.
-func knownMultiGap(first string) string {
-	switch classify([]byte(first)).kind {
-	case stmtSessionSet, stmtSessionReset, stmtRouterShow, stmtBegin, stmtResetAll, stmtDiscardAll, stmtDeallocate:
-		return "known gap: classify lets a binding write after a SET, RESET, SHOW or BEGIN through"
-	}
-	return ""
 }
 
 // FuzzParseStartup checks that an accepted startup packet has a user and a

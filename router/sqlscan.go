@@ -18,11 +18,11 @@ func forEachComment(q []byte, fn func(body []byte) bool) {
 	n := len(q)
 	for i := 0; i < n; {
 		c := q[i]
+		if j := skipToken(q, i); j > i {
+			i = j
+			continue
+		}
 		switch {
-		case c == '\'':
-			i = skipQuoted(q, i+1, '\'', i > 0 && (q[i-1] == 'e' || q[i-1] == 'E'))
-		case c == '"':
-			i = skipQuoted(q, i+1, '"', false)
 		case c == '-' && i+1 < n && q[i+1] == '-':
 			j := bytes.IndexByte(q[i:], '\n')
 			if j < 0 {
@@ -51,11 +51,55 @@ func forEachComment(q []byte, fn func(body []byte) bool) {
 				return
 			}
 			i = j
-		case c == '$':
-			i = skipDollar(q, i)
 		default:
 			i++
 		}
+	}
+}
+
+// skipToken returns the end of the token that starts at q[i] when it is one
+// the scanners step over whole, else i: a string literal with its
+// continuations, a quoted identifier, a dollar-quoted string, or an
+// identifier or keyword. An identifier owns the '$' and digits in it
+// (x$a$ is not a dollar quote), and E'...' is an escape string only when
+// the E stands alone, as in PostgreSQL's lexer.
+func skipToken(q []byte, i int) int {
+	switch c := q[i]; {
+	case c == '\'':
+		return skipString(q, i, false)
+	case c == '"':
+		return skipQuoted(q, i+1, '"', false)
+	case c == '$':
+		return skipDollar(q, i)
+	case isIdentByte(c) && !(c >= '0' && c <= '9'):
+		j := i + 1
+		for j < len(q) && (isIdentByte(q[j]) || q[j] == '$') {
+			j++
+		}
+		if j == i+1 && (c|0x20) == 'e' && j < len(q) && q[j] == '\'' {
+			return skipString(q, j, true)
+		}
+		return j
+	}
+	return i
+}
+
+// skipString returns the end of the string literal that starts with the
+// quote at q[i], and of the literals that continue it (a quote after white
+// space that holds a newline), which are of its kind: escape strings
+// (backslash set) or standard ones.
+func skipString(q []byte, i int, backslash bool) int {
+	for {
+		i = skipQuoted(q, i+1, '\'', backslash)
+		j, newline := i, false
+		for j < len(q) && (q[j] == ' ' || q[j] == '\t' || q[j] == '\n' || q[j] == '\r' || q[j] == '\f') {
+			newline = newline || q[j] == '\n' || q[j] == '\r'
+			j++
+		}
+		if !newline || j >= len(q) || q[j] != '\'' {
+			return i
+		}
+		i = j
 	}
 }
 

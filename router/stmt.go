@@ -127,6 +127,10 @@ func classify(q []byte) stmtInfo {
 			info.kind, info.name = stmtOther, ""
 		}
 	}
+	if info.multi && info.kind != stmtForbidden && mentionsBinding(q) {
+		// A later statement writes the binding, whatever the first is.
+		info.kind = stmtForbidden
+	}
 	return info
 }
 
@@ -228,13 +232,11 @@ func isMulti(q []byte) bool {
 		return false
 	}
 	for i := 0; i < len(q); {
+		if j := skipToken(q, i); j > i {
+			i = j
+			continue
+		}
 		switch c := q[i]; {
-		case c == '\'':
-			i = skipQuoted(q, i+1, '\'', i > 0 && (q[i-1] == 'e' || q[i-1] == 'E'))
-		case c == '"':
-			i = skipQuoted(q, i+1, '"', false)
-		case c == '$':
-			i = skipDollar(q, i)
 		case c == '-' && i+1 < len(q) && q[i+1] == '-', c == '/' && i+1 < len(q) && q[i+1] == '*':
 			w := words{q: q, pos: i}
 			w.skipSpace()
@@ -262,13 +264,11 @@ func isMulti(q []byte) bool {
 // scan as isMulti).
 func forEachLaterStatement(q []byte, fn func(stmt []byte)) {
 	for i := 0; i < len(q); {
+		if j := skipToken(q, i); j > i {
+			i = j
+			continue
+		}
 		switch c := q[i]; {
-		case c == '\'':
-			i = skipQuoted(q, i+1, '\'', i > 0 && (q[i-1] == 'e' || q[i-1] == 'E'))
-		case c == '"':
-			i = skipQuoted(q, i+1, '"', false)
-		case c == '$':
-			i = skipDollar(q, i)
 		case c == '-' && i+1 < len(q) && q[i+1] == '-', c == '/' && i+1 < len(q) && q[i+1] == '*':
 			w := words{q: q, pos: i}
 			w.skipSpace()
