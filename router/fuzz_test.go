@@ -333,3 +333,35 @@ func formatOptions(kvs [][2]string) string {
 	}
 	return b.String()
 }
+
+// FuzzIndexFold checks the anchored search of indexFold against a plain
+// scan of the ASCII-lower-cased text, for the needles the router uses.
+func FuzzIndexFold(f *testing.F) {
+	f.Add([]byte("SELECT Set_Config('work_mem', '1MB', false)"), 0)
+	f.Add([]byte("set shardline.tenant = 'a'; SHARDLINE.x"), 3)
+	f.Add([]byte("DECLARE c CURSOR WITH HOLD FOR SELECT pg_advisory_lock(1)"), 0)
+	f.Fuzz(func(t *testing.T, q []byte, from int) {
+		if from < 0 || from > len(q) {
+			return
+		}
+		lower := bytes.Map(func(r rune) rune {
+			if r >= 'A' && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return r
+		}, q)
+		for _, needle := range []string{"set_config", "shardline.", "advisory_", "with hold", "select"} {
+			want := -1
+			if len(lower) == len(q) { // no invalid UTF-8 rewritten by Map
+				if i := bytes.Index(lower[from:], []byte(needle)); i >= 0 {
+					want = from + i
+				}
+			} else {
+				continue
+			}
+			if got := nextFold(q, from, needle); got != want {
+				t.Fatalf("nextFold(%q, %d, %q) = %d, want %d", q, from, needle, got, want)
+			}
+		}
+	})
+}

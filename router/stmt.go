@@ -59,12 +59,13 @@ func classify(q []byte) stmtInfo {
 	}
 	info.pins = pinsSession(q, q[w.pos]|0x20)
 	info.untracked = indexFold(q, "set_config") >= 0
-	if bytes.IndexByte(q, ';') >= 0 {
-		forEachLaterStatement(q, func(stmt []byte) {
+	if mayHaveLaterStatement(q) {
+		forEachLaterStatement(q, func(stmt []byte) bool {
 			info.pins = info.pins || pinsSession(stmt, stmt[0]|0x20)
 			// The first statement's SET is tracked only when alone.
 			info.untracked = info.untracked || isWordFold(stmt, "set") || isWordFold(stmt, "reset") ||
 				isWordFold(q[w.pos:], "set") || isWordFold(q[w.pos:], "reset")
+			return true
 		})
 	}
 	switch q[w.pos] | 0x20 {
@@ -228,41 +229,40 @@ func classifySet(w *words, info *stmtInfo) {
 // isMulti reports whether q holds a semicolon outside literals and comments
 // followed by more than white space.
 func isMulti(q []byte) bool {
-	if bytes.IndexByte(q, ';') < 0 {
+	if !mayHaveLaterStatement(q) {
 		return false
 	}
-	for i := 0; i < len(q); {
-		if j := skipToken(q, i); j > i {
-			i = j
-			continue
-		}
-		switch c := q[i]; {
-		case c == '-' && i+1 < len(q) && q[i+1] == '-', c == '/' && i+1 < len(q) && q[i+1] == '*':
-			w := words{q: q, pos: i}
-			w.skipSpace()
-			i = max(w.pos, i+1)
-		case c == ';':
-			w := words{q: q, pos: i + 1}
-			w.skipSpace()
-			for w.pos < len(q) && q[w.pos] == ';' {
-				w.pos++
-				w.skipSpace()
-			}
-			if w.pos < len(q) {
-				return true
-			}
-			i = w.pos
+	multi := false
+	forEachLaterStatement(q, func([]byte) bool {
+		multi = true
+		return false
+	})
+	return multi
+}
+
+// mayHaveLaterStatement reports, without lexing, whether q may hold a
+// statement after a semicolon: false when it has none, or only semicolons
+// and white space after its first (a trailing semicolon, as pgbench and
+// psql send).
+func mayHaveLaterStatement(q []byte) bool {
+	k := bytes.IndexByte(q, ';')
+	if k < 0 {
+		return false
+	}
+	for _, c := range q[k:] {
+		switch c {
+		case ';', ' ', '\t', '\n', '\r', '\f':
 		default:
-			i++
+			return true
 		}
 	}
 	return false
 }
 
 // forEachLaterStatement calls fn with the text of each statement of a
-// multi-statement query after the first, from its first word on (the same
-// scan as isMulti).
-func forEachLaterStatement(q []byte, fn func(stmt []byte)) {
+// multi-statement query after the first, from its first word on, until fn
+// returns false.
+func forEachLaterStatement(q []byte, fn func(stmt []byte) bool) {
 	for i := 0; i < len(q); {
 		if j := skipToken(q, i); j > i {
 			i = j
@@ -276,8 +276,8 @@ func forEachLaterStatement(q []byte, fn func(stmt []byte)) {
 		case c == ';':
 			w := words{q: q, pos: i + 1}
 			w.skipSpace()
-			if w.pos < len(q) && q[w.pos] != ';' {
-				fn(q[w.pos:])
+			if w.pos < len(q) && q[w.pos] != ';' && !fn(q[w.pos:]) {
+				return
 			}
 			i = max(w.pos, i+1)
 		default:
@@ -324,7 +324,32 @@ func mentionsBinding(q []byte) bool {
 // indexFold is a case-insensitive bytes.Index for an ASCII lower-case needle.
 func indexFold(q []byte, needle string) int { return nextFold(q, 0, needle) }
 
+//
+// It runs on every statement, so a needle with a byte that is no letter
+// (set_config's '_', shardline.'s '.') is found from that byte, whose case
+// does not fold, with bytes.IndexByte: a fast scan rather than a loop.
 func nextFold(q []byte, from int, needle string) int {
+	for a := 0; a < len(needle); a++ {
+		c := needle[a]
+		if c >= 'a' && c <= 'z' {
+			continue
+		}
+		for i := from; i+len(needle) <= len(q); {
+			j := bytes.IndexByte(q[i+a:], c)
+			if j < 0 {
+				return -1
+			}
+			start := i + j
+			if start+len(needle) > len(q) {
+				return -1
+			}
+			if strings.EqualFold(string(q[start:start+len(needle)]), needle) {
+				return start
+			}
+			i = start + 1
+		}
+		return -1
+	}
 	first := needle[0]
 	for i := from; i+len(needle) <= len(q); i++ {
 		if q[i]|0x20 != first {
