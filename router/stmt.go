@@ -324,8 +324,8 @@ func mentionsBinding(q []byte) bool {
 // indexFold is a case-insensitive bytes.Index for an ASCII lower-case needle.
 func indexFold(q []byte, needle string) int { return nextFold(q, 0, needle) }
 
-//
-// It runs on every statement, so a needle with a byte that is no letter
+// nextFold is indexFold from index from on. It runs on every statement, so
+// a needle with a byte that is no letter
 // (set_config's '_', shardline.'s '.') is found from that byte, whose case
 // does not fold, with bytes.IndexByte: a fast scan rather than a loop.
 func nextFold(q []byte, from int, needle string) int {
