@@ -1,0 +1,260 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Row-level security on tenant tables.
+//
+// Every tenant table (see TenantTable) gets two policies that compare its
+// tenant column with the session's binding, shardline.current_tenant():
+//
+//   - shardline_tenant, RESTRICTIVE, for every command, both USING (what a
+//     statement sees) and WITH CHECK (what it may write). Restrictive
+//     policies are ANDed with all others, so no policy a user adds can
+//     widen a session's reach beyond its tenant;
+//   - shardline_tenant_rows, PERMISSIVE, the same expression, so that rows
+//     are visible at all when the user adds no permissive policy of their
+//     own (with none, RLS shows no rows).
+//
+// FORCE ROW LEVEL SECURITY makes them apply to the table's owner too.
+// Superusers and BYPASSRLS roles skip RLS whatever the table says, so the
+// router's server connections must use neither (docs/isolation.md).
+// Without a binding, current_tenant() is NULL and a statement sees and
+// writes no tenant rows.
+//
+// A table can opt out, explicitly and listed: a row in
+// shardline.rls_opt_out names it and says why.
+
+// Policy names on tenant tables.
+const (
+	PolicyName        = "shardline_tenant"
+	PolicyDefaultName = "shardline_tenant_rows"
+)
+
+// bindingSchemaSQL creates what the policies use. current_tenant() is the
+// one place the policies read the binding; its body is what the binding's
+// design decides (docs/isolation.md).
+const bindingSchemaSQL = `
+CREATE SCHEMA IF NOT EXISTS shardline;
+CREATE TABLE IF NOT EXISTS shardline.rls_opt_out (
+	table_schema name NOT NULL,
+	table_name name NOT NULL,
+	reason text NOT NULL CHECK (reason <> ''),
+	PRIMARY KEY (table_schema, table_name));
+CREATE OR REPLACE FUNCTION shardline.current_tenant() RETURNS text
+	LANGUAGE sql STABLE PARALLEL SAFE
+	AS $$ SELECT nullif(current_setting('shardline.tenant', true), '') $$;
+`
+
+// TenantTableInfo is what the catalog says of one tenant table.
+type TenantTableInfo struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	// Partition is set for a partition: RLS on its parent does not cover
+	// statements that name the partition, so it needs its own policies.
+	Partition bool `json:"partition,omitempty"`
+	// RLS and Forced: row-level security enabled, and forced on the owner.
+	RLS    bool `json:"rls"`
+	Forced bool `json:"forced"`
+	// Policy: the restrictive shardline_tenant policy is there, for every
+	// command, with USING and WITH CHECK on the binding.
+	Policy bool `json:"policy"`
+	// PrimaryKeyLeads: the primary key's first column is the tenant
+	// column. HasPrimaryKey is false for a table without one.
+	HasPrimaryKey   bool `json:"has_primary_key"`
+	PrimaryKeyLeads bool `json:"primary_key_leads"`
+	// OptOut is the reason the table opted out of the policies, or "".
+	OptOut string `json:"opt_out,omitempty"`
+
+	columnType string
+}
+
+// Qualified is the table's name as SQL writes it.
+func (t TenantTableInfo) Qualified() string {
+	return pgx.Identifier{t.Schema, t.Name}.Sanitize()
+}
+
+// Protected reports whether the table's rows are limited to the binding's
+// tenant: RLS enabled and forced, with the policy.
+func (t TenantTableInfo) Protected() bool { return t.RLS && t.Forced && t.Policy }
+
+// Problems lists what is wrong with the table, in words for a person; nil
+// when nothing is. An opted-out table is not a problem (it is listed as
+// such), but a missing primary key that leads with the tenant column is.
+func (t TenantTableInfo) Problems(column string) []string {
+	var p []string
+	if t.OptOut == "" {
+		if !t.RLS {
+			p = append(p, "row-level security is not enabled")
+		} else if !t.Forced {
+			p = append(p, "row-level security is not forced on the table's owner")
+		}
+		if !t.Policy {
+			p = append(p, "the "+PolicyName+" policy is missing or changed")
+		}
+	}
+	switch {
+	case !t.HasPrimaryKey:
+		p = append(p, "it has no primary key (it must lead with "+column+")")
+	case !t.PrimaryKeyLeads:
+		p = append(p, "its primary key does not lead with "+column)
+	}
+	return p
+}
+
+// queryer runs a query: a *pgx.Conn or a pgx.Tx.
+type queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// TenantTables lists the tenant tables of the database q is connected to
+// (ordinary and partitioned tables and partitions with column, outside
+// the system schemas and Shardline's own), in schema and name order.
+func TenantTables(ctx context.Context, q queryer, column string) ([]TenantTableInfo, error) {
+	rows, err := q.Query(ctx, `
+		SELECT n.nspname, c.relname, c.relispartition, c.relrowsecurity, c.relforcerowsecurity,
+			format_type(a.atttypid, a.atttypmod),
+			EXISTS (SELECT 1 FROM pg_policy p
+				WHERE p.polrelid = c.oid AND p.polname = $2 AND NOT p.polpermissive AND p.polcmd = '*'
+				  AND p.polroles = '{0}'
+				  AND pg_get_expr(p.polqual, p.polrelid) LIKE '%shardline.current_tenant()%'
+				  AND pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%shardline.current_tenant()%'),
+			pk.conkey IS NOT NULL, coalesce(pk.conkey[1] = a.attnum, false)
+		FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+		WHERE a.attname = $1 AND a.attnum > 0 AND NOT a.attisdropped
+		  AND c.relkind IN ('r', 'p')
+		  AND n.nspname NOT IN ('information_schema', 'shardline') AND n.nspname NOT LIKE 'pg\_%'
+		ORDER BY n.nspname, c.relname`, column, PolicyName)
+	if err != nil {
+		return nil, fmt.Errorf("list tenant tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TenantTableInfo, error) {
+		var t TenantTableInfo
+		err := r.Scan(&t.Schema, &t.Name, &t.Partition, &t.RLS, &t.Forced, &t.columnType, &t.Policy,
+			&t.HasPrimaryKey, &t.PrimaryKeyLeads)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tenant tables: %w", err)
+	}
+	optOuts, err := tableOptOuts(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for i := range tables {
+		tables[i].OptOut = optOuts[[2]string{tables[i].Schema, tables[i].Name}]
+	}
+	return tables, nil
+}
+
+// tableOptOuts reads shardline.rls_opt_out, if it exists yet.
+func tableOptOuts(ctx context.Context, q queryer) (map[[2]string]string, error) {
+	rows, err := q.Query(ctx, `SELECT to_regclass('shardline.rls_opt_out') IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("read opt-outs: %w", err)
+	}
+	exists, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+	if err != nil || !exists {
+		return nil, err
+	}
+	out := map[[2]string]string{}
+	rows, err = q.Query(ctx, `SELECT table_schema, table_name, reason FROM shardline.rls_opt_out`)
+	if err != nil {
+		return nil, fmt.Errorf("read opt-outs: %w", err)
+	}
+	var schema, name, reason string
+	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &reason}, func() error {
+		out[[2]string{schema, name}] = reason
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read opt-outs: %w", err)
+	}
+	return out, nil
+}
+
+// policySQL returns the statements that give t its policies, RLS and FORCE.
+func policySQL(t TenantTableInfo, column string) string {
+	col := pgx.Identifier{column}.Sanitize()
+	// The binding, cast to the column's type so an index on the column
+	// serves the comparison; a subquery so it is evaluated once per
+	// statement, not once per row.
+	expr := fmt.Sprintf("%s = (SELECT shardline.current_tenant())::%s", col, t.columnType)
+	tbl := t.Qualified()
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\n", tbl)
+	fmt.Fprintf(&sb, "ALTER TABLE %s FORCE ROW LEVEL SECURITY;\n", tbl)
+	for _, p := range []struct{ name, kind string }{{PolicyName, "RESTRICTIVE"}, {PolicyDefaultName, "PERMISSIVE"}} {
+		fmt.Fprintf(&sb, "DROP POLICY IF EXISTS %s ON %s;\n", p.name, tbl)
+		fmt.Fprintf(&sb, "CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n",
+			p.name, tbl, p.kind, expr, expr)
+	}
+	return sb.String()
+}
+
+// ApplyTenantSchema runs sql as ApplySchema does, in one transaction with
+// what row-level security needs: before sql, the shardline schema (the
+// binding function, the opt-out table); after it, RLS, FORCE and the
+// policies on every tenant table that lacks them and did not opt out. It
+// returns the tenant tables as they are after the change.
+func ApplyTenantSchema(ctx context.Context, dsn, sql, column string) ([]TenantTableInfo, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("apply schema: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("apply schema: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // after Commit, does nothing
+	if _, err := tx.Exec(ctx, bindingSchemaSQL); err != nil {
+		return nil, fmt.Errorf("apply schema: shardline schema: %w", err)
+	}
+	if strings.TrimSpace(sql) != "" {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return nil, fmt.Errorf("apply schema: %w", err)
+		}
+	}
+	tables, err := TenantTables(ctx, tx, column)
+	if err != nil {
+		return nil, fmt.Errorf("apply schema: %w", err)
+	}
+	var fix strings.Builder
+	for _, t := range tables {
+		if t.OptOut == "" && !t.Protected() {
+			fix.WriteString(policySQL(t, column))
+		}
+	}
+	if fix.Len() > 0 {
+		if _, err := tx.Exec(ctx, fix.String()); err != nil {
+			return nil, fmt.Errorf("apply schema: row-level security: %w", err)
+		}
+		if tables, err = TenantTables(ctx, tx, column); err != nil {
+			return nil, fmt.Errorf("apply schema: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("apply schema: commit: %w", err)
+	}
+	return tables, nil
+}
+
+// CheckTenantSchema lists the tenant tables of the database dsn names, as
+// TenantTables does, changing nothing.
+func CheckTenantSchema(ctx context.Context, dsn, column string) ([]TenantTableInfo, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("check schema: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return TenantTables(ctx, conn, column)
+}
