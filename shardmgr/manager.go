@@ -5,6 +5,7 @@
 package shardmgr
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/storage/etcdstore"
+	"github.com/shardline/shardline/storage/postgres"
 )
 
 // RouterInfo reports what the router serves. Status uses it to show how far
@@ -36,6 +38,10 @@ type Config struct {
 	Data TenantData
 	// Router, when set, reports the router's map revision in Status.
 	Router RouterInfo
+	// TenantColumn is the column that makes a table a tenant table
+	// (row-level security, schema checks); "" for
+	// postgres.DefaultTenantColumn.
+	TenantColumn string
 	// Logger receives admin actions at info level; nil discards.
 	Logger *slog.Logger
 }
@@ -63,6 +69,8 @@ type Manager struct {
 	data   TenantData
 	router RouterInfo
 	logger *slog.Logger
+
+	tenantColumn string
 }
 
 // New returns a Manager for cfg.
@@ -80,6 +88,8 @@ func New(cfg Config) (*Manager, error) {
 		data:   cfg.Data,
 		router: cfg.Router,
 		logger: logger.With("component", "shardmgr", "cluster", cfg.Store.Cluster()),
+
+		tenantColumn: cmp.Or(cfg.TenantColumn, postgres.DefaultTenantColumn),
 	}, nil
 }
 

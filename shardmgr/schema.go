@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/storage/postgres"
 )
 
 // SchemaApplier runs a SQL script in one transaction on the PostgreSQL
@@ -26,13 +27,26 @@ func (f SchemaApplierFunc) ApplySchema(ctx context.Context, dsn, sql string) err
 
 var _ SchemaApplier = SchemaApplierFunc(nil)
 
-// SchemaResult is the outcome of a schema change on one shard.
+// TenantSchema is what a SchemaApplier may also do (found by type
+// assertion): apply a change together with row-level security on every
+// tenant table, and report the tenant tables without changing anything.
+// postgres.SchemaAdmin does both.
+type TenantSchema interface {
+	ApplyTenantSchema(ctx context.Context, dsn, sql, column string) ([]postgres.TenantTableInfo, error)
+	CheckTenantSchema(ctx context.Context, dsn, column string) ([]postgres.TenantTableInfo, error)
+}
+
+// SchemaResult is the outcome of a schema change (or check) on one shard.
 type SchemaResult struct {
 	Shard shardline.ShardID
-	// OK is true when the change committed on the shard's primary.
+	// OK is true when the change committed on the shard's primary (for a
+	// check: when the shard was read).
 	OK bool
 	// Error says why it did not; "" when OK.
 	Error string
+	// Tables are the shard's tenant tables after the change, when the
+	// applier knows them (TenantSchema).
+	Tables []postgres.TenantTableInfo
 }
 
 // ApplySchema runs sql on every shard's primary, one transaction per shard,
@@ -64,7 +78,12 @@ func (m *Manager) ApplySchema(ctx context.Context, sql string) ([]SchemaResult, 
 			continue
 		}
 		start := time.Now()
-		err := m.schema.ApplySchema(ctx, p.Shards[id].Primary.DSN, sql)
+		var err error
+		if ts, ok := m.schema.(TenantSchema); ok {
+			results[i].Tables, err = ts.ApplyTenantSchema(ctx, p.Shards[id].Primary.DSN, sql, m.tenantColumn)
+		} else {
+			err = m.schema.ApplySchema(ctx, p.Shards[id].Primary.DSN, sql)
+		}
 		log := m.logger.With("shard", id, "took", time.Since(start).Round(time.Millisecond))
 		if err != nil {
 			results[i].Error = err.Error()
@@ -77,3 +96,34 @@ func (m *Manager) ApplySchema(ctx context.Context, sql string) ([]SchemaResult, 
 	}
 	return results, nil
 }
+
+// CheckSchema reports every shard's tenant tables (their row-level
+// security, policies, primary keys and opt-outs), changing nothing. A shard
+// that cannot be read has its error in its result. The error is non-nil
+// only when nothing was tried: the applier cannot check (ErrNoSchemaCheck),
+// or the placement could not be read.
+func (m *Manager) CheckSchema(ctx context.Context) ([]SchemaResult, error) {
+	ts, ok := m.schema.(TenantSchema)
+	if !ok {
+		return nil, ErrNoSchemaCheck
+	}
+	p, err := m.store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check schema: %w", err)
+	}
+	ids := p.ShardIDs()
+	results := make([]SchemaResult, len(ids))
+	for i, id := range ids {
+		results[i].Shard = id
+		tables, err := ts.CheckTenantSchema(ctx, p.Shards[id].Primary.DSN, m.tenantColumn)
+		if err != nil {
+			results[i].Error = err.Error()
+			continue
+		}
+		results[i].OK, results[i].Tables = true, tables
+	}
+	return results, nil
+}
+
+// TenantColumn is the tenant column of the cluster's tenant tables.
+func (m *Manager) TenantColumn() string { return m.tenantColumn }

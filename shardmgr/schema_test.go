@@ -1,10 +1,14 @@
 package shardmgr_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shardline/shardline/shardmgr"
+	"github.com/shardline/shardline/storage/etcdstore"
+	"github.com/shardline/shardline/storage/etcdstore/etcdtest"
 	"github.com/shardline/shardline/storage/postgres"
 	"github.com/shardline/shardline/storage/postgres/pgtest"
 )
@@ -72,5 +76,59 @@ func TestApplySchemaOnPostgres(t *testing.T) {
 	}
 	if res[0].OK || !strings.Contains(res[0].Error, "syntax error") || res[1].OK || !strings.Contains(res[1].Error, "not run") {
 		t.Fatalf("results %+v", res)
+	}
+}
+
+// TestSchemaRowLevelSecurity applies a schema through a manager whose
+// applier is postgres.SchemaAdmin, on two real shards, and checks that
+// every shard reports its tenant tables protected, and that a check finds
+// a policy dropped on one shard.
+func TestSchemaRowLevelSecurity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx := t.Context()
+	pg := pgtest.ForTest(t, 2, 0)
+	shards := pg.Shards()
+	store, err := etcdstore.NewStore(etcdtest.Start(t), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Bootstrap(ctx, shards); err != nil {
+		t.Fatal(err)
+	}
+	m, err := shardmgr.New(shardmgr.Config{Store: store, Schema: postgres.SchemaAdmin{}, Data: noRows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.ApplySchema(ctx, `
+		CREATE TABLE notes (tenant_id text, id int, PRIMARY KEY (tenant_id, id));
+		CREATE TABLE plans (name text PRIMARY KEY);`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if !r.OK || len(r.Tables) != 1 || r.Tables[0].Name != "notes" || !r.Tables[0].Protected() {
+			t.Fatalf("apply on %s: %+v", r.Shard, r)
+		}
+	}
+	if err := postgres.ApplySchema(ctx, shards[1].Primary.DSN, "ALTER TABLE notes NO FORCE ROW LEVEL SECURITY"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = m.CheckSchema(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || !res[0].Tables[0].Protected() || res[1].Tables[0].Protected() {
+		t.Fatalf("check after NO FORCE on %s: %+v", shards[1].ID, res)
+	}
+	if p := res[1].Tables[0].Problems(m.TenantColumn()); len(p) != 1 || !strings.Contains(p[0], "not forced") {
+		t.Fatalf("problems on %s: %v", shards[1].ID, p)
+	}
+
+	// An applier that cannot check says so.
+	plain, _ := newManager(t, shards, nil)
+	if _, err := plain.CheckSchema(ctx); !errors.Is(err, shardmgr.ErrNoSchemaCheck) {
+		t.Fatalf("check with a plain applier: %v", err)
 	}
 }

@@ -258,3 +258,34 @@ func CheckTenantSchema(ctx context.Context, dsn, column string) ([]TenantTableIn
 	defer conn.Close(context.WithoutCancel(ctx))
 	return TenantTables(ctx, conn, column)
 }
+
+// SchemaAdmin applies schema changes and checks tenant tables on shard
+// primaries, with row-level security on every tenant table (the manager's
+// SchemaApplier and TenantSchema).
+type SchemaAdmin struct {
+	// Column is the tenant column; "" for DefaultTenantColumn.
+	Column string
+}
+
+// ApplySchema runs sql with ApplyTenantSchema.
+func (a SchemaAdmin) ApplySchema(ctx context.Context, dsn, sql string) error {
+	_, err := ApplyTenantSchema(ctx, dsn, sql, a.column())
+	return err
+}
+
+// ApplyTenantSchema is the package's ApplyTenantSchema.
+func (SchemaAdmin) ApplyTenantSchema(ctx context.Context, dsn, sql, column string) ([]TenantTableInfo, error) {
+	return ApplyTenantSchema(ctx, dsn, sql, column)
+}
+
+// CheckTenantSchema is the package's CheckTenantSchema.
+func (SchemaAdmin) CheckTenantSchema(ctx context.Context, dsn, column string) ([]TenantTableInfo, error) {
+	return CheckTenantSchema(ctx, dsn, column)
+}
+
+func (a SchemaAdmin) column() string {
+	if a.Column == "" {
+		return DefaultTenantColumn
+	}
+	return a.Column
+}
