@@ -19,8 +19,9 @@ import (
 // and the server's message; a server that cannot be connected to gives an
 // error wrapping ErrUnreachable.
 type Client struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string // sent as a bearer token when not ""
 }
 
 // NewClient returns a client for the API at baseURL, such as
@@ -31,6 +32,14 @@ func NewClient(baseURL string, hc *http.Client) *Client {
 		hc = http.DefaultClient
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+}
+
+// WithToken returns a client like c that sends token on every request as
+// "Authorization: Bearer TOKEN"; "" sends none. c is not changed.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
 }
 
 // BaseURL returns the URL the client calls.
@@ -112,6 +121,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() == nil && isDialError(err) {

@@ -88,6 +88,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
 }
 
+// Unauthorized reports a 401: the server wants the admin token, or another
+// one.
+func (e *Error) Unauthorized() bool { return e.Status == http.StatusUnauthorized }
+
 // ErrUnreachable is wrapped by Client errors when no connection to the
 // admin API could be made.
 var ErrUnreachable = errors.New("admin API unreachable")

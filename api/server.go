@@ -13,6 +13,11 @@
 //	POST   /v1/schema                 SchemaRequest -> SchemaResponse (200, or 422 if a shard failed)
 //
 // Errors are JSON ErrorBody documents. Bad input is a 4xx, never a 5xx.
+//
+// Authentication: with Config.Token set, every request (/healthz too) that
+// sends "Authorization: Bearer TOKEN" must send that token; with
+// Config.RequireToken, every request must send it. Otherwise the answer is
+// 401 with a WWW-Authenticate: Bearer challenge.
 package api
 
 import (
@@ -48,12 +53,23 @@ type Config struct {
 	// RouterDSN, when set, is reported in Status: the DSN of the router
 	// this process serves, for tools (drills) that connect through it.
 	RouterDSN string
+	// Token is the admin token. When set, a request that sends a bearer
+	// token must send this one; see RequireToken. It is compared in
+	// constant time and never logged.
+	Token string
+	// RequireToken refuses requests without the token (401). `shardline
+	// up` sets it when the admin API listens on an address that is not
+	// loopback. It needs Token.
+	RequireToken bool
 }
 
-// Validate reports a missing Manager.
+// Validate reports a missing Manager, and RequireToken without a Token.
 func (c *Config) Validate() error {
 	if c.Manager == nil {
 		return errors.New("api: config needs a Manager")
+	}
+	if c.RequireToken && c.Token == "" {
+		return errors.New("api: RequireToken needs a Token")
 	}
 	return nil
 }
@@ -64,6 +80,7 @@ type Server struct {
 	logger *slog.Logger
 	ready  func() bool
 	router string // RouterDSN
+	auth   bearer
 	mux    *http.ServeMux
 }
 
@@ -74,7 +91,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{mgr: cfg.Manager, logger: cfg.Logger, ready: cfg.Ready, router: cfg.RouterDSN, mux: http.NewServeMux()}
+	s := &Server{mgr: cfg.Manager, logger: cfg.Logger, ready: cfg.Ready, router: cfg.RouterDSN,
+		auth: newBearer(cfg.Token, cfg.RequireToken), mux: http.NewServeMux()}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -93,8 +111,10 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP recovers panics into a 500 and answers unknown routes and
-// methods with JSON errors.
+// ServeHTTP refuses requests without the admin token (when it is
+// required) or with a wrong one with a 401, before any route; recovers
+// panics into a 500; and answers unknown routes and methods with JSON
+// errors.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
@@ -110,6 +130,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "took", time.Since(start))
 	}()
+	if msg, challenge := s.auth.check(r); msg != "" {
+		sw.Header().Set("WWW-Authenticate", challenge)
+		writeJSON(sw, http.StatusUnauthorized, ErrorBody{Error: msg})
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		// The mux answers 404 or 405 (with Allow) in plain text; keep its
 		// status and headers, and say it in JSON.

@@ -40,6 +40,12 @@ func (r routerRev) ReplicaHealth() map[string]shardline.ReplicaHealth {
 // bootstrapped with shards s1..sN unless shards is 0.
 func testServer(t testing.TB, shards int, ready func() bool) (*httptest.Server, *api.Client) {
 	t.Helper()
+	return testServerWith(t, shards, func(c *api.Config) { c.Ready = ready })
+}
+
+// testServerWith is testServer with a hook to change the API's Config.
+func testServerWith(t testing.TB, shards int, change func(*api.Config)) (*httptest.Server, *api.Client) {
+	t.Helper()
 	store, err := etcdstore.NewStore(etcdtest.Start(t), "demo")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +68,11 @@ func testServer(t testing.TB, shards int, ready func() bool) (*httptest.Server, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewServer(api.Config{Manager: mgr, Ready: ready})
+	cfg := api.Config{Manager: mgr}
+	if change != nil {
+		change(&cfg)
+	}
+	h, err := api.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
