@@ -30,7 +30,8 @@ const (
 // manager and no PostgreSQL of its own.
 type routerCommand struct {
 	Listen  string   // router (PostgreSQL protocol)
-	Metrics string   // Prometheus metrics and pprof (HTTP)
+	Metrics string   // Prometheus metrics (HTTP)
+	Pprof   bool     // also /debug/pprof on Metrics
 	Etcd    []string // etcd client endpoints
 	Cluster string   // cluster name in etcd (default "default", as up)
 	// EtcdTimeout bounds dialing etcd (default defaultEtcdTimeout).
@@ -57,7 +58,8 @@ func runRouter(ctx context.Context, env *cliEnv, args []string) error {
 	var etcd string
 	fs := newFlagSet(env, "router")
 	fs.StringVar(&c.Listen, "listen", defaultRouterListen, "router address (PostgreSQL protocol)")
-	fs.StringVar(&c.Metrics, "metrics", defaultRouterMetrics, "Prometheus metrics address (HTTP /metrics, /debug/pprof)")
+	fs.StringVar(&c.Metrics, "metrics", defaultRouterMetrics, "Prometheus metrics address (HTTP /metrics)")
+	fs.BoolVar(&c.Pprof, "pprof", false, pprofHelp)
 	fs.StringVar(&etcd, "etcd", etcdstore.DefaultClientAddr, "comma-separated etcd client endpoints (the default is where 'shardline up' serves its embedded etcd)")
 	fs.StringVar(&c.Cluster, "cluster", "default", "cluster name: the placement is under /shardline/NAME/ in etcd")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", defaultEtcdTimeout, "how long to try reaching etcd at start")
@@ -163,7 +165,8 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	if _, err := c.startRouter(lc, routerLn, watcher, log, reg); err != nil {
 		return err
 	}
-	lc.serveHTTP("metrics", newMetricsServer(reg), metricsLn)
+	warnPprofExposed(log, c.Pprof, metricsLn)
+	lc.serveHTTP("metrics", newMetricsServer(reg, c.Pprof), metricsLn)
 
 	info := routerInfo{
 		RouterDSN:  fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),

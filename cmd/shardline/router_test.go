@@ -36,8 +36,8 @@ func TestRouterFollowsPlacement(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and etcd")
 	}
-	var etcd string
-	up, _ := startUpWith(t, pgtest.Dir(t), 2, 0, func(c *upCommand) { etcd = c.Etcd })
+	var etcd, upMetrics string
+	up, _ := startUpWith(t, pgtest.Dir(t), 2, 0, func(c *upCommand) { etcd, upMetrics, c.Pprof = c.Etcd, c.Metrics, true })
 	info, stdout, stop := startRouter(t, []string{etcd})
 	if want := "shardline router ready: router " + info.RouterDSN + "  metrics " + info.MetricsURL + "\n"; stdout.String() != want {
 		t.Errorf("stdout = %q, want %q", stdout.String(), want)
@@ -49,6 +49,14 @@ func TestRouterFollowsPlacement(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET %s = %d", info.MetricsURL, resp.StatusCode)
+	}
+	// The profiles only where --pprof asked for them: up here, not the
+	// standalone router.
+	if got := statusOfGet(t, strings.TrimSuffix(info.MetricsURL, "/metrics")+"/debug/pprof/"); got != http.StatusNotFound {
+		t.Errorf("router without --pprof: GET /debug/pprof/ = %d, want 404", got)
+	}
+	if got := statusOfGet(t, "http://"+upMetrics+"/debug/pprof/"); got != http.StatusOK {
+		t.Errorf("up with --pprof: GET /debug/pprof/ = %d, want 200", got)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

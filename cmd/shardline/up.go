@@ -31,6 +31,7 @@ type upCommand struct {
 	Listen   string // router
 	Admin    string // admin API
 	Metrics  string // Prometheus metrics
+	Pprof    bool   // also /debug/pprof on Metrics
 	Etcd     string // embedded etcd client address
 	EtcdPeer string
 	BasePort int
@@ -65,6 +66,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:6432", "router address (PostgreSQL protocol)")
 	fs.StringVar(&c.Admin, "admin", "127.0.0.1:6480", "admin API address (HTTP)")
 	fs.StringVar(&c.Metrics, "metrics", "127.0.0.1:6490", "Prometheus metrics address (HTTP /metrics)")
+	fs.BoolVar(&c.Pprof, "pprof", false, pprofHelp)
 	fs.StringVar(&c.Etcd, "etcd", etcdstore.DefaultClientAddr, "embedded etcd client address")
 	fs.StringVar(&c.EtcdPeer, "etcd-peer", etcdstore.DefaultPeerAddr, "embedded etcd peer address")
 	fs.IntVar(&c.BasePort, "pg-port", postgres.DefaultBasePort, "first PostgreSQL port; members use consecutive ports (first run only)")
@@ -221,7 +223,8 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 	lc.serveHTTP("admin API", &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, adminLn)
-	lc.serveHTTP("metrics", newMetricsServer(reg), metricsLn)
+	warnPprofExposed(log, c.Pprof, metricsLn)
+	lc.serveHTTP("metrics", newMetricsServer(reg, c.Pprof), metricsLn)
 
 	ready.Store(true)
 	fmt.Fprintf(c.Stdout, "shardline ready: router %s  admin %s  metrics http://%s/metrics\n", info.RouterDSN, info.AdminURL, metricsLn.Addr())
