@@ -97,6 +97,15 @@ func (c *Client) ApplySchema(ctx context.Context, sql string) ([]SchemaResult, e
 	return resp.Results, err
 }
 
+// CheckSchema reports every shard's tenant tables. When a shard could not
+// be read or a table has a problem it returns the report together with an
+// *Error of status 422.
+func (c *Client) CheckSchema(ctx context.Context) (SchemaCheckResponse, error) {
+	var resp SchemaCheckResponse
+	err := c.do(ctx, http.MethodGet, "/v1/schema/check", nil, &resp)
+	return resp, err
+}
+
 // Healthz reports nil when the server answers /healthz with 200.
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)

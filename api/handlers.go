@@ -107,6 +107,51 @@ func (s *Server) unpinTenant(w http.ResponseWriter, r *http.Request) (int, any, 
 	return http.StatusOK, tenantView(v), nil
 }
 
+// checkSchema reports every shard's tenant tables: 422 when a shard could
+// not be read or a table has a problem.
+func (s *Server) checkSchema(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	results, err := s.mgr.CheckSchema(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	col := s.mgr.TenantColumn()
+	out := SchemaCheckResponse{TenantColumn: col, Results: make([]SchemaResult, len(results))}
+	var unread []string
+	problems := 0
+	for i, res := range results {
+		out.Results[i] = schemaResult(res, col)
+		if !res.OK {
+			unread = append(unread, string(res.Shard))
+		}
+		for _, t := range out.Results[i].Tables {
+			problems += len(t.Problems)
+		}
+	}
+	var msgs []string
+	if len(unread) > 0 {
+		msgs = append(msgs, "could not read "+strings.Join(unread, ", "))
+	}
+	if problems > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d problems with tenant tables (hint: 'shardline schema apply' adds the missing row-level security; a primary key must be changed by hand)", problems))
+	}
+	if len(msgs) == 0 {
+		return http.StatusOK, out, nil
+	}
+	out.Error = strings.Join(msgs, "; ")
+	return http.StatusUnprocessableEntity, out, nil
+}
+
+// schemaResult is a shard's schema outcome as the API shows it.
+func schemaResult(res shardmgr.SchemaResult, column string) SchemaResult {
+	out := SchemaResult{Shard: string(res.Shard), OK: res.OK, Error: res.Error}
+	for _, t := range res.Tables {
+		out.Tables = append(out.Tables, TenantTable{
+			Table: t.Qualified(), Partition: t.Partition, RLS: t.RLS, Forced: t.Forced, Policy: t.Policy,
+			PrimaryKeyLeads: t.PrimaryKeyLeads, OptOut: t.OptOut, Problems: t.Problems(column)})
+	}
+	return out
+}
+
 func (s *Server) applySchema(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	var req SchemaRequest
 	if err := decode(w, r, maxSchemaBody, &req, false); err != nil {
@@ -119,7 +164,7 @@ func (s *Server) applySchema(w http.ResponseWriter, r *http.Request) (int, any, 
 	out := SchemaResponse{Results: make([]SchemaResult, len(results))}
 	var applied, failed []string
 	for i, res := range results {
-		out.Results[i] = SchemaResult{Shard: string(res.Shard), OK: res.OK, Error: res.Error}
+		out.Results[i] = schemaResult(res, s.mgr.TenantColumn())
 		if res.OK {
 			applied = append(applied, string(res.Shard))
 		} else {

@@ -11,6 +11,7 @@
 //	PUT    /v1/tenants/{tenant}/pin   optional PinRequest -> TenantView (409 if the tenant has rows on its shard and the pin would route it elsewhere)
 //	DELETE /v1/tenants/{tenant}/pin   TenantView
 //	POST   /v1/schema                 SchemaRequest -> SchemaResponse (200, or 422 if a shard failed)
+//	GET    /v1/schema/check           -> SchemaCheckResponse (200, or 422 if a shard or table has a problem)
 //
 // Errors are JSON ErrorBody documents. Bad input is a 4xx, never a 5xx.
 //
@@ -108,6 +109,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("PUT /v1/tenants/{tenant}/pin", s.handle(s.pinTenant))
 	s.mux.HandleFunc("DELETE /v1/tenants/{tenant}/pin", s.handle(s.unpinTenant))
 	s.mux.HandleFunc("POST /v1/schema", s.handle(s.applySchema))
+	s.mux.HandleFunc("GET /v1/schema/check", s.handle(s.checkSchema))
 	return s, nil
 }
 

@@ -86,6 +86,34 @@ type SchemaResult struct {
 	Shard string `json:"shard"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Tables are the shard's tenant tables after the change (or as the
+	// check found them).
+	Tables []TenantTable `json:"tables,omitempty"`
+}
+
+// TenantTable is a table with the tenant column on one shard, and whether
+// row-level security limits its rows to the session's tenant.
+type TenantTable struct {
+	Table           string `json:"table"` // schema-qualified, as SQL writes it
+	Partition       bool   `json:"partition,omitempty"`
+	RLS             bool   `json:"rls"`
+	Forced          bool   `json:"forced"`
+	Policy          bool   `json:"policy"`
+	PrimaryKeyLeads bool   `json:"primary_key_leads"`
+	OptOut          string `json:"opt_out,omitempty"` // why the table opted out of the policies
+	// Problems say, in words, what is wrong; none when the table is
+	// protected (or opted out) and its primary key leads with the tenant
+	// column.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// SchemaCheckResponse is the body of GET /v1/schema/check: 200 when every
+// shard was read and no tenant table has a problem, 422 (with Error set)
+// otherwise.
+type SchemaCheckResponse struct {
+	TenantColumn string         `json:"tenant_column"`
+	Results      []SchemaResult `json:"results"`
+	Error        string         `json:"error,omitempty"`
 }
 
 // SchemaResponse is the body of POST /v1/schema: 200 when every shard
