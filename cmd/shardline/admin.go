@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/shardline/shardline/api"
@@ -17,12 +18,17 @@ const defaultAdminURL = "http://127.0.0.1:6480"
 
 // adminFlags are the flags every admin API subcommand takes.
 type adminFlags struct {
-	admin  string
-	output string
+	admin     string
+	tokenFile string
+	dir       string
+	output    string
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.admin, "admin", "", "admin API URL (default $SHARDLINE_ADMIN, else "+defaultAdminURL+")")
+	fs.StringVar(&a.tokenFile, "admin-token-file", "", "`file` holding the admin token to send (needed when the admin API is not on loopback). "+
+		"The first of these is sent: this file, $SHARDLINE_ADMIN_TOKEN (the token itself), DIR/"+adminTokenName+" of --dir; else none")
+	fs.StringVar(&a.dir, "dir", "", "cluster directory of a 'shardline up' on this machine, whose admin token ("+adminTokenName+") to send (default $SHARDLINE_DIR)")
 	fs.StringVar(&a.output, "o", "table", "output format: table or json")
 }
 
@@ -52,8 +58,46 @@ func (a *adminFlags) url(env *cliEnv) string {
 	return strings.TrimRight(u, "/")
 }
 
-func (a *adminFlags) client(env *cliEnv) *api.Client {
-	return api.NewClient(a.url(env), &http.Client{})
+// token returns the admin token to send: from --admin-token-file, else
+// $SHARDLINE_ADMIN_TOKEN, else the admin.token of --dir or $SHARDLINE_DIR;
+// "" when none of them is given. A file that cannot be read is exit
+// status 1.
+func (a *adminFlags) token(env *cliEnv) (string, error) {
+	getenv := func(k string) string {
+		if env.Getenv == nil {
+			return ""
+		}
+		return env.Getenv(k)
+	}
+	file, what := a.tokenFile, "--admin-token-file"
+	if file == "" {
+		if t := strings.TrimSpace(getenv("SHARDLINE_ADMIN_TOKEN")); t != "" {
+			return t, nil
+		}
+		dir, from := a.dir, "--dir"
+		if dir == "" {
+			dir, from = getenv("SHARDLINE_DIR"), "$SHARDLINE_DIR"
+		}
+		if dir == "" {
+			return "", nil
+		}
+		file, what = filepath.Join(dir, adminTokenName), from
+	}
+	token, err := readTokenFile(file)
+	if err != nil {
+		return "", &exitError{code: 1, msg: fmt.Sprintf("%s: %v", what, err)}
+	}
+	return token, nil
+}
+
+// client returns the admin API client the flags and the environment
+// describe, sending the token they give.
+func (a *adminFlags) client(env *cliEnv) (*api.Client, error) {
+	token, err := a.token(env)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewClient(a.url(env), &http.Client{}).WithToken(token), nil
 }
 
 // adminError turns a client error into what the user should read: one line
@@ -65,6 +109,10 @@ func adminError(c *api.Client, err error) error {
 		return nil
 	case errors.Is(err, api.ErrUnreachable):
 		return &exitError{code: 1, msg: fmt.Sprintf("cannot reach the admin API at %s: start the cluster with 'shardline up' or set --admin/SHARDLINE_ADMIN", c.BaseURL())}
+	case errors.As(err, &apiErr) && apiErr.Unauthorized():
+		reason, _, _ := strings.Cut(apiErr.Message, " (hint:")
+		return &exitError{code: 1, msg: fmt.Sprintf("the admin API at %s refused the request (%s): send the cluster's admin token with --admin-token-file FILE, "+
+			"$SHARDLINE_ADMIN_TOKEN, or --dir DIR for a 'shardline up' on this machine (it keeps the token in DIR/%s)", c.BaseURL(), reason, adminTokenName)}
 	case errors.As(err, &apiErr):
 		return &exitError{code: 1, msg: apiErr.Message}
 	default:

@@ -24,6 +24,12 @@ import (
 // schema applier fails on s2 for scripts that contain "FAIL".
 func adminServer(t *testing.T, shards int) string {
 	t.Helper()
+	return adminServerWith(t, shards, nil)
+}
+
+// adminServerWith is adminServer with a hook to change the API's Config.
+func adminServerWith(t *testing.T, shards int, change func(*api.Config)) string {
+	t.Helper()
 	store, err := etcdstore.NewStore(etcdtest.Start(t), "demo")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +59,11 @@ func adminServer(t *testing.T, shards int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewServer(api.Config{Manager: mgr})
+	cfg := api.Config{Manager: mgr}
+	if change != nil {
+		change(&cfg)
+	}
+	h, err := api.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,13 +80,14 @@ type cliRun struct {
 // runCLI runs the CLI in process with SHARDLINE_ADMIN set to admin.
 func runCLI(t *testing.T, admin string, args ...string) cliRun {
 	t.Helper()
+	return runCLIEnv(t, map[string]string{"SHARDLINE_ADMIN": admin}, args...)
+}
+
+// runCLIEnv runs the CLI in process with the environment vars.
+func runCLIEnv(t *testing.T, vars map[string]string, args ...string) cliRun {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	env := &cliEnv{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string {
-		if k == "SHARDLINE_ADMIN" {
-			return admin
-		}
-		return ""
-	}}
+	env := &cliEnv{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return vars[k] }}
 	code := dispatch(t.Context(), env, args)
 	return cliRun{code: code, stdout: out.String(), stderr: errOut.String()}
 }

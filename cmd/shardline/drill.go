@@ -56,7 +56,11 @@ func runDrill(ctx context.Context, env *cliEnv, args []string) error {
 	if err := af.parseNoArgs(fs, args[1:]); err != nil {
 		return err
 	}
-	c.Client, c.JSON = af.client(env), af.json()
+	client, err := af.client(env)
+	if err != nil {
+		return notRun(err)
+	}
+	c.Client, c.JSON = client, af.json()
 	return c.Run(ctx)
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/shardline/shardline/api"
 )
 
-const schemaUsage = `usage: shardline schema apply FILE [--admin URL] [-o table|json]
+const schemaUsage = `usage: shardline schema apply FILE [--admin URL] [--admin-token-file FILE | --dir DIR] [-o table|json]
 Runs FILE on every shard primary, one transaction per shard, shard by shard;
 stops at the first shard that fails.`
 
@@ -56,7 +56,11 @@ func runSchema(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return &exitError{code: 1, msg: fmt.Sprintf("read schema: %v", err)}
 	}
-	c := &schemaCommand{Client: af.client(env), SQL: string(sql), JSON: af.json(), Stdout: env.Stdout}
+	client, err := af.client(env)
+	if err != nil {
+		return err
+	}
+	c := &schemaCommand{Client: client, SQL: string(sql), JSON: af.json(), Stdout: env.Stdout}
 	return c.Run(ctx)
 }
 

@@ -23,13 +23,17 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) error {
 	var af adminFlags
 	af.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: shardline status [--admin URL] [-o table|json]")
+		fmt.Fprintln(fs.Output(), "usage: shardline status [--admin URL] [--admin-token-file FILE | --dir DIR] [-o table|json]")
 		fs.PrintDefaults()
 	}
 	if err := af.parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	c := &statusCommand{Client: af.client(env), JSON: af.json(), Stdout: env.Stdout}
+	client, err := af.client(env)
+	if err != nil {
+		return err
+	}
+	c := &statusCommand{Client: client, JSON: af.json(), Stdout: env.Stdout}
 	return c.Run(ctx)
 }
 

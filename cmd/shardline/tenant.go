@@ -16,7 +16,8 @@ const tenantUsage = `usage:
   shardline tenant list [-o table|json]
   shardline tenant pin NAME [--shard ID] [-o table|json]
   shardline tenant unpin NAME [-o table|json]
-Every subcommand also takes --admin URL.`
+Every subcommand also takes --admin URL, and --admin-token-file FILE or --dir DIR
+for the admin token (see -h).`
 
 // tenantCommand runs one tenant subcommand against the admin API.
 type tenantCommand struct {
@@ -62,7 +63,11 @@ func runTenant(ctx context.Context, env *cliEnv, args []string) error {
 	if err := af.check(); err != nil {
 		return err
 	}
-	c := &tenantCommand{Client: af.client(env), Action: action, Shard: shard, JSON: af.json(), Stdout: env.Stdout}
+	client, err := af.client(env)
+	if err != nil {
+		return err
+	}
+	c := &tenantCommand{Client: client, Action: action, Shard: shard, JSON: af.json(), Stdout: env.Stdout}
 	switch {
 	case wantName && len(pos) != 1:
 		return usageErr("tenant %s takes one tenant NAME, got %d arguments", action, len(pos))

@@ -30,11 +30,14 @@ type upCommand struct {
 	Replicas int
 	Listen   string // router
 	Admin    string // admin API
-	Metrics  string // Prometheus metrics
-	Pprof    bool   // also /debug/pprof on Metrics
-	Etcd     string // embedded etcd client address
-	EtcdPeer string
-	BasePort int
+	// AdminTokenFile holds the admin API's token; "" for DIR/admin.token,
+	// generated on the first run.
+	AdminTokenFile string
+	Metrics        string // Prometheus metrics
+	Pprof          bool   // also /debug/pprof on Metrics
+	Etcd           string // embedded etcd client address
+	EtcdPeer       string
+	BasePort       int
 	// MaxConnections is every PostgreSQL server's max_connections; 0
 	// keeps the cluster's default (300).
 	MaxConnections int
@@ -52,6 +55,8 @@ type upCommand struct {
 type upInfo struct {
 	RouterDSN string
 	AdminURL  string
+	// AdminTokenFile holds the admin API's token.
+	AdminTokenFile string
 }
 
 // stopTimeout bounds the whole shutdown after SIGINT or SIGTERM.
@@ -64,7 +69,9 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&c.Shards, "shards", 2, "number of shards (first run only)")
 	fs.IntVar(&c.Replicas, "replicas", 1, "streaming replicas per shard (first run only)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:6432", "router address (PostgreSQL protocol)")
-	fs.StringVar(&c.Admin, "admin", "127.0.0.1:6480", "admin API address (HTTP)")
+	fs.StringVar(&c.Admin, "admin", "127.0.0.1:6480", "admin API address (HTTP); on an address that is not loopback every request must send the admin token")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "`file` holding the admin API's token (default DIR/admin.token, generated on the first run); "+
+		"requests must send it as 'Authorization: Bearer TOKEN' when --admin is not a loopback address, and may on loopback")
 	fs.StringVar(&c.Metrics, "metrics", "127.0.0.1:6490", "Prometheus metrics address (HTTP /metrics)")
 	fs.BoolVar(&c.Pprof, "pprof", false, pprofHelp)
 	fs.StringVar(&c.Etcd, "etcd", etcdstore.DefaultClientAddr, "embedded etcd client address")
@@ -136,6 +143,11 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 
+	token, tokenFile, err := c.adminToken(dir)
+	if err != nil {
+		return err
+	}
+
 	// Bind our own ports next: a port in use is reported at once.
 	lns, err := listen(port{"router (--listen)", c.Listen}, port{"admin API (--admin)", c.Admin}, port{"metrics (--metrics)", c.Metrics})
 	if err != nil {
@@ -143,6 +155,11 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	}
 	defer lns.Close()
 	routerLn, adminLn, metricsLn := lns[0], lns[1], lns[2]
+	requireToken, err := requireAdminToken(adminLn.Addr(), token)
+	if err != nil {
+		return err
+	}
+	log.Info("admin API token", "file", tokenFile, "required", requireToken)
 	if err := lock.SetAddrs(routerLn.Addr().String(), "http://"+adminLn.Addr().String()); err != nil {
 		return err
 	}
@@ -214,11 +231,13 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 	info := upInfo{
-		RouterDSN: fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
-		AdminURL:  "http://" + adminLn.Addr().String(),
+		RouterDSN:      fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
+		AdminURL:       "http://" + adminLn.Addr().String(),
+		AdminTokenFile: tokenFile,
 	}
 	var ready atomic.Bool
-	handler, err := api.NewServer(api.Config{Manager: mgr, Logger: log, Ready: ready.Load, RouterDSN: info.RouterDSN})
+	handler, err := api.NewServer(api.Config{Manager: mgr, Logger: log, Ready: ready.Load, RouterDSN: info.RouterDSN,
+		Token: token, RequireToken: requireToken})
 	if err != nil {
 		return err
 	}
@@ -228,6 +247,14 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 
 	ready.Store(true)
 	fmt.Fprintf(c.Stdout, "shardline ready: router %s  admin %s  metrics http://%s/metrics\n", info.RouterDSN, info.AdminURL, metricsLn.Addr())
+	needed, send := "not required on loopback", "--admin-token-file "+tokenFile
+	if requireToken {
+		needed = "required: the admin API is not on loopback"
+	}
+	if c.AdminTokenFile == "" {
+		send = "--dir " + dir
+	}
+	fmt.Fprintf(c.Stdout, "admin token: %s (%s; the CLI sends it with %s)\n", tokenFile, needed, send)
 	fmt.Fprintf(c.Stdout, "try: psql '%s' -c \"SET shardline.tenant = 'acme'\" -c 'SHOW shardline.shard'\n", info.RouterDSN)
 	if c.OnReady != nil {
 		c.OnReady(info)
@@ -245,6 +272,28 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		ready.Store(false)
 		return fmt.Errorf("embedded etcd: %w", err)
 	}
+}
+
+// adminToken returns the admin API's token and the file it is in:
+// --admin-token-file's, else the cluster directory's, generated on the
+// first run. A file that cannot be read or written is exit status 1.
+func (c *upCommand) adminToken(dir string) (token, file string, err error) {
+	if c.AdminTokenFile != "" {
+		file, err := filepath.Abs(c.AdminTokenFile)
+		if err != nil {
+			return "", "", err
+		}
+		token, err := readTokenFile(file)
+		if err != nil {
+			return "", "", &exitError{code: 1, msg: fmt.Sprintf("--admin-token-file: %v", err)}
+		}
+		return token, file, nil
+	}
+	token, err = clusterToken(dir)
+	if err != nil {
+		return "", "", &exitError{code: 1, msg: fmt.Sprintf("%v (the cluster directory keeps the admin token in %s)", err, adminTokenName)}
+	}
+	return token, filepath.Join(dir, adminTokenName), nil
 }
 
 // tenantRows finds a tenant's rows in the tenant tables (those with a
