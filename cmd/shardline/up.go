@@ -226,7 +226,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	mgr, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(postgres.ApplySchema), Data: tenantRows, Router: rt, Logger: log})
+	mgr, err := shardmgr.New(shardmgr.Config{Store: store, Schema: postgres.SchemaAdmin{}, Data: tenantRows, Router: rt, Logger: log})
 	if err != nil {
 		return err
 	}
