@@ -36,6 +36,12 @@ func testShards(n int) []shardline.Shard {
 // shards unless shards is nil.
 func newManager(t *testing.T, shards []shardline.Shard, router shardmgr.RouterInfo) (*shardmgr.Manager, *etcdstore.Store) {
 	t.Helper()
+	return newManagerWith(t, shards, router, shardmgr.SchemaApplierFunc(postgres.ApplySchema))
+}
+
+// newManagerWith is newManager with another schema applier.
+func newManagerWith(t *testing.T, shards []shardline.Shard, router shardmgr.RouterInfo, schema shardmgr.SchemaApplier) (*shardmgr.Manager, *etcdstore.Store) {
+	t.Helper()
 	store, err := etcdstore.NewStore(etcdtest.Start(t), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func newManager(t *testing.T, shards []shardline.Shard, router shardmgr.RouterIn
 			t.Fatal(err)
 		}
 	}
-	m, err := shardmgr.New(shardmgr.Config{Store: store, Schema: shardmgr.SchemaApplierFunc(postgres.ApplySchema), Data: noRows, Router: router})
+	m, err := shardmgr.New(shardmgr.Config{Store: store, Schema: schema, Data: noRows, Router: router})
 	if err != nil {
 		t.Fatal(err)
 	}

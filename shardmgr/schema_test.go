@@ -7,8 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shardline/shardline/shardmgr"
-	"github.com/shardline/shardline/storage/etcdstore"
-	"github.com/shardline/shardline/storage/etcdstore/etcdtest"
 	"github.com/shardline/shardline/storage/postgres"
 	"github.com/shardline/shardline/storage/postgres/pgtest"
 )
@@ -90,17 +88,7 @@ func TestSchemaRowLevelSecurity(t *testing.T) {
 	ctx := t.Context()
 	pg := pgtest.ForTest(t, 2, 0)
 	shards := pg.Shards()
-	store, err := etcdstore.NewStore(etcdtest.Start(t), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Bootstrap(ctx, shards); err != nil {
-		t.Fatal(err)
-	}
-	m, err := shardmgr.New(shardmgr.Config{Store: store, Schema: postgres.SchemaAdmin{}, Data: noRows})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _ := newManagerWith(t, shards, nil, postgres.SchemaAdmin{})
 	res, err := m.ApplySchema(ctx, `
 		CREATE TABLE notes (tenant_id text, id int, PRIMARY KEY (tenant_id, id));
 		CREATE TABLE plans (name text PRIMARY KEY);`)
