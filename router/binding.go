@@ -22,7 +22,14 @@ type txBinding struct {
 	pinned       bool // the session keeps its server connection (see stmtInfo.pins)
 	errSeen      bool
 	lastRollback bool // the last command of the transaction was ROLLBACK
+	// boundInTx: the tenant was bound inside the transaction (see
+	// rebindInTransaction), where a rollback undoes the SET.
+	boundInTx bool
 }
+
+// unknownTenant marks a server connection whose binding the router does
+// not know: it matches no tenant, so the next transaction binds afresh.
+const unknownTenant shardline.TenantID = "\x00unknown"
 
 // status is the transaction status the client should see.
 func (s *session) status() byte {

@@ -320,7 +320,11 @@ func (s *session) onReady(status byte) {
 			}
 		} else {
 			s.pendingSets = s.pendingSets[:0]
+			if s.boundInTx && s.be != nil {
+				s.be.tenant = unknownTenant // the rollback undid the binding
+			}
 		}
+		s.boundInTx = false
 		s.errSeen = false
 		s.lastRollback = false
 		if len(s.queue) == 0 && !s.skipToSync {

@@ -134,6 +134,7 @@ func (s *session) rebindInTransaction(tenant shardline.TenantID) error {
 			s.txTenant = tenant
 			s.be.out.Write(queryMsg(bindSQL(tenant)))
 			s.be.tenant = tenant
+			s.boundInTx = true // a rollback undoes it: see onReady
 			s.push(pending{kind: 'Q', swallow: true, internal: true})
 			return nil
 		}

@@ -115,3 +115,42 @@ func TestTenantSwitchInsideTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRollbackUndoesTheBinding binds a tenant inside a transaction that
+// began without one, then rolls back: the rollback undoes the server's
+// SET, so the next transaction of that tenant on the same server
+// connection must bind it again.
+func TestRollbackUndoesTheBinding(t *testing.T) {
+	needCluster(t)
+	ctx := testCtx(t)
+	// A tenant on the shard where statements without a tenant go.
+	home := anyShard(env.watcher.Current())
+	tenant := ""
+	for i := 0; tenant == ""; i++ {
+		if name := fmt.Sprintf("rb%d", i); shardOf(t, name) == home {
+			tenant = name
+		}
+	}
+	c := connect(t, "")
+	for _, end := range []string{"ROLLBACK", "SELECT 1/0"} {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT 1"); err != nil { // no tenant: the transaction starts on home
+			t.Fatal(err)
+		}
+		var got string
+		q := "SELECT current_setting('shardline.tenant', true) /* tenant='" + tenant + "' */"
+		if err := tx.QueryRow(ctx, q).Scan(&got); err != nil || got != tenant {
+			t.Fatalf("inside the transaction: %q %v", got, err)
+		}
+		_, _ = tx.Exec(ctx, end) // ends it: by ROLLBACK, or by an error and then ROLLBACK
+		_ = tx.Rollback(ctx)
+		for i := 0; i < testPoolSize; i++ { // whichever connection comes next
+			if err := c.QueryRow(ctx, q).Scan(&got); err != nil || got != tenant {
+				t.Fatalf("after %s, the next transaction of %s runs bound to %q (%v)", end, tenant, got, err)
+			}
+		}
+	}
+}
