@@ -39,6 +39,12 @@ type Shard struct {
 	Replicas []Member `json:"replicas"`
 	// Epoch increases whenever the primary changes.
 	Epoch int64 `json:"epoch"`
+	// ServerUser is the role the router's server connections log in as on
+	// every member of the shard, in place of the user of the members'
+	// DSNs, which administrative work keeps using. "" keeps the DSNs'
+	// user. The router refuses a role that is superuser or BYPASSRLS, as
+	// row-level security would not bind it.
+	ServerUser string `json:"server_user,omitempty"`
 }
 
 // Clone returns a deep copy.

@@ -37,8 +37,9 @@ type backend struct {
 	lastUsed time.Time
 }
 
-// dialBackend connects and authenticates with pgconn, then takes over the
-// raw connection: the router relays protocol bytes itself.
+// dialBackend connects and authenticates with pgconn, checks the role
+// (checkRole), then takes over the raw connection: the router relays
+// protocol bytes itself. A refused role is an *Error.
 func dialBackend(ctx context.Context, p *pool) (*backend, map[string]string, error) {
 	pc, err := pgconn.ConnectConfig(ctx, p.cfg.Copy())
 	if err != nil {
@@ -47,6 +48,12 @@ func dialBackend(ctx context.Context, p *pool) (*backend, map[string]string, err
 	if err := pc.SyncConn(ctx); err != nil {
 		pc.Close(ctx)
 		return nil, nil, fmt.Errorf("connect to shard %s: %w", p.shard, err)
+	}
+	if !p.allowSuperuser {
+		if err := checkRole(ctx, p, pc); err != nil {
+			pc.Close(ctx)
+			return nil, nil, err
+		}
 	}
 	hc, err := pc.Hijack()
 	if err != nil {
@@ -74,6 +81,39 @@ func dialBackend(ctx context.Context, p *pool) (*backend, map[string]string, err
 		prepared: make(map[string]struct{}),
 	}
 	return b, hc.ParameterStatuses, nil
+}
+
+// bypassRLSQuery asks whether the connection's role skips row-level
+// security.
+const bypassRLSQuery = "SELECT rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user"
+
+// checkRole refuses a server connection whose role is a superuser (the
+// server reports is_superuser at startup) or BYPASSRLS (one query): row-level
+// security binds neither, so the tenant binding would not hold on it. The
+// refusal is an *Error (28000).
+func checkRole(ctx context.Context, p *pool, pc *pgconn.PgConn) error {
+	user := pc.ParameterStatus("session_authorization")
+	if user == "" {
+		user = p.cfg.User
+	}
+	what := ""
+	if pc.ParameterStatus("is_superuser") == "on" {
+		what = "a superuser"
+	} else {
+		res := pc.ExecParams(ctx, bypassRLSQuery, nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			return fmt.Errorf("connect to shard %s: check role %s: %w", p.shard, user, res.Err)
+		}
+		if len(res.Rows) == 1 && string(res.Rows[0][0]) == "t" {
+			what = "BYPASSRLS"
+		}
+	}
+	if what == "" {
+		return nil
+	}
+	return &Error{Code: codeInvalidAuthorization,
+		Message: fmt.Sprintf("shard %s: the router's server role %q is %s, so row-level security would not bind its sessions", p.shard, user, what),
+		Hint:    "Give the shard a server_user that is neither superuser nor BYPASSRLS; 'shardline up' creates shardline_app (--allow-superuser allows it, for development only)."}
 }
 
 // close sends Terminate and closes the connection. Closing ends any

@@ -62,7 +62,11 @@ type Config struct {
 	// for the loop to serve that one reply and sleep again
 	// (internal/netloop/sched.go). For comparison.
 	NoSchedBatch bool
-	Logger       *slog.Logger
+	// AllowSuperuser lets server connections log in as a superuser or a
+	// BYPASSRLS role, which row-level security does not bind. By default
+	// the router refuses such connections (28000). For development only.
+	AllowSuperuser bool
+	Logger         *slog.Logger
 	// Registerer receives the router's metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
 }

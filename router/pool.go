@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -20,9 +21,14 @@ type pool struct {
 	member  string
 	replica bool
 	dsn     string
-	cfg     *pgconn.Config
-	max     int
-	timeout time.Duration
+	// serverUser is the user that replaced the DSN's, or "".
+	serverUser string
+	// allowSuperuser lets connections log in as a superuser or BYPASSRLS
+	// role (Config.AllowSuperuser).
+	allowSuperuser bool
+	cfg            *pgconn.Config
+	max            int
+	timeout        time.Duration
 	// idleCheck is how long a connection may sit idle before acquire checks
 	// that the server has not closed it.
 	idleCheck time.Duration
@@ -38,12 +44,17 @@ type pool struct {
 	closed     bool
 }
 
-func newPool(shard shardline.ShardID, dsn string, max int, timeout, idleCheck time.Duration, m *poolMetrics, onDial func(map[string]string)) (*pool, error) {
+// newPool makes the pool of the member at dsn, whose connections log in as
+// user, or as the DSN's user when user is "".
+func newPool(shard shardline.ShardID, dsn, user string, max int, timeout, idleCheck time.Duration, m *poolMetrics, onDial func(map[string]string)) (*pool, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: parse DSN: %w", shard, err)
 	}
-	return &pool{shard: shard, dsn: dsn, cfg: cfg, max: max, timeout: timeout, idleCheck: idleCheck, metrics: m, onDial: onDial}, nil
+	if user != "" {
+		cfg.User = user
+	}
+	return &pool{shard: shard, dsn: dsn, serverUser: user, cfg: cfg, max: max, timeout: timeout, idleCheck: idleCheck, metrics: m, onDial: onDial}, nil
 }
 
 // take returns an idle connection (prefer, when it is idle) without waiting
@@ -248,6 +259,10 @@ func (p *pool) dial(ctx context.Context) (*backend, error) {
 	if err != nil {
 		p.freeSlot()
 		p.metrics.dialErrors.Inc()
+		var re *Error
+		if errors.As(err, &re) {
+			return nil, re
+		}
 		return nil, &Error{Code: codeCannotConnectNow,
 			Message: fmt.Sprintf("cannot connect to shard %s", p.shard),
 			Hint:    "Check that the shard's primary is running ('shardline status').", Err: err}

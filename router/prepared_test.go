@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/shardline/shardline/storage/postgres"
 )
 
 // TestFailedBeginInBatchKeepsConnection sends a batch whose BEGIN is bad
@@ -51,7 +52,10 @@ func TestPreparedStatementsFollowDDL(t *testing.T) {
 			// A table of its own: the other case's sessions may still
 			// hold statements on the other's.
 			table := "reshaped_" + through
+			// Owned by the router's server role, which the DDL through
+			// the router runs as.
 			applySchema(t, `DROP TABLE IF EXISTS `+table+`; CREATE TABLE `+table+` (tenant_id text NOT NULL, a int, b int);
+				ALTER TABLE `+table+` OWNER TO `+postgres.AppRole+`;
 				INSERT INTO `+table+` VALUES ('ddl1', 1, 2)`)
 			ctx := testCtx(t)
 			q := "SELECT * FROM " + table + " WHERE tenant_id = $1"

@@ -100,7 +100,7 @@ func (r *Router) eligibleReplica(sh shardline.Shard, bound lagBound, tok shardli
 			reason = fallbackToken
 			continue
 		}
-		p, err := r.memberPool(sh.ID, m, true, loop)
+		p, err := r.memberPool(sh.ID, m, sh.ServerUser, true, loop)
 		if err != nil {
 			continue
 		}

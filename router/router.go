@@ -158,27 +158,29 @@ func (r *Router) poolFor(p *shardline.Placement, shard shardline.ShardID, loop i
 		return nil, &Error{Code: codeCannotConnectNow, Message: "shard " + string(shard) + " is not in the placement map",
 			Hint: "Check the cluster with 'shardline status'."}
 	}
-	return r.memberPool(shard, sh.Primary, false, loop)
+	return r.memberPool(shard, sh.Primary, sh.ServerUser, false, loop)
 }
 
-// memberPool returns loop's pool of one member, creating it (or replacing
-// it when the member's DSN changed) on first use.
-func (r *Router) memberPool(shard shardline.ShardID, m shardline.Member, replica bool, loop int) (*pool, error) {
+// memberPool returns loop's pool of one member, whose connections log in
+// as user ("" for the DSN's user), creating it (or replacing it when the
+// member's DSN or the user changed) on first use.
+func (r *Router) memberPool(shard shardline.ShardID, m shardline.Member, user string, replica bool, loop int) (*pool, error) {
 	pools := &r.pools[loop]
-	if pl, ok := (*pools.Load())[m.Name]; ok && pl.dsn == m.DSN {
+	if pl, ok := (*pools.Load())[m.Name]; ok && pl.dsn == m.DSN && pl.serverUser == user {
 		return pl, nil
 	}
 	r.poolMu.Lock()
 	defer r.poolMu.Unlock()
 	cur := *pools.Load()
-	if pl, ok := cur[m.Name]; ok && pl.dsn == m.DSN {
+	if pl, ok := cur[m.Name]; ok && pl.dsn == m.DSN && pl.serverUser == user {
 		return pl, nil
 	}
 	size := poolShare(r.cfg.PoolSize, len(r.loops.all), loop)
-	pl, err := newPool(shard, m.DSN, size, r.cfg.WaitTimeout, r.cfg.IdleCheckAfter, r.metrics.forShard(string(shard)), r.learnServerParams)
+	pl, err := newPool(shard, m.DSN, user, size, r.cfg.WaitTimeout, r.cfg.IdleCheckAfter, r.metrics.forShard(string(shard)), r.learnServerParams)
 	if err != nil {
 		return nil, &Error{Code: codeCannotConnectNow, Message: err.Error(), Err: err}
 	}
+	pl.allowSuperuser = r.cfg.AllowSuperuser
 	pl.member, pl.replica = m.Name, replica
 	next := make(map[string]*pool, len(cur)+1)
 	for k, v := range cur {

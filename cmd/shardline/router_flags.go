@@ -26,6 +26,9 @@ type routerFlags struct {
 	NoWriteTokens bool
 	NoIOUring     bool
 	NoSchedBatch  bool
+	// AllowSuperuser lets server connections use a superuser or BYPASSRLS
+	// role, which row-level security does not bind (development only).
+	AllowSuperuser bool
 }
 
 // register adds the flags to fs. help prefixes every help text but that of
@@ -39,6 +42,7 @@ func (f *routerFlags) register(fs *flag.FlagSet, help string) {
 	fs.DurationVar(&f.ReplicaPoll, "replica-poll", 250*time.Millisecond, help+"how often replica lag is sampled")
 	fs.BoolVar(&f.NoWriteTokens, "no-write-tokens", false, help+"skip read-your-writes tokens after write transactions (only to measure their cost)")
 	fs.BoolVar(&f.NoIOUring, "no-io-uring", false, help+"one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
+	fs.BoolVar(&f.AllowSuperuser, "allow-superuser", false, help+"let server connections use a superuser or BYPASSRLS role, which row-level security does not bind; for development only (by default the router refuses them: give each shard a server_user)")
 	fs.BoolVar(&f.NoSchedBatch, "no-sched-batch", false, help+"keep the event loop's thread in the default scheduling policy instead of SCHED_BATCH (only to measure the difference)")
 }
 
@@ -76,7 +80,7 @@ func (noPlacement) Current() *shardline.Placement { return nil }
 func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
 	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize, Loops: f.Loops,
 		DefaultTarget: f.Target, DefaultMaxLag: f.MaxLag, ReplicaPollInterval: f.ReplicaPoll, NoWriteTokens: f.NoWriteTokens,
-		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch,
+		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch, AllowSuperuser: f.AllowSuperuser,
 		Logger: log.With("component", "router"), Registerer: reg}
 }
 

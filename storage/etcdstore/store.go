@@ -237,8 +237,11 @@ func checkShards(shards []shardline.Shard) (map[shardline.ShardID]shardline.Shar
 	return want, nil
 }
 
+// sameMembers reports whether a and b have the same members and server
+// user: a restart that changes either (as the first start after
+// ServerUser existed does) rewrites the shard.
 func sameMembers(a, b shardline.Shard) bool {
-	return a.Primary == b.Primary && slices.Equal(a.Replicas, b.Replicas)
+	return a.Primary == b.Primary && slices.Equal(a.Replicas, b.Replicas) && a.ServerUser == b.ServerUser
 }
 
 func sameIDs(have map[shardline.ShardID]*mvccpb.KeyValue, want map[shardline.ShardID]shardline.Shard) error {

@@ -83,6 +83,21 @@ func TestBootstrapIdempotentAndEven(t *testing.T) {
 		t.Errorf("second bootstrap wrote: revision %d -> %d", p1.Revision, p2.Revision)
 	}
 
+	// A server user given at a later bootstrap (the first start after it
+	// existed) is stored, without raising the epoch.
+	withUser := testShards(3)
+	withUser[2].ServerUser = "shardline_app"
+	pu, err := s.Bootstrap(ctx, withUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pu.Shards["s3"]; got.ServerUser != "shardline_app" || got.Epoch != 0 {
+		t.Errorf("s3 after a server user = %+v, want server_user shardline_app, epoch 0", got)
+	}
+	if got, err := s.Shard(ctx, "s3"); err != nil || got.ServerUser != "shardline_app" {
+		t.Errorf("s3 read back = %+v, %v", got, err)
+	}
+
 	// A pinned tenant and the slot table survive a later bootstrap that
 	// changes members; a new primary raises the epoch, a new replica does not.
 	if _, err := s.PinTenant(ctx, "acme", "s3"); err != nil {

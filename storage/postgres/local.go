@@ -214,6 +214,9 @@ func (l *Local) create(ctx context.Context, cfg *LocalConfig) error {
 		if err := p.createDatabase(ctx, l.database); err != nil {
 			return err
 		}
+		if err := p.ensureAppRole(ctx, l.database); err != nil {
+			return err
+		}
 		for _, r := range shard[1:] {
 			if err := r.basebackup(ctx, noSync); err != nil {
 				return err
@@ -282,6 +285,12 @@ func (l *Local) restart(ctx context.Context, cfg *LocalConfig, man *manifest) er
 			if err := m.start(ctx); err != nil {
 				return err
 			}
+			// Clusters made before the role existed get it here.
+			if m.isPrimary() {
+				if err := m.ensureAppRole(ctx, l.database); err != nil {
+					return err
+				}
+			}
 		}
 		return shard[0].waitStreaming(ctx, shard[1:], streamingTimeout)
 	})
@@ -345,13 +354,13 @@ func (l *Local) abort(ctx context.Context) {
 // "host=DIR/pg/run,127.0.0.1 port=PORT user=postgres dbname=DATABASE sslmode=disable"
 // (the Unix socket, then TCP), or
 // postgres://postgres@127.0.0.1:PORT/DATABASE?sslmode=disable where the
-// socket path would be too long. Epoch is 1.
+// socket path would be too long. Epoch is 1, and ServerUser is AppRole.
 func (l *Local) Shards() []shardline.Shard {
 	var shards []shardline.Shard
 	for _, m := range l.members {
 		mm := shardline.Member{Name: m.Name, DSN: m.dsn(l.database)}
 		if m.isPrimary() {
-			shards = append(shards, shardline.Shard{ID: shardline.ShardID(m.shard), Primary: mm, Epoch: 1})
+			shards = append(shards, shardline.Shard{ID: shardline.ShardID(m.shard), Primary: mm, Epoch: 1, ServerUser: AppRole})
 			continue
 		}
 		s := &shards[len(shards)-1]

@@ -55,6 +55,15 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("members %+v: want 4 on consecutive ports", got)
 	}
 
+	// The router's server role: can log in, is neither superuser nor
+	// BYPASSRLS, and may use what postgres creates in schema public.
+	for _, s := range shards {
+		if s.ServerUser != postgres.AppRole {
+			t.Fatalf("shard %s: ServerUser %q, want %s", s.ID, s.ServerUser, postgres.AppRole)
+		}
+		checkAppRole(t, ctx, s.Primary.DSN)
+	}
+
 	// A row written on each primary shows up on its replica.
 	for _, s := range shards {
 		exec(t, ctx, s.Primary.DSN, "CREATE TABLE kv (k text PRIMARY KEY, v text)")
@@ -81,6 +90,11 @@ func TestLocalCluster(t *testing.T) {
 	awaitValue(t, ctx, shards[0].Replicas[0].DSN, "while-down", "yes")
 	if err := l.StopMember(ctx, "nope", "fast"); !errors.Is(err, postgres.ErrUnknownMember) {
 		t.Fatalf("StopMember(nope) = %v, want ErrUnknownMember", err)
+	}
+
+	// A cluster made before the role existed: a restart creates it.
+	for _, s := range shards {
+		exec(t, ctx, s.Primary.DSN, "DROP OWNED BY "+postgres.AppRole+"; DROP ROLE "+postgres.AppRole)
 	}
 
 	// Stop leaves no server process behind, quickly, and is idempotent.
@@ -133,6 +147,11 @@ func TestLocalCluster(t *testing.T) {
 		}
 		exec(t, ctx, s.Primary.DSN, "INSERT INTO kv VALUES ('after-restart', 'yes')")
 		awaitValue(t, ctx, s.Replicas[0].DSN, "after-restart", "yes")
+		checkAppRole(t, ctx, s.Primary.DSN)
+		// Existing tables are granted too.
+		if v := queryString(t, ctx, appRoleDSN(t, s.Primary.DSN), "SELECT v FROM kv WHERE k = 'after-restart'"); v != "yes" {
+			t.Fatalf("%s as %s: %q", s.Primary.Name, postgres.AppRole, v)
+		}
 	}
 
 	// A second process on the same directory is refused.
@@ -239,6 +258,33 @@ func TestApplySchema(t *testing.T) {
 	if v := queryString(t, ctx, dsn, "SELECT count(*)::text FROM accounts"); v != "1" {
 		t.Errorf("accounts has %s rows after a failed ApplySchema, want 1", v)
 	}
+}
+
+// checkAppRole checks postgres.AppRole on the server dsn names: it logs in,
+// is neither superuser nor BYPASSRLS, and may read and write a table
+// postgres creates in schema public after it (default privileges).
+func checkAppRole(t *testing.T, ctx context.Context, dsn string) {
+	t.Helper()
+	q := "SELECT (rolcanlogin AND NOT rolsuper AND NOT rolbypassrls)::text FROM pg_roles WHERE rolname = '" + postgres.AppRole + "'"
+	if v := queryString(t, ctx, dsn, q); v != "true" {
+		t.Fatalf("role %s: login and neither superuser nor BYPASSRLS = %s", postgres.AppRole, v)
+	}
+	exec(t, ctx, dsn, "DROP TABLE IF EXISTS approle_check; CREATE TABLE approle_check (n serial PRIMARY KEY, v text)")
+	if v := queryString(t, ctx, appRoleDSN(t, dsn), "INSERT INTO approle_check (v) VALUES ('x') RETURNING current_user::text"); v != postgres.AppRole {
+		t.Fatalf("insert as %s: current_user %q", postgres.AppRole, v)
+	}
+}
+
+// appRoleDSN is dsn (of either form Shards makes) with postgres.AppRole
+// for its user.
+func appRoleDSN(t *testing.T, dsn string) string {
+	t.Helper()
+	r := strings.NewReplacer("user=postgres ", "user="+postgres.AppRole+" ", "postgres://postgres@", "postgres://"+postgres.AppRole+"@")
+	out := r.Replace(dsn)
+	if out == dsn {
+		t.Fatalf("DSN %q names no user postgres", dsn)
+	}
+	return out
 }
 
 func exec(t *testing.T, ctx context.Context, dsn, sql string) {

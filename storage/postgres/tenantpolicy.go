@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS shardline.rls_opt_out (
 CREATE OR REPLACE FUNCTION shardline.current_tenant() RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE
 	AS $$ SELECT nullif(current_setting('shardline.tenant', true), '') $$;
+GRANT USAGE ON SCHEMA shardline TO PUBLIC;
+GRANT EXECUTE ON FUNCTION shardline.current_tenant() TO PUBLIC;
 `
 
 // TenantTableInfo is what the catalog says of one tenant table.
