@@ -37,6 +37,12 @@ type backend struct {
 	lastUsed time.Time
 }
 
+// appliedUnknown is backend.applied for a connection whose settings the
+// router does not know (a transaction changed them): it matches no
+// session's, so the next transaction resets them (RESET ALL) and replays
+// its own.
+const appliedUnknown = "\x00changed"
+
 // dialBackend connects and authenticates with pgconn, checks the role
 // (checkRole), then takes over the raw connection: the router relays
 // protocol bytes itself. A refused role is an *Error.

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 
@@ -315,7 +316,7 @@ func (s *session) onReady(status byte) {
 			if len(s.pendingSets) > 0 {
 				s.applySettings()
 				if s.be != nil {
-					s.be.applied = "\x00changed" // replay from scratch next time
+					s.be.applied = appliedUnknown // replay from scratch next time
 				}
 			}
 		} else {
@@ -455,11 +456,11 @@ func (c *copyOut) flush() (ended bool, err error) {
 func (s *session) relayDuringCopy() (ended bool, err error) {
 	be := s.be
 	for be.in.buffered() > 0 || be.conn.Ready() {
-		hdr, err := be.in.r.Peek(1)
+		typ, err := be.in.peekType()
 		if err != nil {
 			return false, s.serverGone(err)
 		}
-		switch hdr[0] {
+		switch typ {
 		case 'N', 'S', 'A':
 		default:
 			return true, nil
@@ -475,16 +476,24 @@ func (s *session) relayDuringCopy() (ended bool, err error) {
 
 // errorMessage extracts the M field of an ErrorResponse body, for logs.
 func errorMessage(body []byte) slog.Value {
-	for len(body) > 1 {
-		f := body[0]
-		v, rest, ok := cstring(body[1:])
-		if !ok {
-			break
-		}
-		if f == 'M' {
-			return slog.StringValue(v)
-		}
-		body = rest
+	if m := errorField(body, 'M'); m != nil {
+		return slog.StringValue(string(m))
 	}
 	return slog.StringValue("?")
+}
+
+// errorField returns field f of an ErrorResponse or NoticeResponse body.
+func errorField(body []byte, f byte) []byte {
+	for len(body) > 1 {
+		typ := body[0]
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			return nil
+		}
+		if typ == f {
+			return body[1 : 1+end]
+		}
+		body = body[2+end:]
+	}
+	return nil
 }

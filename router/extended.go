@@ -61,7 +61,7 @@ func (s *session) handleParse(body []byte) error {
 	}
 	s.pinned = s.pinned || info.pins
 	if info.untracked {
-		s.be.applied = "\x00changed" // reset before the connection's next transaction
+		s.be.applied = appliedUnknown // reset before the connection's next transaction
 	}
 	if name == "" {
 		prep := s.stmts[""]

@@ -24,6 +24,14 @@ func startRouter(t *testing.T, cfg Config) (*Router, string) {
 	if cfg.Loops == 0 && testLoops <= cfg.PoolSize {
 		cfg.Loops = testLoops
 	}
+	r, addr := serveRouter(t, cfg)
+	return r, "postgres://app@" + addr + "/app?sslmode=disable&options=-c%20shardline.tenant%3Dacme"
+}
+
+// serveRouter makes a router of cfg and serves it on a loopback port until
+// the test ends; it returns the router and its address.
+func serveRouter(t *testing.T, cfg Config) (*Router, string) {
+	t.Helper()
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +48,7 @@ func startRouter(t *testing.T, cfg Config) (*Router, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return r, "postgres://app@" + ln.Addr().String() + "/app?sslmode=disable&options=-c%20shardline.tenant%3Dacme"
+	return r, ln.Addr().String()
 }
 
 // waitFor polls cond (a metric the router updates) until it holds.

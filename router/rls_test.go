@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -158,20 +157,10 @@ func TestRouterRefusesSuperuserServerRole(t *testing.T) {
 	}
 	for _, allow := range []bool{false, true} {
 		t.Run(fmt.Sprintf("allow=%v", allow), func(t *testing.T) {
-			r, err := New(Config{Placement: staticPlacement{&p}, PoolSize: 2, WaitTimeout: 5 * time.Second,
+			_, addr := serveRouter(t, Config{Placement: staticPlacement{&p}, PoolSize: 2, WaitTimeout: 5 * time.Second,
 				NoIOUring: testNoIOUring, AllowSuperuser: allow})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			serr := make(chan error, 1)
-			go func() { serr <- r.Serve(ln) }()
-			t.Cleanup(func() { r.Close(); <-serr })
 			ctx := testCtx(t)
-			c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://app@%s/app?sslmode=disable&options=-c%%20shardline.tenant%%3Dacme", ln.Addr()))
+			c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://app@%s/app?sslmode=disable&options=-c%%20shardline.tenant%%3Dacme", addr))
 			if err != nil {
 				if !allow && pgCode(err) == "28000" { // the greeting needs a server connection of the first shard
 					checkRefusal(t, err, anyShard(&p))

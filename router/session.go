@@ -394,7 +394,7 @@ func (s *session) handleQuery(body []byte) error {
 	}
 	s.pinned = s.pinned || info.pins
 	if info.untracked {
-		s.be.applied = "\x00changed" // reset before the connection's next transaction
+		s.be.applied = appliedUnknown // reset before the connection's next transaction
 	}
 	return s.sendQuery(body, settingOpOf(&info, q), s.tokenAfter(q))
 }

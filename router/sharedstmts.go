@@ -125,19 +125,3 @@ func isDDLTag(tag []byte) bool {
 	}
 	return false
 }
-
-// errorField returns field f of an ErrorResponse or NoticeResponse body.
-func errorField(body []byte, f byte) []byte {
-	for len(body) > 1 {
-		typ := body[0]
-		end := bytes.IndexByte(body[1:], 0)
-		if end < 0 {
-			return nil
-		}
-		if typ == f {
-			return body[1 : 1+end]
-		}
-		body = body[2+end:]
-	}
-	return nil
-}

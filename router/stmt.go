@@ -60,13 +60,15 @@ func classify(q []byte) stmtInfo {
 	info.pins = pinsSession(q, q[w.pos]|0x20)
 	info.untracked = indexFold(q, "set_config") >= 0
 	if mayHaveLaterStatement(q) {
+		later := false
 		forEachLaterStatement(q, func(stmt []byte) bool {
+			later = true
 			info.pins = info.pins || pinsSession(stmt, stmt[0]|0x20)
-			// The first statement's SET is tracked only when alone.
-			info.untracked = info.untracked || isWordFold(stmt, "set") || isWordFold(stmt, "reset") ||
-				isWordFold(q[w.pos:], "set") || isWordFold(q[w.pos:], "reset")
+			info.untracked = info.untracked || isWordFold(stmt, "set") || isWordFold(stmt, "reset")
 			return true
 		})
+		// The first statement's SET is tracked only when alone.
+		info.untracked = info.untracked || later && (isWordFold(q[w.pos:], "set") || isWordFold(q[w.pos:], "reset"))
 	}
 	switch q[w.pos] | 0x20 {
 	case 's', 'r', 'd', 'b':

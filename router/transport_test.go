@@ -51,21 +51,11 @@ func TestServersOverEachTransport(t *testing.T) {
 					p.Shards[id] = s
 				}
 			}
-			r, err := New(Config{Placement: staticPlacement{&p}, PoolSize: 2, WaitTimeout: 5 * time.Second, NoIOUring: testNoIOUring})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			serr := make(chan error, 1)
-			go func() { serr <- r.Serve(ln) }()
-			t.Cleanup(func() { r.Close(); <-serr })
+			_, routerAddr := serveRouter(t, Config{Placement: staticPlacement{&p}, PoolSize: 2, WaitTimeout: 5 * time.Second, NoIOUring: testNoIOUring})
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://app@%s/app?sslmode=disable&options=-c%%20shardline.tenant%%3Dtransport1", ln.Addr()))
+			c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://app@%s/app?sslmode=disable&options=-c%%20shardline.tenant%%3Dtransport1", routerAddr))
 			if err != nil {
 				t.Fatal(err)
 			}

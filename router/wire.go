@@ -28,6 +28,15 @@ func newMsgReader(rd io.Reader, size int) *msgReader {
 // buffered reports how many bytes can be read without blocking.
 func (m *msgReader) buffered() int { return m.r.Buffered() }
 
+// peekType returns the type of the next message without consuming it.
+func (m *msgReader) peekType() (byte, error) {
+	b, err := m.r.Peek(1)
+	if err != nil {
+		return 0, err
+	}
+	return b[0], nil
+}
+
 // next returns the next message. A length outside 4..maxMessageLen is a
 // protocol error.
 func (m *msgReader) next() (byte, []byte, error) {
