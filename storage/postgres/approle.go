@@ -15,22 +15,30 @@ import (
 const AppRole = "shardline_app"
 
 // appRoleSQL creates AppRole when it is missing and grants it what an
-// application needs in the database: the use of schema public and of what
-// postgres creates there. Every statement is idempotent; roles are
-// cluster-wide, so replicas get the role by streaming.
+// application needs in the database, and no more: the use of schema public
+// (not CREATE: a function of its own there could shadow one a policy or
+// another tenant's query calls), and SELECT, INSERT, UPDATE and DELETE on
+// what postgres creates there (not TRUNCATE, which row-level security does
+// not cover, nor TRIGGER or REFERENCES, which would let a session act on
+// or probe other tenants' rows). Every statement is idempotent, and revokes
+// what earlier versions granted; roles are cluster-wide, so replicas get
+// the role by streaming.
 var appRoleSQL = fmt.Sprintf(`
 DO $$ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%[1]s') THEN
 		CREATE ROLE %[1]s LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
 	END IF;
 END $$;
-ALTER ROLE %[1]s LOGIN NOSUPERUSER NOBYPASSRLS;
-GRANT USAGE, CREATE ON SCHEMA public TO %[1]s;
-GRANT ALL ON ALL TABLES IN SCHEMA public TO %[1]s;
-GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO %[1]s;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO %[1]s;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON SEQUENCES TO %[1]s;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON FUNCTIONS TO %[1]s;
+ALTER ROLE %[1]s LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+REVOKE CREATE ON SCHEMA public FROM %[1]s;
+GRANT USAGE ON SCHEMA public TO %[1]s;
+REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM %[1]s;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[1]s;
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLES FROM %[1]s;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %[1]s;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %[1]s;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO %[1]s;
 `, AppRole)
 
 // ensureAppRole creates AppRole on primary m unless it exists and grants

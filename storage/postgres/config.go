@@ -52,6 +52,10 @@ type LocalConfig struct {
 	// tests. They may not set port, listen_addresses,
 	// unix_socket_directories or cluster_name.
 	Conf map[string]string
+	// NoGuard starts the servers without the shardline_guard library, for
+	// machines without a C compiler or the server headers: the router then
+	// binds tenants with a setting any client can write (docs/isolation.md).
+	NoGuard bool
 	// Logger receives progress and warnings; nil discards them.
 	Logger *slog.Logger
 }

@@ -31,6 +31,7 @@ type Local struct {
 	members  []*member // in manifest order
 	byName   map[string]*member
 	database string
+	guard    *guard // nil with LocalConfig.NoGuard
 
 	mu      sync.Mutex
 	lock    *dirLock
@@ -95,6 +96,14 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	l.sockets = socketDir(pgDir)
 	if l.sockets == "" {
 		l.log.Info("servers listen on TCP only: the socket path would pass the kernel's limit", "dir", pgDir, "limit", maxSocketPath)
+	}
+	if !cfg.NoGuard {
+		if l.guard, err = prepareGuard(ctx, run, pgDir); err != nil {
+			lock.release()
+			return nil, err
+		}
+	} else {
+		l.log.Warn("servers start without the shardline_guard library: any client can set its tenant binding (NoGuard)")
 	}
 	man, err := readManifest(l.manifestPath())
 	if err == nil {
@@ -205,7 +214,7 @@ func (l *Local) create(ctx context.Context, cfg *LocalConfig) error {
 		if err := p.initdb(ctx, noSync); err != nil {
 			return err
 		}
-		if err := p.configure(l.man.Conf); err != nil {
+		if err := p.configure(l.serverConf()); err != nil {
 			return err
 		}
 		if err := p.start(ctx); err != nil {
@@ -217,11 +226,14 @@ func (l *Local) create(ctx context.Context, cfg *LocalConfig) error {
 		if err := p.ensureAppRole(ctx, l.database); err != nil {
 			return err
 		}
+		if err := l.ensureGuard(ctx, p); err != nil {
+			return err
+		}
 		for _, r := range shard[1:] {
 			if err := r.basebackup(ctx, noSync); err != nil {
 				return err
 			}
-			if err := r.configure(l.man.Conf); err != nil {
+			if err := r.configure(l.serverConf()); err != nil {
 				return err
 			}
 			if err := r.start(ctx); err != nil {
@@ -279,7 +291,7 @@ func (l *Local) restart(ctx context.Context, cfg *LocalConfig, man *manifest) er
 	l.log.Info("restarting cluster", "members", len(l.members))
 	return l.eachShard(func(shard []*member) error {
 		for _, m := range shard {
-			if err := m.configure(l.man.Conf); err != nil {
+			if err := m.configure(l.serverConf()); err != nil {
 				return err
 			}
 			if err := m.start(ctx); err != nil {
@@ -290,10 +302,41 @@ func (l *Local) restart(ctx context.Context, cfg *LocalConfig, man *manifest) er
 				if err := m.ensureAppRole(ctx, l.database); err != nil {
 					return err
 				}
+				if err := l.ensureGuard(ctx, m); err != nil {
+					return err
+				}
 			}
 		}
 		return shard[0].waitStreaming(ctx, shard[1:], streamingTimeout)
 	})
+}
+
+// serverConf is the members' postgresql.conf settings of the manifest, with
+// those that load the guard.
+func (l *Local) serverConf() map[string]string {
+	if l.guard == nil {
+		return l.man.Conf
+	}
+	return l.guard.settings(l.man.Conf)
+}
+
+// ensureGuard creates the binding functions on primary p, unless the
+// cluster runs without the guard.
+func (l *Local) ensureGuard(ctx context.Context, p *member) error {
+	if l.guard == nil {
+		return nil
+	}
+	return p.ensureGuard(ctx, l.database, l.guard)
+}
+
+// BindingToken is the token the router passes to shardline.enter() to bind
+// a tenant, or "" when the servers run without the guard (NoGuard): the
+// router then binds with SET, which any client can do too.
+func (l *Local) BindingToken() string {
+	if l.guard == nil {
+		return ""
+	}
+	return l.guard.token
 }
 
 // logDifferences logs where cfg differs from the manifest that wins.
@@ -460,7 +503,7 @@ func (l *Local) StartMember(ctx context.Context, name string) error {
 	if up, err := m.running(ctx); err != nil || up {
 		return err
 	}
-	if err := m.configure(l.man.Conf); err != nil {
+	if err := m.configure(l.serverConf()); err != nil {
 		return err
 	}
 	return m.start(ctx)

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS shardline.rls_opt_out (
 	PRIMARY KEY (table_schema, table_name));
 CREATE OR REPLACE FUNCTION shardline.current_tenant() RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE
-	AS $$ SELECT nullif(current_setting('shardline.tenant', true), '') $$;
+	AS $$ SELECT nullif(pg_catalog.current_setting('shardline.tenant', true), '') $$;
 GRANT USAGE ON SCHEMA shardline TO PUBLIC;
 GRANT EXECUTE ON FUNCTION shardline.current_tenant() TO PUBLIC;
 `

@@ -26,6 +26,7 @@ CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO (
 CREATE ROLE app LOGIN NOSUPERUSER NOBYPASSRLS;
 GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, events, events_2026, audit TO app;
 GRANT USAGE ON SCHEMA shardline TO app;
+GRANT EXECUTE ON FUNCTION shardline.enter(text, text) TO app;
 INSERT INTO accounts VALUES ('acme', 1, 'a'), ('acme', 2, 'a'), ('hooli', 1, 'h');
 INSERT INTO events VALUES ('acme', '2026-03-01'), ('hooli', '2026-04-01');
 INSERT INTO audit VALUES ('acme', now()), ('hooli', now());`
@@ -130,7 +131,7 @@ func TestTenantPoliciesEnforce(t *testing.T) {
 	if n := count("SELECT count(*) FROM accounts"); n != 0 {
 		t.Fatalf("without a binding the session sees %d rows, want 0", n)
 	}
-	if _, err := app.Exec(ctx, "SET shardline.tenant = 'acme'"); err != nil {
+	if _, err := app.Exec(ctx, "SELECT shardline.enter('acme', $1)", l.BindingToken()); err != nil {
 		t.Fatal(err)
 	}
 	// A permissive policy of the user's does not widen the restrictive one.
