@@ -160,8 +160,8 @@ func TestExchangeRefuses(t *testing.T) {
 	for _, first := range []string{
 		"", "n", "n,", "x,,n=,r=abc", "p,,n=,r=abc", "p=,,n=,r=abc",
 		"p=tls-server-end-point,,n=,r=abc", // channel binding not offered
-		"n,a=admin,n=,r=abc",              // authzid
-		"n,,m=ext,n=,r=abc",               // mandatory extension
+		"n,a=admin,n=,r=abc",               // authzid
+		"n,,m=ext,n=,r=abc",                // mandatory extension
 		"n,,n=,r=", "n,,n=,r=a b", "n,,r=abc", "n,,n=a=2x,r=abc", "n,,n=,r=abc,bad",
 	} {
 		if _, err := NewExchange(v).ServerFirst([]byte(first)); !errors.Is(err, ErrMalformed) {
