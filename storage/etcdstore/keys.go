@@ -14,6 +14,7 @@ import (
 //	shards/<id>     JSON of shardline.Shard
 //	slots           the slot table, run-length encoded (see slotTable)
 //	tenants/<id>    JSON of TenantRecord
+//	users/<name>    JSON of shardline.User (the router's client credentials)
 type keys struct {
 	root string // "/shardline/<cluster>/"
 }
@@ -25,6 +26,8 @@ func (k keys) shard(id shardline.ShardID) string   { return k.shardPrefix() + st
 func (k keys) slots() string                       { return k.root + "slots" }
 func (k keys) tenantPrefix() string                { return k.root + "tenants/" }
 func (k keys) tenant(id shardline.TenantID) string { return k.tenantPrefix() + string(id) }
+func (k keys) userPrefix() string                  { return k.root + "users/" }
+func (k keys) user(name string) string             { return k.userPrefix() + name }
 
 // slotTable is the stored form of the slot table: runs of consecutive slots
 // owned by one shard, in slot order. An even table of n shards is n runs.
