@@ -32,9 +32,11 @@ type backend struct {
 	tenant   shardline.TenantID // bound shardline.tenant ("" = reset)
 	applied  string             // session settings applied (see session.paramSQL)
 	prepared map[string]struct{}
-	swept    uint64 // sharedStmts.gen at the last sweep of prepared
-	broken   bool   // protocol state unknown: close instead of reuse
-	lastUsed time.Time
+	// enterParsed: the shardline.enter() call is prepared (enter.go).
+	enterParsed bool
+	swept       uint64 // sharedStmts.gen at the last sweep of prepared
+	broken      bool   // protocol state unknown: close instead of reuse
+	lastUsed    time.Time
 }
 
 // appliedUnknown is backend.applied for a connection whose settings the

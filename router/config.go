@@ -66,7 +66,12 @@ type Config struct {
 	// BYPASSRLS role, which row-level security does not bind. By default
 	// the router refuses such connections (28000). For development only.
 	AllowSuperuser bool
-	Logger         *slog.Logger
+	// BindingToken is passed to shardline.enter() to bind a tenant on a
+	// server connection, on shards that load the shardline_guard library
+	// (enter.go). "" binds with SET shardline.tenant, which on shards
+	// without the library any client can do too.
+	BindingToken string
+	Logger       *slog.Logger
 	// Registerer receives the router's metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
 }

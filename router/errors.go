@@ -29,6 +29,7 @@ const (
 	codeInvalidCatalog         = "3D000"
 	codeInsufficientPrivilege  = "42501"
 	codeDuplicatePreparedStmt  = "42P05"
+	codeUndefinedFunction      = "42883"
 	codeUndefinedObject        = "42704"
 	codeNoTenant               = "55000"
 	codeCantChangeRuntimeParam = "55P02"

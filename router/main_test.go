@@ -108,6 +108,7 @@ func runMain(m *testing.M) int {
 		ReplicaPollInterval: 50 * time.Millisecond,
 		NoIOUring:           testNoIOUring,
 		Loops:               testLoops,
+		BindingToken:        env.pg.BindingToken(),
 		Logger:              logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

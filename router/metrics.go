@@ -24,6 +24,7 @@ type metrics struct {
 	reads             *prometheus.CounterVec // by shard and target (primary, replica)
 	fallbacks         *prometheus.CounterVec // replica-eligible reads served by the primary, by reason
 	writeTokens       prometheus.Counter
+	bindings          prometheus.Counter
 	ioUring           prometheus.GaugeFunc
 	schedBatch        prometheus.GaugeFunc
 	loopSleeps        prometheus.CounterFunc
@@ -86,6 +87,8 @@ func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 		Name: "shardline_router_replica_fallbacks_total", Help: "Replica-eligible reads served by the primary, by reason (lag, token, unhealthy, none)."}, []string{"shard", "reason"})
 	m.writeTokens = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "shardline_router_write_tokens_total", Help: "Read-your-writes tokens taken after write transactions (one server round trip each)."})
+	m.bindings = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shardline_router_tenant_bindings_total", Help: "Tenants bound on server connections with shardline.enter() (one server round trip each)."})
 	m.ioUring = boolGauge(prometheus.GaugeOpts{
 		Name: "shardline_router_io_uring", Help: "1 when the event loops batch socket system calls through io_uring, 0 when they make one per read and write (epoll)."},
 		loop.IOUring)
@@ -100,7 +103,7 @@ func newMetrics(reg prometheus.Registerer, loop eventLoop) *metrics {
 		func() float64 { return float64(loop.Count()) })
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.sessionsOpen, m.transactions, m.errors, m.backendOpen, m.poolWaits, m.dialErrors, m.parses,
-			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.ioUring, m.schedBatch, m.loopSleeps, m.loops)
+			m.replicaLagBytes, m.replicaLagSeconds, m.replicaHealthy, m.reads, m.fallbacks, m.writeTokens, m.bindings, m.ioUring, m.schedBatch, m.loopSleeps, m.loops)
 	}
 	return m
 }

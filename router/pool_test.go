@@ -32,6 +32,9 @@ func startRouter(t *testing.T, cfg Config) (*Router, string) {
 // the test ends; it returns the router and its address.
 func serveRouter(t *testing.T, cfg Config) (*Router, string) {
 	t.Helper()
+	if cfg.BindingToken == "" {
+		cfg.BindingToken = env.pg.BindingToken()
+	}
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

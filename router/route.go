@@ -1,9 +1,6 @@
 package router
 
-import (
-	"github.com/shardline/shardline"
-	"strings"
-)
+import "github.com/shardline/shardline"
 
 // Routing: which shard member serves a transaction, and binding the
 // session's tenant and settings on the server connection it gets.
@@ -64,9 +61,9 @@ func (s *session) route(q []byte, readOnly bool) error {
 	s.beReplica, s.txWrote = pool.replica, false
 	s.current.Store(be)
 	s.sweepStmts()
-	if setup := s.setupSQL(be, tenant); setup != "" {
-		be.out.Write(queryMsg(setup))
-		s.push(pending{kind: 'Q', swallow: true, internal: true})
+	if err := s.setup(be, tenant); err != nil {
+		s.endTransaction(true) // be is broken
+		return err
 	}
 	for _, m := range s.deferred {
 		be.out.Write(m)
@@ -112,6 +109,13 @@ func (s *session) rebindPinned(tenant shardline.TenantID) error {
 			Hint:    "LISTEN, temporary tables, session advisory locks, PREPARE and WITH HOLD cursors pin a session to its server connection; use a new session for the other tenant."}
 	}
 	s.txTenant = tenant
+	if s.r.cfg.BindingToken != "" {
+		if err := s.bindTenant(s.be, tenant, ""); err != nil {
+			s.endTransaction(true) // the connection, and what pinned it, is gone
+			return err
+		}
+		return nil
+	}
 	s.be.tenant = tenant
 	s.be.out.Write(queryMsg(bindSQL(tenant)))
 	s.push(pending{kind: 'Q', swallow: true, internal: true})
@@ -132,9 +136,12 @@ func (s *session) rebindInTransaction(tenant shardline.TenantID) error {
 		}
 		if pl.Locate(tenant).Shard == s.txShard {
 			s.txTenant = tenant
+			s.boundInTx = true // a rollback undoes it: see onReady
+			if s.r.cfg.BindingToken != "" {
+				return s.bindTenant(s.be, tenant, "")
+			}
 			s.be.out.Write(queryMsg(bindSQL(tenant)))
 			s.be.tenant = tenant
-			s.boundInTx = true // a rollback undoes it: see onReady
 			s.push(pending{kind: 'Q', swallow: true, internal: true})
 			return nil
 		}
@@ -144,21 +151,29 @@ func (s *session) rebindInTransaction(tenant shardline.TenantID) error {
 		Hint:    "A transaction belongs to one tenant: commit or roll back first, then set the other tenant."}
 }
 
-// setupSQL returns the statements that make be carry this session's
-// settings and tenant, or "" when it already does.
-func (s *session) setupSQL(be *backend, tenant shardline.TenantID) string {
-	var sb strings.Builder
+// setup makes be carry this session's settings and tenant. Settings (and
+// a binding by SET, without a token) go in one query pipelined with the
+// client's statement; a binding by shardline.enter() waits for the
+// server's answer (enter.go).
+func (s *session) setup(be *backend, tenant shardline.TenantID) error {
+	var sql string
 	if be.applied != s.paramSQL {
-		sb.WriteString("RESET ALL;")
-		sb.WriteString(s.paramSQL)
+		sql = "RESET ALL;" + s.paramSQL // RESET ALL unbinds the tenant too
 		be.applied = s.paramSQL
 		be.tenant = ""
 	}
 	if be.tenant != tenant {
-		sb.WriteString(bindSQL(tenant))
+		if s.r.cfg.BindingToken != "" {
+			return s.bindTenant(be, tenant, sql)
+		}
+		sql += bindSQL(tenant)
 		be.tenant = tenant
 	}
-	return sb.String()
+	if sql != "" {
+		be.out.Write(queryMsg(sql))
+		s.push(pending{kind: 'Q', swallow: true, internal: true})
+	}
+	return nil
 }
 
 func bindSQL(t shardline.TenantID) string {
