@@ -112,7 +112,7 @@ func BenchmarkPoolFor(b *testing.B) {
 		Shards: map[shardline.ShardID]shardline.Shard{
 			"s1": {ID: "s1", Primary: shardline.Member{Name: "s1-primary", DSN: "postgres://postgres@127.0.0.1:1/app"}},
 			"s2": {ID: "s2", Primary: shardline.Member{Name: "s2-primary", DSN: "postgres://postgres@127.0.0.1:2/app"}}}}
-	r, err := New(Config{Placement: staticPlacement{p}, Loops: 2})
+	r, err := New(Config{Placement: staticPlacement{p}, Auth: AuthTrust, Loops: 2})
 	if err != nil {
 		b.Fatal(err)
 	}

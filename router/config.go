@@ -66,6 +66,13 @@ type Config struct {
 	// BYPASSRLS role, which row-level security does not bind. By default
 	// the router refuses such connections (28000). For development only.
 	AllowSuperuser bool
+	// Auth is how clients authenticate: AuthSCRAM (the default) or
+	// AuthTrust, which Serve allows on a loopback listener only.
+	Auth AuthMethod
+	// Users are the clients' credentials and the tenants they are bound
+	// to. Required with AuthSCRAM; with AuthTrust, users it knows keep
+	// their tenants.
+	Users UserSource
 	// BindingToken is passed to shardline.enter() to bind a tenant on a
 	// server connection, on shards that load the shardline_guard library
 	// (enter.go). "" binds with SET shardline.tenant, which on shards
@@ -110,6 +117,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Auth == "" {
+		c.Auth = AuthSCRAM
+	}
 }
 
 // Validate fills defaults and checks the configuration.
@@ -138,6 +148,12 @@ func (c *Config) Validate() error {
 	}
 	if c.WaitTimeout < 0 {
 		return fmt.Errorf("router: WaitTimeout %s is negative", c.WaitTimeout)
+	}
+	if _, err := ParseAuthMethod(string(c.Auth)); err != nil {
+		return fmt.Errorf("router: Auth: %w", err)
+	}
+	if c.Auth == AuthSCRAM && c.Users == nil {
+		return errors.New("router: Config.Users is required with scram-sha-256 authentication (Auth: AuthTrust asks for no password, on loopback only)")
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func TestLoopsConfig(t *testing.T) {
 		loops, pool int
 		ok          bool
 	}{{0, 20, true}, {1, 1, true}, {2, 20, true}, {4, 4, true}, {5, 4, false}, {-1, 20, false}, {maxLoops + 1, 10000, false}} {
-		cfg := Config{Placement: env.watcher, Loops: c.loops, PoolSize: c.pool}
+		cfg := Config{Placement: env.watcher, Auth: AuthTrust, Loops: c.loops, PoolSize: c.pool}
 		if err := cfg.Validate(); (err == nil) != c.ok {
 			t.Errorf("Loops %d, PoolSize %d: Validate() = %v, want ok %v", c.loops, c.pool, err, c.ok)
 		}

@@ -103,7 +103,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 
-	env.router, err = New(Config{Placement: env.watcher, PoolSize: testPoolSize, WaitTimeout: 5 * time.Second,
+	env.router, err = New(Config{Placement: env.watcher, Auth: AuthTrust, PoolSize: testPoolSize, WaitTimeout: 5 * time.Second,
 		IdleCheckAfter:      time.Nanosecond, // check on every reuse, so the tests exercise it
 		ReplicaPollInterval: 50 * time.Millisecond,
 		NoIOUring:           testNoIOUring,

@@ -35,6 +35,9 @@ func serveRouter(t *testing.T, cfg Config) (*Router, string) {
 	if cfg.BindingToken == "" {
 		cfg.BindingToken = env.pg.BindingToken()
 	}
+	if cfg.Auth == "" && cfg.Users == nil {
+		cfg.Auth = AuthTrust // the tests of authentication give their users
+	}
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +154,7 @@ func TestEventLoopMode(t *testing.T) {
 	needCluster(t)
 	for _, no := range []bool{true, false} {
 		reg := prometheus.NewRegistry()
-		r, err := New(Config{Placement: env.watcher, NoIOUring: no, NoSchedBatch: no, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
+		r, err := New(Config{Placement: env.watcher, Auth: AuthTrust, NoIOUring: no, NoSchedBatch: no, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}

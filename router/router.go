@@ -27,6 +27,7 @@ type Router struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	auth    *authenticator
 	tables  *tableCheck
 	stmts   *sharedStmts
 
@@ -70,6 +71,7 @@ func New(cfg Config) (*Router, error) {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		metrics:    newMetrics(cfg.Registerer, ls),
+		auth:       newAuthenticator(&cfg, cfg.Registerer),
 		tables:     newTableCheck(cfg.StatementCacheSize),
 		stmts:      newSharedStmts(),
 		sessions:   make(map[uint32]*session),
@@ -120,6 +122,13 @@ func (r *Router) MapRevision() int64 {
 // loop takes over ln's socket (ln is closed at once; see netloop's Listen)
 // and closes it on Close. It returns nil after Close.
 func (r *Router) Serve(ln net.Listener) error {
+	if err := r.auth.checkListener(ln.Addr()); err != nil {
+		ln.Close()
+		return err
+	}
+	if r.auth.method == AuthTrust {
+		r.log.Warn("client authentication is off (trust): any local client may connect as any user, without a password", "addr", ln.Addr().String())
+	}
 	r.log.Info("router serving", "addr", ln.Addr().String(), "loops", r.loops.Count(), "io_uring", r.loops.IOUring(), "sched_batch", r.loops.SchedBatch())
 	if err := r.loops.all[0].Listen(ln, r.accept); err != nil {
 		if r.ctx.Err() != nil {

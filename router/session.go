@@ -26,6 +26,7 @@ type session struct {
 	out      *bufio.Writer
 	log      *slog.Logger
 	st       *startup
+	cred     credential // what the login allows (auth.go)
 
 	pid, secret uint32
 	current     atomic.Pointer[backend] // the held server connection, for cancel
@@ -95,6 +96,10 @@ func (s *session) logger() *slog.Logger {
 // authentication: AuthenticationOk, ParameterStatus, BackendKeyData,
 // ReadyForQuery.
 func (s *session) greet() error {
+	if err := s.authenticate(); err != nil {
+		return err
+	}
+	s.tenant = s.cred.defaultTenant()
 	if s.st.database != s.r.cfg.Database {
 		return &Error{Code: codeInvalidCatalog, Fatal: true,
 			Message: "database \"" + s.st.database + "\" does not exist",

@@ -46,6 +46,9 @@ func (s *session) resolveTenant(q []byte) (shardline.TenantID, error) {
 		if err := shardline.ValidateTenant(t); err != nil {
 			return "", errInvalidTenant("in the statement's tenant comment", err)
 		}
+		if err := s.checkTenant(shardline.TenantID(t), "the statement's tenant comment"); err != nil {
+			return "", err
+		}
 		return shardline.TenantID(t), nil
 	}
 	return s.tenant, nil

@@ -87,9 +87,14 @@ func (s *session) setRouterSetting(name, value string, reset bool) error {
 	switch name {
 	case "shardline.tenant":
 		t := shardline.TenantID(value)
-		if !reset {
+		if reset {
+			t = s.cred.defaultTenant()
+		} else {
 			if err := shardline.ValidateTenant(value); err != nil {
 				return errInvalidTenant("in shardline.tenant", err)
+			}
+			if err := s.checkTenant(t, "shardline.tenant"); err != nil {
+				return err
 			}
 		}
 		if s.be != nil && t != "" && t != s.txTenant {
@@ -291,7 +296,7 @@ func (s *session) discardAll() {
 	s.paramSQL = joinSettings(s.params)
 	s.forgetStmts()
 	clear(s.portals)
-	s.tenant = ""
+	s.tenant = s.cred.defaultTenant()
 }
 
 // startupSettings are the settings the client asked for at startup: what

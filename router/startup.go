@@ -258,7 +258,9 @@ func (r *Router) accept(c *netloop.Conn) {
 			s.releaseOut()
 		}()
 		if err := s.greet(); err != nil {
-			s.fail(err)
+			if !isClientGone(err) {
+				s.fail(err)
+			}
 			return
 		}
 		r.metrics.sessions.Inc()
