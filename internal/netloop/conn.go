@@ -48,6 +48,10 @@ type Conn struct {
 
 	sq sendq // output in io_uring mode
 
+	// tls is the TLS layer once StartTLS succeeded (tls.go): Read, Write
+	// and Ready go through it. nil for a plaintext connection.
+	tls *tlsLayer
+
 	mu sync.Mutex // Shutdown against Close
 }
 
@@ -78,8 +82,17 @@ func (c *Conn) Detach() {
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
-// Read reads what the socket has, waiting for data if it has none.
+// Read reads what the socket has, waiting for data if it has none. On a
+// TLS connection it reads the decrypted stream.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.tls != nil {
+		return c.tls.read(p)
+	}
+	return c.read(p)
+}
+
+// read is Read on the socket itself.
+func (c *Conn) read(p []byte) (int, error) {
 	if t := c.task; t != nil && t.l.ring != nil {
 		n, err := t.recv(c, p) // net.ErrClosed once closed
 		if err == nil && n == 0 && len(p) > 0 {
@@ -121,8 +134,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 }
 
-// Write writes all of p, waiting for room when the socket is full.
+// Write writes all of p, waiting for room when the socket is full. On a
+// TLS connection it writes p encrypted.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.tls != nil {
+		return c.tls.tc.Write(p)
+	}
+	return c.write(p)
+}
+
+// write is Write on the socket itself.
+func (c *Conn) write(p []byte) (int, error) {
 	if t := c.task; t != nil && t.l.ring != nil {
 		n, _, err := c.ringWrite(t, p, false) // net.ErrClosed once closed
 		return n, err
@@ -154,13 +176,18 @@ func (c *Conn) Write(p []byte) (int, error) {
 // room it returns early once the connection has data to read: it reports
 // what it wrote and whether it stopped for that. A writer that reads what
 // the peer sent and goes on writing so never waits on a peer that waits
-// for it (a server sending a notice per row of a COPY it is sent).
+// for it (a server sending a notice per row of a COPY it is sent). On a
+// TLS connection (a client's: servers' are plaintext) it is Write.
 func (c *Conn) WriteUntilReadable(p []byte) (n int, readable bool, err error) {
+	if c.tls != nil {
+		n, err := c.Write(p)
+		return n, false, err
+	}
 	if t := c.task; t != nil && t.l.ring != nil {
 		return c.ringWrite(t, p, true)
 	}
 	if c.task == nil {
-		n, err := c.Write(p)
+		n, err := c.write(p)
 		return n, false, err
 	}
 	for n < len(p) {
@@ -204,6 +231,13 @@ func (c *Conn) await(ev uint32) error {
 	if ev == eventOut {
 		events = unix.POLLOUT
 	}
+	return c.pollFD(events)
+}
+
+// pollFD waits in poll(2), at most pollTimeout, until the socket has
+// events (or an error or end of stream). It touches no state but the
+// descriptor, so a goroutine other than the loop's may call it.
+func (c *Conn) pollFD(events int16) error {
 	fds := []unix.PollFd{{Fd: int32(c.fd), Events: events}}
 	for {
 		n, err := unix.Poll(fds, int(pollTimeout/time.Millisecond))
@@ -222,6 +256,7 @@ func (c *Conn) await(ev uint32) error {
 
 // PeerOpen reports, without waiting, whether the socket has nothing to
 // read and no end of stream: an idle server connection that is still open.
+// It looks at the socket only (on a TLS connection too).
 func (c *Conn) PeerOpen() bool {
 	if c.fd < 0 {
 		return false
@@ -243,8 +278,12 @@ func (c *Conn) Shutdown() {
 
 // Close closes the socket (which also leaves the loop's epoll set). Only
 // the connection's user may call it. In io_uring mode it first waits until
-// what the user wrote is sent (unless the loop is closing).
+// what the user wrote is sent (unless the loop is closing). A TLS
+// connection first sends its close_notify alert, unless the socket is full.
 func (c *Conn) Close() error {
+	if c.tls != nil && c.fd >= 0 {
+		c.tls.closeNotify()
+	}
 	if t := c.task; t != nil && t.l.ring != nil && c.fd >= 0 {
 		c.drain(t)
 	}
@@ -266,10 +305,14 @@ func (c *Conn) opError(op string, err error) error {
 }
 
 // Ready reports, without waiting, whether a read would return at once:
-// there is data, end of stream or an error.
+// there is data, end of stream or an error. On a TLS connection that is
+// decrypted data (or an error) TLS holds or a whole record on the socket.
 func (c *Conn) Ready() bool {
 	if c.fd < 0 {
 		return true
+	}
+	if c.tls != nil {
+		return c.tls.ready()
 	}
 	var b [1]byte
 	_, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)

@@ -270,6 +270,10 @@ func (l *Loop) Run() {
 					inKernel = true
 				case stateWaiting, stateParked:
 					l.resume(t)
+				case stateBlocked:
+					if c := t.handshaking; c != nil {
+						c.Shutdown() // its handshake's poll(2) returns
+					}
 				}
 			}
 			if len(l.tasks) == 0 {

@@ -15,6 +15,9 @@ type Task struct {
 	dead    bool    // the loop is closing: waits fail
 	slot    int     // id in the loop's tasksByID
 	op      ioOp    // its receive in io_uring mode
+	// handshaking is the connection whose TLS handshake its Block runs
+	// (tls.go): the loop shuts it down when it closes.
+	handshaking *Conn
 }
 
 type taskState uint8
