@@ -15,12 +15,14 @@ import (
 const AppRole = "shardline_app"
 
 // appRoleSQL creates AppRole when it is missing and grants it what an
-// application needs in the database, and no more: the use of schema public
-// (not CREATE: a function of its own there could shadow one a policy or
-// another tenant's query calls), and SELECT, INSERT, UPDATE and DELETE on
-// what postgres creates there (not TRUNCATE, which row-level security does
-// not cover, nor TRIGGER or REFERENCES, which would let a session act on
-// or probe other tenants' rows). Every statement is idempotent, and revokes
+// application needs in the database: the use of schema public, CREATE
+// there (applications and pgbench create tables through the router; a
+// tenant table it creates is the role's own until schema apply gives it to
+// the admin, see ownerSQL), and SELECT, INSERT, UPDATE and DELETE on what
+// postgres creates there: not TRUNCATE, which row-level security does not
+// cover, nor TRIGGER or REFERENCES, which would let a session act on or
+// probe other tenants' rows. docs/isolation.md lists what CREATE still
+// allows. Every statement is idempotent, and revokes
 // what earlier versions granted; roles are cluster-wide, so replicas get
 // the role by streaming.
 var appRoleSQL = fmt.Sprintf(`
@@ -30,8 +32,7 @@ DO $$ BEGIN
 	END IF;
 END $$;
 ALTER ROLE %[1]s LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-REVOKE CREATE ON SCHEMA public FROM %[1]s;
-GRANT USAGE ON SCHEMA public TO %[1]s;
+GRANT USAGE, CREATE ON SCHEMA public TO %[1]s;
 REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM %[1]s;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[1]s;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s;

@@ -72,6 +72,10 @@ type TenantTableInfo struct {
 	PrimaryKeyLeads bool `json:"primary_key_leads"`
 	// OptOut is the reason the table opted out of the policies, or "".
 	OptOut string `json:"opt_out,omitempty"`
+	// Owner is the table's owner. An owner can disable row-level security,
+	// so a table the router's role (AppRole) created through the router is
+	// a problem until apply gives it to the admin.
+	Owner string `json:"owner"`
 
 	columnType string
 }
@@ -100,6 +104,9 @@ func (t TenantTableInfo) Problems(column string) []string {
 			p = append(p, "the "+PolicyName+" policy is missing or changed")
 		}
 	}
+	if t.Owner == AppRole {
+		p = append(p, "it is owned by "+AppRole+", the router's role, whose sessions could disable row-level security (schema apply gives it to the admin)")
+	}
 	switch {
 	case !t.HasPrimaryKey:
 		p = append(p, "it has no primary key (it must lead with "+column+")")
@@ -126,7 +133,8 @@ func TenantTables(ctx context.Context, q queryer, column string) ([]TenantTableI
 				  AND p.polroles = '{0}'
 				  AND pg_get_expr(p.polqual, p.polrelid) LIKE '%shardline.current_tenant()%'
 				  AND pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%shardline.current_tenant()%'),
-			pk.conkey IS NOT NULL, coalesce(pk.conkey[1] = a.attnum, false)
+			pk.conkey IS NOT NULL, coalesce(pk.conkey[1] = a.attnum, false),
+			pg_get_userbyid(c.relowner)
 		FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -141,7 +149,7 @@ func TenantTables(ctx context.Context, q queryer, column string) ([]TenantTableI
 	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TenantTableInfo, error) {
 		var t TenantTableInfo
 		err := r.Scan(&t.Schema, &t.Name, &t.Partition, &t.RLS, &t.Forced, &t.columnType, &t.Policy,
-			&t.HasPrimaryKey, &t.PrimaryKeyLeads)
+			&t.HasPrimaryKey, &t.PrimaryKeyLeads, &t.Owner)
 		return t, err
 	})
 	if err != nil {
@@ -202,6 +210,13 @@ func policySQL(t TenantTableInfo, column string) string {
 	return sb.String()
 }
 
+// ownerSQL gives t, which AppRole owns, to the admin applying the schema,
+// and AppRole back the rows' privileges (not TRUNCATE, TRIGGER or
+// REFERENCES).
+func ownerSQL(t TenantTableInfo) string {
+	return fmt.Sprintf("ALTER TABLE %[1]s OWNER TO CURRENT_USER;\nGRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s TO %[2]s;\n", t.Qualified(), AppRole)
+}
+
 // ApplyTenantSchema runs sql as ApplySchema does, in one transaction with
 // what row-level security needs: before sql, the shardline schema (the
 // binding function, the opt-out table); after it, RLS, FORCE and the
@@ -232,6 +247,9 @@ func ApplyTenantSchema(ctx context.Context, dsn, sql, column string) ([]TenantTa
 	}
 	var fix strings.Builder
 	for _, t := range tables {
+		if t.Owner == AppRole {
+			fix.WriteString(ownerSQL(t))
+		}
 		if t.OptOut == "" && !t.Protected() {
 			fix.WriteString(policySQL(t, column))
 		}

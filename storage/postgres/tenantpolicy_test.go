@@ -162,3 +162,41 @@ func TestTenantPoliciesEnforce(t *testing.T) {
 		t.Fatalf("insert of the tenant's own row: %v", err)
 	}
 }
+
+// TestApplyTakesTablesFromTheAppRole: a tenant table the router's role
+// owns (made through the router) is a problem for check, since its owner
+// can disable row-level security; apply gives it to the admin and leaves
+// the app role its rows' privileges.
+func TestApplyTakesTablesFromTheAppRole(t *testing.T) {
+	l := pgtest.ForTest(t, 1, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn := l.Shards()[0].Primary.DSN
+	app := connectAs(ctx, t, dsn, postgres.AppRole)
+	if _, err := app.Exec(ctx, "CREATE TABLE made_by_app (tenant_id text, id int, PRIMARY KEY (tenant_id, id))"); err != nil {
+		t.Fatal(err)
+	}
+	tables, err := postgres.CheckTenantSchema(ctx, dsn, postgres.DefaultTenantColumn)
+	if err != nil || len(tables) != 1 || tables[0].Owner != postgres.AppRole {
+		t.Fatalf("check: %+v, %v", tables, err)
+	}
+	if p := strings.Join(tables[0].Problems(postgres.DefaultTenantColumn), "; "); !strings.Contains(p, "owned by "+postgres.AppRole) {
+		t.Fatalf("problems %q do not name the owner", p)
+	}
+	tables, err = postgres.ApplyTenantSchema(ctx, dsn, "", postgres.DefaultTenantColumn)
+	if err != nil || len(tables) != 1 || tables[0].Owner != "postgres" || len(tables[0].Problems(postgres.DefaultTenantColumn)) != 0 {
+		t.Fatalf("after apply: %+v, %v", tables, err)
+	}
+	if _, err := app.Exec(ctx, "ALTER TABLE made_by_app DISABLE ROW LEVEL SECURITY"); !isCode(err, "42501") {
+		t.Fatalf("the app role disabling RLS after apply: %v, want 42501", err)
+	}
+	if _, err := app.Exec(ctx, "TRUNCATE made_by_app"); !isCode(err, "42501") {
+		t.Fatalf("the app role truncating after apply: %v, want 42501", err)
+	}
+	if _, err := app.Exec(ctx, "SELECT shardline.enter('acme', $1)", l.BindingToken()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(ctx, "INSERT INTO made_by_app VALUES ('acme', 1)"); err != nil {
+		t.Fatalf("the app role writing its tenant's row after apply: %v", err)
+	}
+}
