@@ -106,6 +106,42 @@ func (c *Client) CheckSchema(ctx context.Context) (SchemaCheckResponse, error) {
 	return resp, err
 }
 
+// CreateUser adds a user with a SCRAM-SHA-256 verifier (see
+// auth.NewVerifier); kind "" is "app".
+func (c *Client) CreateUser(ctx context.Context, name, kind string, tenants []string, verifier string) (UserView, error) {
+	var v UserView
+	err := c.do(ctx, http.MethodPost, "/v1/users", CreateUserRequest{Name: name, Kind: kind, Tenants: tenants, Verifier: verifier}, &v)
+	return v, err
+}
+
+// ListUsers returns the users, sorted by name.
+func (c *Client) ListUsers(ctx context.Context) ([]UserView, error) {
+	var l UserList
+	err := c.do(ctx, http.MethodGet, "/v1/users", nil, &l)
+	return l.Users, err
+}
+
+// ShowUser returns one user.
+func (c *Client) ShowUser(ctx context.Context, name string) (UserView, error) {
+	var v UserView
+	err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(name), nil, &v)
+	return v, err
+}
+
+// SetUserVerifier replaces a user's verifier (its password).
+func (c *Client) SetUserVerifier(ctx context.Context, name, verifier string) (UserView, error) {
+	var v UserView
+	err := c.do(ctx, http.MethodPut, "/v1/users/"+url.PathEscape(name)+"/verifier", SetVerifierRequest{Verifier: verifier}, &v)
+	return v, err
+}
+
+// RemoveUser removes a user and returns it as it was.
+func (c *Client) RemoveUser(ctx context.Context, name string) (UserView, error) {
+	var v UserView
+	err := c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(name), nil, &v)
+	return v, err
+}
+
 // Healthz reports nil when the server answers /healthz with 200.
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)

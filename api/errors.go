@@ -22,6 +22,9 @@ var errorStatuses = []struct {
 }{
 	{shardline.ErrInvalidTenant, http.StatusBadRequest, ""},
 	{shardline.ErrInvalidShard, http.StatusBadRequest, ""},
+	{shardline.ErrInvalidUser, http.StatusBadRequest, ""},
+	{shardline.ErrUserNotFound, http.StatusNotFound, ""},
+	{shardline.ErrUserExists, http.StatusConflict, ""},
 	{shardmgr.ErrEmptySchema, http.StatusBadRequest, "the schema script is empty (hint: send the SQL to run on every shard)"},
 	{shardmgr.ErrNoSchemaCheck, http.StatusNotImplemented, "this manager cannot check tenant tables (hint: run it with the PostgreSQL schema admin, as 'shardline up' does)"},
 	{shardline.ErrShardNotFound, http.StatusNotFound, ""},

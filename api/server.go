@@ -12,6 +12,11 @@
 //	DELETE /v1/tenants/{tenant}/pin   TenantView
 //	POST   /v1/schema                 SchemaRequest -> SchemaResponse (200, or 422 if a shard failed)
 //	GET    /v1/schema/check           -> SchemaCheckResponse (200, or 422 if a shard or table has a problem)
+//	POST   /v1/users                  CreateUserRequest -> 201 UserView (409 if the user exists)
+//	GET    /v1/users                  UserList (never a verifier)
+//	GET    /v1/users/{name}           UserView
+//	PUT    /v1/users/{name}/verifier  SetVerifierRequest -> UserView (a new password)
+//	DELETE /v1/users/{name}           UserView of the removed user
 //
 // Errors are JSON ErrorBody documents. Bad input is a 4xx, never a 5xx.
 //
@@ -62,6 +67,9 @@ type Config struct {
 	// up` sets it when the admin API listens on an address that is not
 	// loopback. It needs Token.
 	RequireToken bool
+	// Users keeps the router's users for /v1/users; nil answers those
+	// routes with 501.
+	Users UserStore
 }
 
 // Validate reports a missing Manager, and RequireToken without a Token.
@@ -82,6 +90,7 @@ type Server struct {
 	ready  func() bool
 	router string // RouterDSN
 	auth   bearer
+	users  UserStore
 	mux    *http.ServeMux
 }
 
@@ -93,7 +102,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{mgr: cfg.Manager, logger: cfg.Logger, ready: cfg.Ready, router: cfg.RouterDSN,
-		auth: newBearer(cfg.Token, cfg.RequireToken), mux: http.NewServeMux()}
+		auth: newBearer(cfg.Token, cfg.RequireToken), users: cfg.Users, mux: http.NewServeMux()}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,6 +119,11 @@ func NewServer(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("DELETE /v1/tenants/{tenant}/pin", s.handle(s.unpinTenant))
 	s.mux.HandleFunc("POST /v1/schema", s.handle(s.applySchema))
 	s.mux.HandleFunc("GET /v1/schema/check", s.handle(s.checkSchema))
+	s.mux.HandleFunc("POST /v1/users", s.handle(s.createUser))
+	s.mux.HandleFunc("GET /v1/users", s.handle(s.listUsers))
+	s.mux.HandleFunc("GET /v1/users/{name}", s.handle(s.showUser))
+	s.mux.HandleFunc("PUT /v1/users/{name}/verifier", s.handle(s.setVerifier))
+	s.mux.HandleFunc("DELETE /v1/users/{name}", s.handle(s.removeUser))
 	return s, nil
 }
 

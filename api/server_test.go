@@ -68,7 +68,7 @@ func testServerWith(t testing.TB, shards int, change func(*api.Config)) (*httpte
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Manager: mgr}
+	cfg := api.Config{Manager: mgr, Users: store}
 	if change != nil {
 		change(&cfg)
 	}
