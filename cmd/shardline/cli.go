@@ -11,6 +11,9 @@ import (
 // cliEnv is what a subcommand may touch of the process, so tests can run a
 // subcommand in process with their own writers and environment.
 type cliEnv struct {
+	// Stdin is read by --password-stdin, and prompted on when it is a
+	// terminal; nil reads nothing.
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string

@@ -26,6 +26,7 @@ func commands() []command {
 		{"router", "run only a router, against a running cluster's etcd", runRouter},
 		{"status", "show shards, members and the router's map revision", runStatus},
 		{"tenant", "create, show and list tenants", runTenant},
+		{"user", "add, list, remove users of the router and change their passwords", runUser},
 		{"schema", "apply a SQL file to every shard primary", runSchema},
 		{"bench", "pgbench side by side: PostgreSQL, PgBouncer and the router", runBench},
 		{"drill", "run a fault drill that checks an invariant (replica-lag)", runDrill},
@@ -39,7 +40,7 @@ func main() {
 	// the signals' default action is back, so a second one ends the
 	// process at once.
 	context.AfterFunc(ctx, stop)
-	env := &cliEnv{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	env := &cliEnv{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	os.Exit(dispatch(ctx, env, os.Args[1:]))
 }
 

@@ -116,6 +116,9 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	}
 	defer lns.Close()
 	routerLn, metricsLn := lns[0], lns[1]
+	if err := c.checkTrust(routerLn.Addr()); err != nil {
+		return err
+	}
 
 	// Everything started is stopped in reverse order, even on a failed start.
 	lc := newLifecycle(log)
@@ -160,6 +163,17 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 		}
 	}
 	log.Info("placement loaded", "revision", watcher.Revision(), "shards", len(watcher.Current().Shards))
+	users := etcdstore.NewUserWatcher(store, log)
+	lc.goRun("user watcher", func() error { return users.Run(runCtx) })
+	select {
+	case <-users.Ready():
+	case err := <-lc.failed():
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+	log.Info("users loaded", "users", users.Len())
+	c.routerFlags.users = users
 
 	reg := newRegistry()
 	if _, err := c.startRouter(lc, routerLn, watcher, log, reg); err != nil {
@@ -169,7 +183,7 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	lc.serveHTTP("metrics", newMetricsServer(reg, c.Pprof), metricsLn)
 
 	info := routerInfo{
-		RouterDSN:  fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
+		RouterDSN:  fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", appUserName, routerLn.Addr(), c.Database),
 		MetricsURL: fmt.Sprintf("http://%s/metrics", metricsLn.Addr()),
 		Placement:  watcher,
 	}

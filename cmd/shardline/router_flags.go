@@ -29,6 +29,11 @@ type routerFlags struct {
 	// AllowSuperuser lets server connections use a superuser or BYPASSRLS
 	// role, which row-level security does not bind (development only).
 	AllowSuperuser bool
+	// Auth is --auth: scram-sha-256 (default) or trust (loopback only).
+	Auth string
+	// users are the router's users: the command sets them (an etcd
+	// watcher) before startRouter.
+	users router.UserSource
 }
 
 // register adds the flags to fs. help prefixes every help text but that of
@@ -43,6 +48,7 @@ func (f *routerFlags) register(fs *flag.FlagSet, help string) {
 	fs.BoolVar(&f.NoWriteTokens, "no-write-tokens", false, help+"skip read-your-writes tokens after write transactions (only to measure their cost)")
 	fs.BoolVar(&f.NoIOUring, "no-io-uring", false, help+"one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
 	fs.BoolVar(&f.AllowSuperuser, "allow-superuser", false, help+"let server connections use a superuser or BYPASSRLS role, which row-level security does not bind; for development only (by default the router refuses them: give each shard a server_user)")
+	fs.StringVar(&f.Auth, "auth", string(router.AuthSCRAM), help+"client authentication: scram-sha-256 (passwords of 'shardline user add' users) or trust (no password; only with a loopback --listen, for development)")
 	fs.BoolVar(&f.NoSchedBatch, "no-sched-batch", false, help+"keep the event loop's thread in the default scheduling policy instead of SCHED_BATCH (only to measure the difference)")
 }
 
@@ -62,10 +68,13 @@ func (f *routerFlags) checkCounts() error {
 // anything is started: exit status 2 naming the flag.
 func (f *routerFlags) validate() error {
 	cfg := f.routerConfig(noPlacement{}, slog.New(slog.DiscardHandler), nil)
+	if cfg.Users == nil {
+		cfg.Users = noUsers{}
+	}
 	if err := cfg.Validate(); err != nil {
 		// Name the flags, not router.Config's fields.
 		flags := strings.NewReplacer("PoolSize", "--pool-size", "Loops", "--loops", "DefaultTarget", "--target",
-			"DefaultMaxLag", "--max-lag", "ReplicaPollInterval", "--replica-poll")
+			"DefaultMaxLag", "--max-lag", "ReplicaPollInterval", "--replica-poll", "Auth", "--auth")
 		return usageErr("%s", flags.Replace(strings.TrimPrefix(err.Error(), "router: ")))
 	}
 	return nil
@@ -76,11 +85,29 @@ type noPlacement struct{}
 
 func (noPlacement) Current() *shardline.Placement { return nil }
 
+// noUsers stands in for the users while the settings are checked.
+type noUsers struct{}
+
+func (noUsers) Lookup(string) (shardline.User, bool) { return shardline.User{}, false }
+
+// checkTrust refuses --auth trust on a listener that is not loopback:
+// exit status 2, before anything is started.
+func (f *routerFlags) checkTrust(listen net.Addr) error {
+	if f.Auth != string(router.AuthTrust) {
+		return nil
+	}
+	if tcp, ok := listen.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		return nil
+	}
+	return usageErr("--auth trust on %s: only a loopback --listen may skip passwords; listen on 127.0.0.1, or keep --auth scram-sha-256", listen)
+}
+
 // routerConfig is the router's configuration from f.
 func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
 	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize, Loops: f.Loops,
 		DefaultTarget: f.Target, DefaultMaxLag: f.MaxLag, ReplicaPollInterval: f.ReplicaPoll, NoWriteTokens: f.NoWriteTokens,
 		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch, AllowSuperuser: f.AllowSuperuser,
+		Auth: router.AuthMethod(f.Auth), Users: f.users,
 		Logger: log.With("component", "router"), Registerer: reg}
 }
 

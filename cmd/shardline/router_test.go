@@ -62,7 +62,7 @@ func TestRouterFollowsPlacement(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	admin := api.NewClient(up.AdminURL, &http.Client{})
-	conn, err := pgx.Connect(ctx, info.RouterDSN+"&options=-c%20shardline.tenant%3Dacme")
+	conn, err := pgx.Connect(ctx, withAppPassword(t, info.RouterDSN, up.AppPasswordFile)+"&options=-c%20shardline.tenant%3Dacme")
 	if err != nil {
 		t.Fatal(err)
 	}

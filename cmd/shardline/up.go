@@ -57,6 +57,12 @@ type upInfo struct {
 	AdminURL  string
 	// AdminTokenFile holds the admin API's token.
 	AdminTokenFile string
+	// AppPasswordFile holds the password of the application user, which
+	// RouterDSN logs in as.
+	AppPasswordFile string
+	// Users is the router's copy of the users, for in-process callers
+	// that wait for a change to reach it.
+	Users *etcdstore.UserWatcher
 }
 
 // stopTimeout bounds the whole shutdown after SIGINT or SIGTERM.
@@ -155,6 +161,9 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	}
 	defer lns.Close()
 	routerLn, adminLn, metricsLn := lns[0], lns[1], lns[2]
+	if err := c.checkTrust(routerLn.Addr()); err != nil {
+		return err
+	}
 	requireToken, err := requireAdminToken(adminLn.Addr(), token)
 	if err != nil {
 		return err
@@ -219,6 +228,18 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	case <-ctx.Done():
 		return nil
 	}
+	appPassword, appPasswordFile, err := ensureAppUser(ctx, store, dir, log)
+	if err != nil {
+		return err
+	}
+	users := etcdstore.NewUserWatcher(store, log)
+	lc.goRun("user watcher", func() error { return users.Run(runCtx) })
+	select {
+	case <-users.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	c.routerFlags.users = users
 
 	reg := newRegistry()
 	rt, err := c.startRouter(lc, routerLn, watcher, log, reg)
@@ -231,13 +252,15 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 	info := upInfo{
-		RouterDSN:      fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", routerLn.Addr(), c.Database),
-		AdminURL:       "http://" + adminLn.Addr().String(),
-		AdminTokenFile: tokenFile,
+		RouterDSN:       fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", appUserName, appPassword, routerLn.Addr(), c.Database),
+		AdminURL:        "http://" + adminLn.Addr().String(),
+		AdminTokenFile:  tokenFile,
+		AppPasswordFile: appPasswordFile,
+		Users:           users,
 	}
 	var ready atomic.Bool
 	handler, err := api.NewServer(api.Config{Manager: mgr, Logger: log, Ready: ready.Load, RouterDSN: info.RouterDSN,
-		Token: token, RequireToken: requireToken})
+		Token: token, RequireToken: requireToken, Users: store})
 	if err != nil {
 		return err
 	}
@@ -255,6 +278,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		send = "--dir " + dir
 	}
 	fmt.Fprintf(c.Stdout, "admin token: %s (%s; the CLI sends it with %s)\n", tokenFile, needed, send)
+	fmt.Fprintf(c.Stdout, "app user: %s, password in %s ('shardline user add' makes more, bound to tenants with --tenant)\n", appUserName, appPasswordFile)
 	fmt.Fprintf(c.Stdout, "try: psql '%s' -c \"SET shardline.tenant = 'acme'\" -c 'SHOW shardline.shard'\n", info.RouterDSN)
 	if c.OnReady != nil {
 		c.OnReady(info)
