@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -17,6 +18,12 @@ func TestCancelReachesTheServer(t *testing.T) {
 // the key the router gave the client, and checks that the statement ends
 // cancelled and the session goes on.
 func checkCancel(t *testing.T, c *pgx.Conn, shard shardline.ShardID) {
+	t.Helper()
+	checkCancelWith(t, c, shard, c.PgConn().CancelRequest)
+}
+
+// checkCancelWith is checkCancel with the cancel request sent by cancel.
+func checkCancelWith(t *testing.T, c *pgx.Conn, shard shardline.ShardID, cancel func(context.Context) error) {
 	t.Helper()
 	ctx := testCtx(t)
 	done := make(chan error, 1)
@@ -41,7 +48,7 @@ func checkCancel(t *testing.T, c *pgx.Conn, shard shardline.ShardID) {
 		case <-time.After(10 * time.Millisecond): // polling another server's state
 		}
 	}
-	if err := c.PgConn().CancelRequest(ctx); err != nil {
+	if err := cancel(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; pgCode(err) != "57014" {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +67,14 @@ type Config struct {
 	// BYPASSRLS role, which row-level security does not bind. By default
 	// the router refuses such connections (28000). For development only.
 	AllowSuperuser bool
+	// TLS, when set, lets clients encrypt their sessions (SSLRequest, or
+	// PostgreSQL 17's direct TLS with ALPN "postgresql"): TLS 1.2 or
+	// later, Go's default cipher suites. A GetCertificate that returns a
+	// reloaded certificate (CertFiles) changes it for new sessions.
+	TLS *tls.Config
+	// TLSRequired refuses unencrypted sessions (28000) except on Unix
+	// sockets; cancel requests are served either way. Needs TLS.
+	TLSRequired bool
 	// Auth is how clients authenticate: AuthSCRAM (the default) or
 	// AuthTrust, which Serve allows on a loopback listener only.
 	Auth AuthMethod
@@ -148,6 +157,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WaitTimeout < 0 {
 		return fmt.Errorf("router: WaitTimeout %s is negative", c.WaitTimeout)
+	}
+	if err := validateTLS(c); err != nil {
+		return err
 	}
 	if _, err := ParseAuthMethod(string(c.Auth)); err != nil {
 		return fmt.Errorf("router: Auth: %w", err)

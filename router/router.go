@@ -30,6 +30,7 @@ type Router struct {
 	auth    *authenticator
 	tables  *tableCheck
 	stmts   *sharedStmts
+	tls     *tlsServer // nil: no TLS
 
 	pools  []atomic.Pointer[map[string]*pool] // by loop, then member name
 	poolMu sync.Mutex                         // serializes pool map rebuilds
@@ -74,6 +75,7 @@ func New(cfg Config) (*Router, error) {
 		auth:       newAuthenticator(&cfg, cfg.Registerer),
 		tables:     newTableCheck(cfg.StatementCacheSize),
 		stmts:      newSharedStmts(),
+		tls:        newTLSServer(&cfg),
 		sessions:   make(map[uint32]*session),
 		settingsOK: make(map[string]struct{}),
 		ctx:        ctx,

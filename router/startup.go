@@ -39,14 +39,28 @@ type startup struct {
 	paramBuf [4][2]string
 	// unsupported are protocol options (_pq_.*) the router does not know.
 	unsupported []string
+	// tls: the session runs over TLS.
+	tls bool
 }
 
-// readStartup reads the packets before the StartupMessage (SSLRequest and
-// GSSENCRequest are declined, a CancelRequest is handled and ends the
+// readStartup reads the packets before the StartupMessage (an SSLRequest
+// starts TLS when the router has it and is declined otherwise, as is
+// GSSENCRequest; a CancelRequest, over TLS or not, is handled and ends the
 // connection) and returns the parsed StartupMessage; nil with a nil error
-// means the connection carried a cancel request.
-func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*startup, error) {
-	for {
+// means the connection carried a cancel request. With TLSRequired an
+// unencrypted StartupMessage is refused (28000).
+func (r *Router) readStartup(t *netloop.Task, c *netloop.Conn, br *bufio.Reader) (*startup, error) {
+	secured, sslAnswered, gssAnswered := false, false, false
+	for first := true; ; first = false {
+		if first && r.tls != nil {
+			if b, err := br.Peek(1); err == nil && b[0] == tlsRecordHandshake {
+				if err := r.tls.direct(t, c, br); err != nil {
+					return nil, err
+				}
+				secured, sslAnswered = true, true
+				continue
+			}
+		}
 		hdr, err := readStartupBytes(br, 8) // in br's buffer: an array here would escape to the heap
 		if err != nil {
 			return nil, err
@@ -62,6 +76,22 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 		}
 		switch code {
 		case codeSSLRequest, codeGSSRequest:
+			// Each is answered once, as PostgreSQL does (a second one is
+			// a protocol violation below).
+			if code == codeSSLRequest && !sslAnswered {
+				sslAnswered = true
+				if r.tls != nil {
+					if err := r.tls.negotiate(t, c, br); err != nil {
+						return nil, err
+					}
+					secured = true
+					continue
+				}
+			} else if code != codeGSSRequest || gssAnswered || secured {
+				return nil, &Error{Code: codeProtocolViolation, Fatal: true, Message: "repeated or late encryption request in startup"}
+			} else {
+				gssAnswered = true
+			}
 			if _, err := c.Write(sslRefused); err != nil {
 				return nil, err
 			}
@@ -83,6 +113,12 @@ func (r *Router) readStartup(t *netloop.Task, c io.Writer, br *bufio.Reader) (*s
 			return nil, err
 		}
 		st.minor = uint16(code & 0xffff)
+		st.tls = secured
+		if !secured {
+			if err := r.tls.refusePlaintext(c, st); err != nil {
+				return nil, err
+			}
+		}
 		return st, nil
 	}
 }

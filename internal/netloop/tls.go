@@ -37,13 +37,13 @@ import (
 
 // StartTLS runs a TLS server handshake on c with cfg and, when it
 // succeeds, makes c a TLS connection: from then on Read and Write carry
-// the decrypted stream. Nothing may be buffered in front of c's socket
-// (the caller read the request to start TLS and nothing after it). c must
-// be attached to t. The handshake runs on a goroutine of its own (see
+// the decrypted stream. prefix is what the caller read of the handshake
+// already (a client that began with its ClientHello), nil when it read the
+// request to start TLS and nothing after it. c must be attached to t. The handshake runs on a goroutine of its own (see
 // above), bounded by the caller's Shutdown, by the loop closing and by
 // pollTimeout per wait. On failure c is left as it is; the caller closes
 // it.
-func (c *Conn) StartTLS(t *Task, cfg *tls.Config) error {
+func (c *Conn) StartTLS(t *Task, cfg *tls.Config, prefix []byte) error {
 	if c.tls != nil {
 		return errors.New("netloop: TLS already started")
 	}
@@ -56,13 +56,13 @@ func (c *Conn) StartTLS(t *Task, cfg *tls.Config) error {
 	if c.fd < 0 {
 		return net.ErrClosed
 	}
-	tr := &tlsTransport{c: c, blocking: true}
+	tr := &tlsTransport{c: c, blocking: true, prefix: prefix}
 	tc := tls.Server(tr, cfg)
 	var err error
 	t.handshaking = c
 	t.Block(func() { err = tc.HandshakeContext(context.Background()) })
 	t.handshaking = nil
-	tr.blocking = false
+	tr.blocking, tr.prefix = false, nil
 	// The handshake read the socket behind the loop's back: the next read
 	// tries it before it waits for an edge.
 	c.drained = false
@@ -159,12 +159,18 @@ type tlsTransport struct {
 	// nonblock: a read or write that would wait fails with wouldBlock
 	// instead (Ready, closeNotify).
 	nonblock bool
+	// prefix is what the handshake reads before the socket (StartTLS).
+	prefix []byte
 }
 
 var _ net.Conn = (*tlsTransport)(nil)
 
 func (tr *tlsTransport) Read(p []byte) (int, error) {
 	switch {
+	case len(tr.prefix) > 0:
+		n := copy(p, tr.prefix)
+		tr.prefix = tr.prefix[n:]
+		return n, nil
 	case tr.blocking:
 		return tr.c.blockingIO(p, false)
 	case tr.nonblock:

@@ -56,7 +56,7 @@ func tlsEcho(cfg *tls.Config, errs chan<- error) func(*Task, *Conn) {
 		if _, err := io.ReadFull(c, b[:]); err != nil || string(b[:]) != "tls\n" {
 			return
 		}
-		if err := c.StartTLS(task, cfg); err != nil {
+		if err := c.StartTLS(task, cfg, nil); err != nil {
 			if errs != nil {
 				errs <- err
 			}
@@ -158,7 +158,7 @@ func testTLSReadySeesBuffered(t *testing.T, cfg Config) {
 		if _, err := io.ReadFull(c, b[:]); err != nil {
 			return
 		}
-		if err := c.StartTLS(task, scfg); err != nil {
+		if err := c.StartTLS(task, scfg, nil); err != nil {
 			reports <- report{"handshake: " + err.Error(), false}
 			return
 		}
@@ -266,7 +266,7 @@ func testTLSCloseDuringHandshake(t *testing.T, cfg Config) {
 			return
 		}
 		close(started)
-		errs <- c.StartTLS(task, scfg)
+		errs <- c.StartTLS(task, scfg, nil)
 	})
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
