@@ -38,8 +38,11 @@ type drillCommand struct {
 }
 
 func runDrill(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) > 0 && args[0] == "isolation" {
+		return runIsolationDrill(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "replica-lag" {
-		return usageErr("usage: shardline drill replica-lag [flags]; the drills are: replica-lag")
+		return usageErr("usage: shardline drill replica-lag|isolation [flags]; the drills are: replica-lag, isolation")
 	}
 	fs := newFlagSet(env, "drill replica-lag")
 	var af adminFlags

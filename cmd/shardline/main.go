@@ -29,7 +29,7 @@ func commands() []command {
 		{"user", "add, list, remove users of the router and change their passwords", runUser},
 		{"schema", "apply a SQL file to every shard primary", runSchema},
 		{"bench", "pgbench side by side: PostgreSQL, PgBouncer and the router", runBench},
-		{"drill", "run a fault drill that checks an invariant (replica-lag)", runDrill},
+		{"drill", "run a drill that checks an invariant (replica-lag, isolation)", runDrill},
 	}
 }
 
