@@ -183,7 +183,7 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	lc.serveHTTP("metrics", newMetricsServer(reg, c.Pprof), metricsLn)
 
 	info := routerInfo{
-		RouterDSN:  fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", appUserName, routerLn.Addr(), c.Database),
+		RouterDSN:  fmt.Sprintf("postgres://%s@%s/%s?%s", appUserName, routerLn.Addr(), c.Database, c.sslParams()),
 		MetricsURL: fmt.Sprintf("http://%s/metrics", metricsLn.Addr()),
 		Placement:  watcher,
 	}

@@ -34,6 +34,7 @@ type routerFlags struct {
 	// users are the router's users: the command sets them (an etcd
 	// watcher) before startRouter.
 	users router.UserSource
+	tlsFlags
 }
 
 // register adds the flags to fs. help prefixes every help text but that of
@@ -49,6 +50,9 @@ func (f *routerFlags) register(fs *flag.FlagSet, help string) {
 	fs.BoolVar(&f.NoIOUring, "no-io-uring", false, help+"one system call per socket read and write (epoll) even where the kernel offers io_uring, which the router uses by default to batch them")
 	fs.BoolVar(&f.AllowSuperuser, "allow-superuser", false, help+"let server connections use a superuser or BYPASSRLS role, which row-level security does not bind; for development only (by default the router refuses them: give each shard a server_user)")
 	fs.StringVar(&f.Auth, "auth", string(router.AuthSCRAM), help+"client authentication: scram-sha-256 (passwords of 'shardline user add' users) or trust (no password; only with a loopback --listen, for development)")
+	fs.StringVar(&f.TLSCert, "tls-cert", "", help+"`file` (PEM) of the TLS certificate chain clients are served (with --tls-key); reloaded on SIGHUP")
+	fs.StringVar(&f.TLSKey, "tls-key", "", help+"`file` (PEM) of the TLS certificate's private key")
+	fs.BoolVar(&f.TLSRequired, "tls-required", false, help+"refuse unencrypted client sessions (FATAL 28000); cancel requests are served either way")
 	fs.BoolVar(&f.NoSchedBatch, "no-sched-batch", false, help+"keep the event loop's thread in the default scheduling policy instead of SCHED_BATCH (only to measure the difference)")
 }
 
@@ -67,7 +71,11 @@ func (f *routerFlags) checkCounts() error {
 // validate rejects router settings the router would refuse, before
 // anything is started: exit status 2 naming the flag.
 func (f *routerFlags) validate() error {
+	if err := f.checkTLS(); err != nil {
+		return err
+	}
 	cfg := f.routerConfig(noPlacement{}, slog.New(slog.DiscardHandler), nil)
+	cfg.TLSRequired = cfg.TLSRequired && cfg.TLS != nil // checkTLS checked it (up --tls makes the pair later)
 	if cfg.Users == nil {
 		cfg.Users = noUsers{}
 	}
@@ -107,7 +115,7 @@ func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.L
 	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize, Loops: f.Loops,
 		DefaultTarget: f.Target, DefaultMaxLag: f.MaxLag, ReplicaPollInterval: f.ReplicaPoll, NoWriteTokens: f.NoWriteTokens,
 		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch, AllowSuperuser: f.AllowSuperuser,
-		Auth: router.AuthMethod(f.Auth), Users: f.users,
+		Auth: router.AuthMethod(f.Auth), Users: f.users, TLS: f.tlsConfig(), TLSRequired: f.TLSRequired,
 		Logger: log.With("component", "router"), Registerer: reg}
 }
 
@@ -115,6 +123,10 @@ func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.L
 // it on ln as a goroutine of lc, whose stop closes it. Settings the router
 // refuses are exit status 2.
 func (f *routerFlags) startRouter(lc *lifecycle, ln net.Listener, placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) (*router.Router, error) {
+	if err := f.loadTLS(); err != nil { // up --tls made the pair after validate
+		return nil, err
+	}
+	f.reloadOnHUP(lc, log)
 	rt, err := router.New(f.routerConfig(placement, log, reg))
 	if err != nil {
 		return nil, &exitError{code: 2, msg: err.Error()}

@@ -85,6 +85,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&c.BasePort, "pg-port", postgres.DefaultBasePort, "first PostgreSQL port; members use consecutive ports (first run only)")
 	fs.IntVar(&c.MaxConnections, "max-connections", 0, "max_connections of every PostgreSQL server; 0 for 300 (first run only)")
 	c.routerFlags.register(fs, "router: ")
+	fs.BoolVar(&c.SelfSigned, "tls", false, "router: TLS with a self-signed certificate made in DIR/tls (server.crt, server.key) unless --tls-cert is given; clients verify it with sslmode=verify-full sslrootcert=DIR/tls/server.crt")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -152,6 +153,18 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	token, tokenFile, err := c.adminToken(dir)
 	if err != nil {
 		return err
+	}
+	if c.SelfSigned && c.TLSCert == "" {
+		cert, key, made, err := ensureSelfSigned(dir)
+		if err != nil {
+			return &exitError{code: 1, msg: err.Error()}
+		}
+		c.TLSCert, c.TLSKey = cert, key
+		if made {
+			log.Info("made a self-signed TLS certificate for the router", "cert", cert, "key", key)
+		}
+	} else {
+		c.SelfSigned = false // the operator's certificate: clients verify it against its CA
 	}
 
 	// Bind our own ports next: a port in use is reported at once.
@@ -252,7 +265,7 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 	info := upInfo{
-		RouterDSN:       fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", appUserName, appPassword, routerLn.Addr(), c.Database),
+		RouterDSN:       fmt.Sprintf("postgres://%s:%s@%s/%s?%s", appUserName, appPassword, routerLn.Addr(), c.Database, c.sslParams()),
 		AdminURL:        "http://" + adminLn.Addr().String(),
 		AdminTokenFile:  tokenFile,
 		AppPasswordFile: appPasswordFile,
@@ -279,6 +292,9 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	}
 	fmt.Fprintf(c.Stdout, "admin token: %s (%s; the CLI sends it with %s)\n", tokenFile, needed, send)
 	fmt.Fprintf(c.Stdout, "app user: %s, password in %s ('shardline user add' makes more, bound to tenants with --tenant)\n", appUserName, appPasswordFile)
+	if c.SelfSigned {
+		fmt.Fprintf(c.Stdout, "TLS: self-signed certificate %s (127.0.0.1, localhost and this host's name); clients verify it with sslmode=verify-full sslrootcert=%s\n", c.TLSCert, c.TLSCert)
+	}
 	fmt.Fprintf(c.Stdout, "try: psql '%s' -c \"SET shardline.tenant = 'acme'\" -c 'SHOW shardline.shard'\n", info.RouterDSN)
 	if c.OnReady != nil {
 		c.OnReady(info)
