@@ -195,3 +195,39 @@ func TestExchangeRefuses(t *testing.T) {
 		t.Errorf("ServerFinal before ServerFirst = %v, want ErrMalformed", err)
 	}
 }
+
+// BenchmarkExchange is the server's whole share of a login: both messages
+// parsed and answered, no PBKDF2 (the client runs that).
+func BenchmarkExchange(b *testing.B) {
+	v, err := ComputeVerifier("pencil", []byte("0123456789abcdef"), 4096)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newTestClient("", "pencil", "rOprNGfwEbeRWgbNEkqO")
+	e := NewExchange(v)
+	e.serverNonce = func() (string, error) { return "fixed", nil }
+	sf, err := e.ServerFirst(c.first())
+	if err != nil {
+		b.Fatal(err)
+	}
+	final := c.final(b, sf, "")
+	b.ReportAllocs()
+	for b.Loop() {
+		e := NewExchange(v)
+		e.serverNonce = func() (string, error) { return "fixed", nil }
+		if _, err := e.ServerFirst(c.first()); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.ServerFinal(final); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClientKey is what each client pays per login: PBKDF2 with the
+// verifier's 4096 iterations.
+func BenchmarkClientKey(b *testing.B) {
+	for b.Loop() {
+		pbkdf2Key(b, "pencil", []byte("0123456789abcdef"), 4096)
+	}
+}
