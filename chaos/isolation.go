@@ -61,6 +61,14 @@ type IsolationCluster interface {
 	TenantShard(ctx context.Context, tenant string) (string, error)
 }
 
+// BoundUsers is an optional capability of an IsolationCluster (found by
+// type assertion): making router users bound to one tenant, for the
+// bound-credential attack when no BoundDSN is given.
+type BoundUsers interface {
+	AddBoundUser(ctx context.Context, name, password, tenant string) error
+	RemoveUser(ctx context.Context, name string) error
+}
+
 // ErrBaseline is wrapped by RunIsolation's error when tenants cannot read
 // their own rows through the router before any attack: with a binding that
 // does not work, every attack would look blocked.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,11 +62,41 @@ func wrongPassword(ctx context.Context, d *isolation, o *outcome) {
 // boundCredential has a user bound to one tenant name the drill's tenants
 // in every way the router takes a tenant.
 func boundCredential(ctx context.Context, d *isolation, o *outcome) {
-	if d.cfg.BoundDSN == "" {
-		o.skip = "no tenant-bound user given (--bound-dsn; 'shardline user add' with a tenant makes one)"
-		return
+	dsn := d.cfg.BoundDSN
+	if dsn == "" {
+		users, ok := d.cfg.Cluster.(BoundUsers)
+		if !ok {
+			o.skip = "no tenant-bound user given (--bound-dsn; 'shardline user add' with a tenant makes one)"
+			return
+		}
+		name, password := "drill_iso_"+d.run, "pw-"+d.run+"-"+d.run
+		if err := users.AddBoundUser(ctx, name, password, d.a); err != nil {
+			o.skip = "the cluster makes no users: " + short(err.Error())
+			return
+		}
+		defer users.RemoveUser(context.WithoutCancel(ctx), name)
+		u, err := url.Parse(d.cfg.RouterDSN)
+		if err != nil {
+			o.fail = err
+			return
+		}
+		u.User = url.UserPassword(name, password)
+		dsn = u.String()
 	}
-	c, err := d.connectDSN(ctx, d.cfg.BoundDSN, "")
+	d.cfg.BoundDSN = dsn
+	defer func() { d.cfg.BoundDSN = "" }()
+	// A new user reaches the router through its watch of etcd: wait for it.
+	var c *client
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err = d.connectDSN(ctx, dsn, ""); err == nil || time.Now().After(deadline) || sqlState(err) != "28P01" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond): // the router's user map follows etcd: polling its state
+		}
+	}
 	if err != nil {
 		o.fail = fmt.Errorf("connect as the bound user: %w", err)
 		return

@@ -126,10 +126,15 @@ func (c *client) observe(label, as string, rows [][][]byte, err error) {
 	if err != nil {
 		text.WriteString(err.Error())
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
+		switch {
+		case errors.As(err, &pe):
 			text.WriteString(" " + pe.Detail + " " + pe.Where)
+			c.o.errs = append(c.o.errs, label+": "+describe(err))
+		case c.o.fail == nil:
+			// Not a refusal: a broken or timed-out session says nothing
+			// of isolation.
+			c.o.fail = fmt.Errorf("%s: %w", label, err)
 		}
-		c.o.errs = append(c.o.errs, label+": "+describe(err))
 	}
 	c.d.scan(c.o, label, as, text.Bytes())
 }

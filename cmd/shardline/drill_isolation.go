@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shardline/shardline/api"
+	"github.com/shardline/shardline/auth"
 	"github.com/shardline/shardline/chaos"
 )
 
@@ -65,6 +66,24 @@ func (d drillCluster) ApplySchema(ctx context.Context, sql string) error {
 			}
 		}
 	}
+	return err
+}
+
+var _ chaos.BoundUsers = drillCluster{}
+
+// AddBoundUser makes an application user bound to tenant, sending only
+// the password's SCRAM verifier, as 'shardline user add' does.
+func (d drillCluster) AddBoundUser(ctx context.Context, name, password, tenant string) error {
+	v, err := auth.NewVerifier(password, 0)
+	if err != nil {
+		return err
+	}
+	_, err = d.c.CreateUser(ctx, name, "app", []string{tenant}, v.String())
+	return err
+}
+
+func (d drillCluster) RemoveUser(ctx context.Context, name string) error {
+	_, err := d.c.RemoveUser(ctx, name)
 	return err
 }
 

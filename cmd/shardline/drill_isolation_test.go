@@ -122,10 +122,23 @@ func TestDrillIsolation(t *testing.T) {
 			t.Errorf("%s: %s (%s)", a.Attack, a.Result, a.Reason)
 		}
 	}
-	// The cluster has no TLS, no bound user was given: skipped, not blocked.
-	for _, name := range []string{"plaintext-tls-required", "bound-credential"} {
-		if a := attackResult(t, rep, name); a.Result != chaos.Skipped {
-			t.Errorf("%s: %s, want skipped", name, a.Result)
+	// A router that asks for a password (its DSN carries one) blocks a
+	// wrong one; one that asks for none has the attack skipped, not
+	// blocked.
+	u, err := url.Parse(info.RouterDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, password := u.User.Password()
+	if a := attackResult(t, rep, "wrong-password"); password != (a.Result == chaos.Blocked) || !password && a.Result != chaos.Skipped {
+		t.Errorf("wrong-password with a password in the router's DSN %v: %+v", password, a)
+	}
+	// The bound user the drill made is gone.
+	if users, err := api.NewClient(info.AdminURL, nil).ListUsers(t.Context()); err == nil {
+		for _, us := range users {
+			if strings.HasPrefix(us.Name, "drill_iso_") {
+				t.Errorf("the drill left user %s", us.Name)
+			}
 		}
 	}
 
