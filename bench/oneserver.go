@@ -71,7 +71,7 @@ func (b *builder) oneServer(ctx context.Context) (Target, error) {
 	if err := writeOneServerPlacement(ctx, b.s.cluster.Etcd, b.shard1, map[string]string{b.tenant1: b.shard1, b.tenant2: b.shard2}, b.cfg.Logger); err != nil {
 		return Target{}, err
 	}
-	r, proc, err := b.startRouter(ctx, TargetRouter2OneServer, max(1, b.cfg.PoolSize/2), oneServerCluster)
+	r, proc, err := b.startRouter(ctx, TargetRouter2OneServer, max(1, b.cfg.PoolSize/2), oneServerCluster, nil)
 	if err != nil {
 		return Target{}, err
 	}

@@ -64,6 +64,11 @@ type PgBouncerConfig struct {
 	// transaction mode. 0 means 200 where the version supports it and off
 	// elsewhere; negative means off.
 	MaxPreparedStatements int
+	// TLSCertFile and TLSKeyFile, when set, are a PEM pair PgBouncer
+	// serves clients with, and clients must use TLS (client_tls_sslmode =
+	// require; the endpoints carry sslmode=require). The files are copied
+	// into Dir for PgBouncer's OS user.
+	TLSCertFile, TLSKeyFile string
 	// OSUser is the user PgBouncer runs as when this process is root,
 	// since PgBouncer refuses to run as root; empty means "postgres".
 	OSUser string
@@ -183,6 +188,11 @@ func (c PgBouncerConfig) Render(port int, authFile string) (ini, users string, e
 	set("stats_period", "60")
 	if c.MaxPreparedStatements > 0 {
 		set("max_prepared_statements", strconv.Itoa(c.MaxPreparedStatements))
+	}
+	if c.TLSCertFile != "" {
+		set("client_tls_sslmode", "require")
+		set("client_tls_cert_file", c.TLSCertFile)
+		set("client_tls_key_file", c.TLSKeyFile)
 	}
 	// No admin console users, no pidfile: the bench owns the process.
 	users = authValue(dbs[0].server.user) + " " + authValue(dbs[0].server.password) + "\n"
@@ -353,6 +363,19 @@ func StartPgBouncer(ctx context.Context, c PgBouncerConfig) (*PgBouncer, error) 
 func startPgBouncerOn(ctx context.Context, c PgBouncerConfig, path string, cred *syscall.Credential, port int) (*PgBouncer, error) {
 	iniPath := filepath.Join(c.Dir, "pgbouncer.ini")
 	authPath := filepath.Join(c.Dir, "userlist.txt")
+	if c.TLSCertFile != "" {
+		// PgBouncer's OS user reads its own copies.
+		for _, f := range []*string{&c.TLSCertFile, &c.TLSKeyFile} {
+			data, err := os.ReadFile(*f)
+			if err != nil {
+				return nil, fmt.Errorf("pgbouncer: TLS: %w", err)
+			}
+			*f = filepath.Join(c.Dir, "client-"+filepath.Base(*f))
+			if err := writeOwned(*f, data, cred); err != nil {
+				return nil, fmt.Errorf("pgbouncer: %w", err)
+			}
+		}
+	}
 	ini, users, err := c.Render(port, authPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: pgbouncer: %w", ErrInvalidConfig, err)
@@ -394,7 +417,11 @@ func (b *PgBouncer) Endpoint() Endpoint { return b.Endpoints()[0] }
 func (b *PgBouncer) Endpoints() []Endpoint {
 	eps := make([]Endpoint, len(b.dbs))
 	for i, d := range b.dbs {
-		u := "postgres://" + urlUser(d.server.user, d.server.password) + "@" + net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) + "/" + d.name + "?sslmode=disable"
+		ssl := "disable"
+		if b.cfg.TLSCertFile != "" {
+			ssl = "require"
+		}
+		u := "postgres://" + urlUser(d.server.user, d.server.password) + "@" + net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) + "/" + d.name + "?sslmode=" + ssl
 		eps[i] = Endpoint{DSN: u}
 	}
 	return eps

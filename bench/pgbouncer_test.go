@@ -300,3 +300,58 @@ func TestStartPgBouncerFails(t *testing.T) {
 		t.Errorf("missing binary: %v", err)
 	}
 }
+
+// TestPgBouncerRenderTLS: a TLS pair requires TLS of clients.
+func TestPgBouncerRenderTLS(t *testing.T) {
+	ini, _ := renderValid(t, PgBouncerConfig{Dir: "/x", Server: "host=/run/a port=17000 user=postgres dbname=app",
+		TLSCertFile: "/x/client-server.crt", TLSKeyFile: "/x/client-server.key"})
+	for _, want := range []string{"client_tls_sslmode = require\n", "client_tls_cert_file = /x/client-server.crt\n", "client_tls_key_file = /x/client-server.key\n"} {
+		if !strings.Contains(ini, want) {
+			t.Errorf("ini lacks %q:\n%s", want, ini)
+		}
+	}
+	plain, _ := renderValid(t, PgBouncerConfig{Dir: "/x", Server: "host=/run/a port=17000 user=postgres dbname=app"})
+	if strings.Contains(plain, "client_tls") {
+		t.Errorf("ini without a pair has TLS settings:\n%s", plain)
+	}
+}
+
+// TestPgBouncerTLS runs PgBouncer with client TLS: pgbench gets in with
+// the endpoint's sslmode=require, a plaintext client does not.
+func TestPgBouncerTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and PgBouncer")
+	}
+	requirePgBouncer(t)
+	dsn := startPostgres(t)
+	ctx := t.Context()
+	b := &builder{cfg: SetupConfig{Dir: t.TempDir()}}
+	cert, key, err := b.tlsPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgb, err := StartPgBouncer(ctx, PgBouncerConfig{Dir: filepath.Join(pgtest.Dir(t), "pgbouncer"), Server: dsn, PoolSize: 2, TLSCertFile: cert, TLSKeyFile: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pgb.Close()
+	e := pgb.Endpoint()
+	if !strings.HasSuffix(e.DSN, "sslmode=require") {
+		t.Fatalf("endpoint %s", e.DSN)
+	}
+	pb, err := NewPgbench("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Init(ctx, "pgbouncer-tls", e, 1); err != nil {
+		t.Fatalf("pgbench -i over TLS: %v", err)
+	}
+	if err := pb.Check(ctx, "pgbouncer-tls", e); err != nil {
+		t.Fatalf("pgbench over TLS: %v", err)
+	}
+	c, err := pgconn.Connect(ctx, strings.Replace(e.DSN, "sslmode=require", "sslmode=disable", 1))
+	if err == nil {
+		c.Close(ctx)
+		t.Fatal("PgBouncer with client_tls_sslmode=require took a plaintext client")
+	}
+}

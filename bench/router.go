@@ -48,6 +48,8 @@ type RouterConfig struct {
 	// Cluster is --cluster, the placement's name in etcd; empty leaves
 	// the router's default, `shardline up`'s.
 	Cluster string
+	// Flags are more flags of `shardline router` (--tls-cert ...).
+	Flags []string
 	// Logger receives start and stop lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -102,6 +104,7 @@ func startRouterOnce(ctx context.Context, c RouterConfig) (*RouterProcess, error
 	if c.Cluster != "" {
 		args = append(args, "--cluster", c.Cluster)
 	}
+	args = append(args, c.Flags...)
 	var dsn, metricsURL string
 	proc, err := startReadyChild(ctx, readyChildConfig{
 		childConfig: childConfig{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // routerLogDir is the work directory's folder of the router processes'
@@ -71,7 +72,7 @@ func (b *builder) routerSide(ctx context.Context, target string, poolSize int, p
 		}
 		return ext, nil
 	}
-	r, proc, err := b.startRouter(ctx, target, poolSize, "")
+	r, proc, err := b.startRouter(ctx, target, poolSize, "", nil)
 	if err != nil {
 		return routerSide{}, err
 	}
@@ -82,7 +83,7 @@ func (b *builder) routerSide(ctx context.Context, target string, poolSize int, p
 // cluster's etcd (under placement name cluster; "" for the cluster's own)
 // and names its process and how its event loop runs (the report's
 // settings table says so).
-func (b *builder) startRouter(ctx context.Context, target string, poolSize int, cluster string) (*RouterProcess, string, error) {
+func (b *builder) startRouter(ctx context.Context, target string, poolSize int, cluster string, flags []string) (*RouterProcess, string, error) {
 	cfg := b.cfg
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, routerLogDir), 0o755); err != nil {
 		return nil, "", fmt.Errorf("router log directory: %w", err)
@@ -90,7 +91,7 @@ func (b *builder) startRouter(ctx context.Context, target string, poolSize int, 
 	b.progress("starting a router for %s: shardline router --pool-size %d against the cluster's etcd", target, poolSize)
 	r, err := StartRouter(ctx, RouterConfig{
 		Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv, Name: target,
-		LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: b.s.cluster.Etcd, PoolSize: poolSize, Cluster: cluster,
+		LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: b.s.cluster.Etcd, PoolSize: poolSize, Cluster: cluster, Flags: flags,
 		Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -102,9 +103,14 @@ func (b *builder) startRouter(ctx context.Context, target string, poolSize int, 
 	if err != nil {
 		return nil, "", err
 	}
-	flags := fmt.Sprintf("--pool-size %d", r.PoolSize)
+	shown := fmt.Sprintf("--pool-size %d", r.PoolSize)
 	if cluster != "" {
-		flags += " --cluster " + cluster
+		shown += " --cluster " + cluster
 	}
-	return r, fmt.Sprintf("shardline router %s (event loop: %s)", flags, mode), nil
+	for _, f := range flags {
+		if strings.HasPrefix(f, "--") {
+			shown += " " + f // the flags, not the work directory's file names
+		}
+	}
+	return r, fmt.Sprintf("shardline router %s (event loop: %s)", shown, mode), nil
 }

@@ -20,4 +20,9 @@ func TestSetupMaxConnections(t *testing.T) {
 			t.Errorf("maxConnections(clients %d, pool %d) = %d, want %d", tt.clients, tt.pool, got, tt.want)
 		}
 	}
+	// The TLS targets' pools count when they run: 256 + 60 + 40 + 20 + 2*20.
+	tls := SetupConfig{MaxClients: 256, PoolSize: 20, Targets: []string{TargetPgBouncerTLS, TargetRouterTLS}}
+	if got := tls.maxConnections(); got != 416 {
+		t.Errorf("maxConnections with the TLS targets = %d, want 416", got)
+	}
 }

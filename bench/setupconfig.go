@@ -114,12 +114,17 @@ const pgDefaultMaxConnections = 300
 // direct's cfg.MaxClients while every pool to that primary is full (up's
 // router, PgBouncer, the router process, the half-size pools of
 // pgbouncer-2shards and router-2shards, and both half-size pools of
-// router-2shards-1server), plus
+// router-2shards-1server, and the TLS targets' pools when they run), plus
 // headroom for the replica monitors and pgbench's own connection. Else
 // enough for that.
 func (cfg *SetupConfig) maxConnections() int {
 	const headroom = 20
 	need := cfg.MaxClients + 3*cfg.PoolSize + 4*max(1, cfg.PoolSize/2) + headroom
+	for _, t := range cfg.Targets {
+		if t == TargetPgBouncerTLS || t == TargetRouterTLS {
+			need += cfg.PoolSize
+		}
+	}
 	if need <= pgDefaultMaxConnections {
 		return 0
 	}
@@ -133,7 +138,7 @@ func (cfg *SetupConfig) fill() error {
 		return fmt.Errorf("%w: setup: Dir is required", ErrInvalidConfig)
 	}
 	if len(cfg.Targets) == 0 {
-		cfg.Targets = AllTargets()
+		cfg.Targets = DefaultTargets()
 	}
 	if len(cfg.Workloads) == 0 {
 		cfg.Workloads = Workloads()

@@ -76,7 +76,7 @@ const idleConnsHeadroom = 100
 // Default* constants. The paths and Dir are empty.
 func DefaultSuiteConfig() SuiteConfig {
 	return SuiteConfig{
-		Targets:    AllTargets(),
+		Targets:    DefaultTargets(),
 		Workloads:  Workloads(),
 		Clients:    DefaultClients(),
 		Rounds:     DefaultRounds,

@@ -10,7 +10,7 @@ import (
 
 func TestDefaultSuiteConfig(t *testing.T) {
 	c := DefaultSuiteConfig()
-	if !slices.Equal(c.Targets, AllTargets()) || !slices.Equal(c.Workloads, Workloads()) || !slices.Equal(c.Clients, []int{1, 8, 32, 256}) ||
+	if !slices.Equal(c.Targets, DefaultTargets()) || !slices.Equal(c.Workloads, Workloads()) || !slices.Equal(c.Clients, []int{1, 8, 32, 256}) ||
 		c.Rounds != 3 || c.Duration != 10*time.Second || c.Warmup != 2*time.Second || c.MaxThreads != 2 || c.IdleConns != 1000 ||
 		c.PoolSize != 20 || c.Scale != 1 {
 		t.Errorf("DefaultSuiteConfig = %+v", c)

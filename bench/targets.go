@@ -55,6 +55,8 @@ type targetBuilder struct {
 	twoTenants bool
 	// twoServers: the target needs the DSN of the second tenant's primary.
 	twoServers bool
+	// optIn: only when --targets names it (not in DefaultTargets).
+	optIn bool
 	build      func(b *builder, ctx context.Context) (Target, error)
 }
 
@@ -68,6 +70,8 @@ var targetBuilders = []targetBuilder{
 	{name: TargetRouter, build: (*builder).router},
 	{name: TargetRouter2, twoTenants: true, build: (*builder).router2},
 	{name: TargetRouter2OneServer, throwawayOnly: true, twoTenants: true, build: (*builder).oneServer},
+	{name: TargetPgBouncerTLS, throwawayOnly: true, optIn: true, build: (*builder).pgbouncerTLS},
+	{name: TargetRouterTLS, throwawayOnly: true, optIn: true, build: (*builder).routerTLS},
 }
 
 // AllTargets returns the names of the targets that --targets selects, in
@@ -77,6 +81,19 @@ func AllTargets() []string {
 	names := make([]string, len(targetBuilders))
 	for i, tb := range targetBuilders {
 		names[i] = tb.name
+	}
+	return names
+}
+
+// DefaultTargets returns the targets a run has unless --targets says
+// otherwise: all but the opt-in ones (the TLS targets). It returns a new
+// slice on each call.
+func DefaultTargets() []string {
+	var names []string
+	for _, tb := range targetBuilders {
+		if !tb.optIn {
+			names = append(names, tb.name)
+		}
 	}
 	return names
 }

@@ -7,6 +7,10 @@ import (
 
 func TestAllTargets(t *testing.T) {
 	want := []string{"direct", "direct-2shards", "pgbouncer", "pgbouncer-2shards", "router", "router-2shards", "router-2shards-1server"}
+	if got := DefaultTargets(); !slices.Equal(got, want) {
+		t.Errorf("DefaultTargets = %q, want %q", got, want)
+	}
+	want = append(want, "pgbouncer-tls", "router-tls") // opt-in
 	if got := AllTargets(); !slices.Equal(got, want) {
 		t.Errorf("AllTargets = %q, want %q", got, want)
 	}

@@ -21,13 +21,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/shardline/shardline/internal/tlscert"
 )
 
 // testCert writes a self-signed pair for 127.0.0.1 and localhost and
 // returns the certificate's file (a client's sslrootcert) and the pair.
 func testCert(t *testing.T) (string, *CertFiles) {
 	t.Helper()
-	certPEM, keyPEM, err := SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
+	certPEM, keyPEM, err := tlscert.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +455,7 @@ func TestCertFilesReload(t *testing.T) {
 	certFile, files := testCert(t)
 	keyFile := strings.TrimSuffix(certFile, ".crt") + ".key"
 	first := files.cur.Load().Leaf.SerialNumber
-	certPEM, keyPEM, err := SelfSigned([]string{"127.0.0.1"}, time.Hour)
+	certPEM, keyPEM, err := tlscert.SelfSigned([]string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func TestBenchFlags(t *testing.T) {
 	}
 	// --quick sets what was not given; --rounds was.
 	if c.Duration != 2*time.Second || c.Rounds != 2 || !slices.Equal(c.Clients, []int{32}) || c.Warmup != time.Second ||
-		!slices.Equal(c.Workloads, []string{"select-simple", "idle"}) || !slices.Equal(c.Targets, bench.AllTargets()) ||
+		!slices.Equal(c.Workloads, []string{"select-simple", "idle"}) || !slices.Equal(c.Targets, bench.DefaultTargets()) ||
 		c.External || c.IdleConns != 1000 || c.PoolSize != 20 {
 		t.Errorf("parseBench = %+v", c)
 	}

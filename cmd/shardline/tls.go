@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shardline/shardline/internal/tlscert"
 	"github.com/shardline/shardline/router"
 )
 
@@ -140,7 +141,7 @@ func ensureSelfSigned(dir string) (certFile, keyFile string, made bool, err erro
 	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
 		hosts = append(hosts, h)
 	}
-	certPEM, keyPEM, err := router.SelfSigned(hosts, selfSignedExpiry)
+	certPEM, keyPEM, err := tlscert.SelfSigned(hosts, selfSignedExpiry)
 	if err != nil {
 		return "", "", false, fmt.Errorf("make a self-signed TLS certificate: %w", err)
 	}

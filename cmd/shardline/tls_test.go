@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/shardline/shardline/router"
+	"github.com/shardline/shardline/internal/tlscert"
 	"github.com/shardline/shardline/storage/postgres/pgtest"
 )
 
@@ -52,7 +52,7 @@ func TestSelfSignedPair(t *testing.T) {
 	if after, _ := os.ReadFile(cert); !bytes.Equal(before, after) {
 		t.Fatal("second run changed the certificate")
 	}
-	soon, soonKey, err := router.SelfSigned([]string{"127.0.0.1"}, time.Hour)
+	soon, soonKey, err := tlscert.SelfSigned([]string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestUpTLS(t *testing.T) {
 	}
 
 	// A new pair in place, then SIGHUP: new sessions get it.
-	certPEM, keyPEM, err := router.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
+	certPEM, keyPEM, err := tlscert.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
