@@ -57,7 +57,7 @@ type targetBuilder struct {
 	twoServers bool
 	// optIn: only when --targets names it (not in DefaultTargets).
 	optIn bool
-	build      func(b *builder, ctx context.Context) (Target, error)
+	build func(b *builder, ctx context.Context) (Target, error)
 }
 
 // targetBuilders are the targets that --targets selects, in benchmark

@@ -92,13 +92,10 @@ func (s *session) logger() *slog.Logger {
 	return s.log
 }
 
-// greet validates the startup request and sends what a server sends after
-// authentication: AuthenticationOk, ParameterStatus, BackendKeyData,
-// ReadyForQuery.
+// greet validates the startup request of an authenticated session
+// (authenticate) and sends what a server sends after authentication:
+// AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery.
 func (s *session) greet() error {
-	if err := s.authenticate(); err != nil {
-		return err
-	}
 	s.tenant = s.cred.defaultTenant()
 	if s.st.database != s.r.cfg.Database {
 		return &Error{Code: codeInvalidCatalog, Fatal: true,

@@ -265,8 +265,8 @@ func optionsErr(msg string) error {
 }
 
 // accept runs, on the event loop, for each new client connection: its
-// task reads the startup request (within startupTimeout), then serves the
-// session until Terminate.
+// task reads the startup request and authenticates the client (both
+// within startupTimeout), then serves the session until Terminate.
 func (r *Router) accept(c *netloop.Conn) {
 	i, l := r.loops.pick()
 	l.Go(func(t *netloop.Task) {
@@ -274,8 +274,8 @@ func (r *Router) accept(c *netloop.Conn) {
 		defer c.Close()
 		br := bufio.NewReaderSize(c, clientReadBuffer)
 		timer := time.AfterFunc(startupTimeout, c.Shutdown)
+		defer timer.Stop()
 		st, err := r.readStartup(t, c, br)
-		timer.Stop()
 		if err != nil || st == nil {
 			var re *Error
 			if errors.As(err, &re) {
@@ -293,7 +293,12 @@ func (r *Router) accept(c *netloop.Conn) {
 			s.forgetStmts()
 			s.releaseOut()
 		}()
-		if err := s.greet(); err != nil {
+		err = s.authenticate()
+		timer.Stop()
+		if err == nil {
+			err = s.greet()
+		}
+		if err != nil {
 			if !isClientGone(err) {
 				s.fail(err)
 			}
