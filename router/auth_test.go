@@ -31,6 +31,12 @@ type authRouter struct {
 
 func startAuthRouter(t *testing.T, method AuthMethod) *authRouter {
 	t.Helper()
+	return startAuthRouterWith(t, Config{Auth: method})
+}
+
+// startAuthRouterWith is startAuthRouter with more of the router's Config.
+func startAuthRouterWith(t *testing.T, cfg Config) *authRouter {
+	t.Helper()
 	needCluster(t)
 	w := etcdstore.NewUserWatcher(env.store, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -44,7 +50,8 @@ func startAuthRouter(t *testing.T, method AuthMethod) *authRouter {
 	})
 	<-w.Ready()
 	reg := prometheus.NewRegistry()
-	r, addr := startRouterAt(t, Config{PoolSize: 2, WaitTimeout: 5 * time.Second, Auth: method, Users: w, Registerer: reg})
+	cfg.PoolSize, cfg.WaitTimeout, cfg.Users, cfg.Registerer = 2, 5*time.Second, w, reg
+	r, addr := startRouterAt(t, cfg)
 	return &authRouter{r: r, addr: addr, users: w, reg: reg}
 }
 
@@ -367,5 +374,39 @@ func TestAuthConfig(t *testing.T) {
 	}
 	if _, err := New(Config{Placement: staticPlacement{}, Auth: "md5"}); err == nil || !strings.Contains(err.Error(), "unknown authentication method") {
 		t.Fatalf("New with md5 = %v", err)
+	}
+}
+
+// Over TLS, SCRAM-SHA-256 works with pgx and psql (which would bind the
+// channel if the router offered SCRAM-SHA-256-PLUS: they send gs2 flag
+// 'y'); a client that requires channel binding is refused by itself, as
+// the router offers none.
+func TestSCRAMOverTLS(t *testing.T) {
+	_, files := testCert(t)
+	a := startAuthRouterWith(t, Config{Auth: AuthSCRAM, TLS: files.Config()})
+	a.addUser(t, "scram_tls", "tls pw", shardline.UserApp, "acme")
+	c, err := pgx.Connect(testCtx(t), strings.Replace(a.dsn("scram_tls", "tls pw", ""), "sslmode=disable", "sslmode=require", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tlsVersion(c) == 0 {
+		t.Fatal("pgx connected without TLS")
+	}
+	c.Close(context.Background())
+	_, err = pgx.Connect(testCtx(t), strings.Replace(a.dsn("scram_tls", "tls pW", ""), "sslmode=disable", "sslmode=require", 1))
+	if code, _ := serverError(t, err); code != codeInvalidPassword {
+		t.Fatalf("a wrong password over TLS: %s", code)
+	}
+	psql := psqlPath(t)
+	dsn := strings.Replace(a.dsn("scram_tls", "", ""), "sslmode=disable", "sslmode=require", 1)
+	cmd := exec.Command(psql, "-X", "-w", "-At", "-c", "SHOW shardline.tenant", dsn)
+	cmd.Env = append(os.Environ(), "PGPASSWORD=tls pw")
+	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "acme" {
+		t.Fatalf("psql over TLS: %v: %s", err, out)
+	}
+	cmd = exec.Command(psql, "-X", "-w", "-At", "-c", "SELECT 1", dsn+"&channel_binding=require")
+	cmd.Env = append(os.Environ(), "PGPASSWORD=tls pw")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "channel binding") {
+		t.Fatalf("psql with channel_binding=require: %v: %s", err, out)
 	}
 }
