@@ -499,3 +499,77 @@ func TestTLSConfigValidate(t *testing.T) {
 		t.Fatalf("server TLS config: min %x, ALPN %v, suites %v", cfg.MinVersion, cfg.NextProtos, cfg.CipherSuites)
 	}
 }
+
+// TestTLSWithPsycopg2: Python's psycopg2 (libpq underneath) with
+// sslmode=require and verify-full. Skipped without python3-psycopg2.
+func TestTLSWithPsycopg2(t *testing.T) {
+	needCluster(t)
+	py := ""
+	for _, p := range []string{"/usr/bin/python3", "python3"} { // Debian's first: another python3 on PATH may lack it
+		if p, err := exec.LookPath(p); err == nil && exec.Command(p, "-c", "import psycopg2").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		t.Skip("python3 with psycopg2 is not installed (Debian: apt-get install python3-psycopg2)")
+	}
+	dsn, _, root := tlsRouter(t, true)
+	const script = `import sys, psycopg2
+c = psycopg2.connect(sys.argv[1])
+cur = c.cursor()
+cur.execute("SELECT 40 + 2")
+print(cur.fetchone()[0], c.info.ssl_in_use, c.info.ssl_attribute("protocol"))
+`
+	for _, ssl := range []string{"sslmode=require", "sslmode=verify-full&sslrootcert=" + root} {
+		ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Second)
+		out, err := exec.CommandContext(ctx, py, "-c", script, dsn("tlspy", ssl)).CombinedOutput()
+		cancel()
+		if err != nil || !strings.HasPrefix(string(out), "42 True TLSv1.") {
+			t.Fatalf("psycopg2 %s: %v\n%s", ssl, err, out)
+		}
+	}
+}
+
+// TestTLSWithJDBC: PgJDBC with sslmode=require and verify-full (the
+// router's certificate as sslrootcert). Skipped without java and
+// Debian's libpostgresql-jdbc-java.
+func TestTLSWithJDBC(t *testing.T) {
+	needCluster(t)
+	const jar = "/usr/share/java/postgresql.jar"
+	java, err := exec.LookPath("java")
+	if err == nil {
+		_, err = os.Stat(jar)
+	}
+	if err != nil {
+		t.Skip("java or PgJDBC is not installed (Debian: apt-get install default-jre-headless libpostgresql-jdbc-java)")
+	}
+	_, addr, root := tlsRouter(t, true)
+	src := filepath.Join(t.TempDir(), "TLSCheck.java")
+	const program = `import java.sql.*;
+public class TLSCheck {
+	public static void main(String[] args) throws Exception {
+		try (Connection c = DriverManager.getConnection(args[0])) {
+			ResultSet r = c.createStatement().executeQuery("SELECT 40 + 2");
+			r.next();
+			System.out.println("answer " + r.getInt(1));
+		}
+	}
+}
+`
+	if err := os.WriteFile(src, []byte(program), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ssl := range []string{"sslmode=require", "sslmode=verify-full&sslrootcert=" + root} {
+		url := fmt.Sprintf("jdbc:postgresql://%s/app?user=app&%s&options=-c%%20shardline.tenant%%3Dtlsjdbc", addr, ssl)
+		out, err := exec.Command(java, "-cp", jar, src, url).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "answer 42") {
+			t.Fatalf("JDBC %s: %v\n%s", ssl, err, out)
+		}
+	}
+	// And refused without TLS, with the router's message.
+	out, err := exec.Command(java, "-cp", jar, src, fmt.Sprintf("jdbc:postgresql://%s/app?user=app&sslmode=disable", addr)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "TLS is required") {
+		t.Fatalf("JDBC without TLS: %v\n%s", err, out)
+	}
+}
