@@ -26,7 +26,7 @@ import (
 
 // testCert writes a self-signed pair for 127.0.0.1 and localhost and
 // returns the certificate's file (a client's sslrootcert) and the pair.
-func testCert(t *testing.T) (string, *CertFiles) {
+func testCert(t testing.TB) (string, *CertFiles) {
 	t.Helper()
 	certPEM, keyPEM, err := tlscert.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
