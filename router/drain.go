@@ -51,6 +51,9 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 	if p.token {
 		return s.onTokenMessage(typ, body)
 	}
+	if p.enter {
+		return s.onEnterMessage(typ, body)
+	}
 	forward := !p.swallow
 	switch typ {
 	case 'E':
@@ -76,7 +79,7 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		}
 		status := body[0]
 		s.beStatus = status
-		if forward && len(s.queue) > 1 && s.queue[1].token {
+		if forward && len(s.queue) > 1 && (s.queue[1].token || s.queue[1].enter) {
 			// The write token was pipelined after this batch: the client's
 			// ReadyForQuery waits for it (see onTokenMessage).
 			s.heldRFQ = status
@@ -283,6 +286,7 @@ func (s *session) onTokenMessage(typ byte, body []byte) error {
 			s.txWrote = false
 		}
 		s.fwd('Z', []byte{s.heldRFQ})
+		s.heldRFQ = 0
 		s.onReady(status)
 	}
 	return nil

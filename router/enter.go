@@ -20,6 +20,14 @@ import (
 // message, the router's hint and nothing else. docs/isolation.md has the
 // design and its cost.
 //
+// In a transaction the client opened with BEGIN the call is pipelined
+// instead, after the BEGIN and before the client's statement, without a
+// Sync of its own (pipelineEnter): there a failed call aborts the
+// transaction, and the server skips the client's messages up to its Sync,
+// so nothing runs under the earlier binding either; a rollback undoes the
+// binding (boundInTx). That saves the round trip for the transactions that
+// write most. Not before SET TRANSACTION SNAPSHOT, which must come first.
+//
 // Without a token (Config.BindingToken ""), the router binds with SET, as
 // on servers without the library, where any client can do the same.
 
@@ -33,12 +41,16 @@ var enterParse = func() []byte {
 	return appendMsg(nil, 'P', m.b)
 }()
 
-// enterTail is Execute of the unnamed portal (all rows) and Sync.
-var enterTail = func() []byte {
-	var m msgBuilder
-	m.str("").int32(0)
-	return appendMsg(appendMsg(nil, 'E', m.b), 'S', nil)
-}()
+// enterExecute is Execute of the unnamed portal (all rows); enterTail adds
+// Sync.
+var (
+	enterExecute = func() []byte {
+		var m msgBuilder
+		m.str("").int32(0)
+		return appendMsg(nil, 'E', m.b)
+	}()
+	enterTail = appendMsg(append([]byte(nil), enterExecute...), 'S', nil)
+)
 
 // bindTenant makes be carry tenant, after the session settings in setup
 // ("" for none), and waits for the server to confirm both. Responses the
@@ -66,11 +78,7 @@ func (s *session) bindTenant(be *backend, tenant shardline.TenantID, setup strin
 	if !be.enterParsed {
 		be.out.Write(enterParse)
 	}
-	s.mb.reset().str("").str(enterStmt).int16(0).int16(2)
-	s.mb.int32(int32(len(tenant))).bytes([]byte(tenant))
-	s.mb.int32(int32(len(s.r.cfg.BindingToken))).bytes([]byte(s.r.cfg.BindingToken))
-	s.mb.int16(0)
-	writeMsg(be.out, 'B', s.mb.b)
+	s.writeEnterBind(be, tenant)
 	be.out.Write(enterTail)
 	if err := be.out.Flush(); err != nil {
 		return s.serverGone(err)
@@ -118,7 +126,7 @@ func (s *session) bindTenant(be *backend, tenant shardline.TenantID, setup strin
 
 // enterFailed logs a failed shardline.enter() and returns the client's
 // error: the server's code and message, the router's hint.
-func (s *session) enterFailed(be *backend, tenant shardline.TenantID, e *Error) error {
+func (s *session) enterFailed(be *backend, tenant shardline.TenantID, e *Error) *Error {
 	s.logger().Warn("binding the tenant failed on the server", "shard", be.pool.shard, "tenant", string(tenant),
 		"code", e.Code, "error", e.Message)
 	e.Message = "could not bind tenant \"" + string(tenant) + "\" on shard " + string(be.pool.shard) + ": " + e.Message
@@ -145,4 +153,93 @@ func (s *session) inFlight() bool {
 		}
 	}
 	return false
+}
+
+// pipelineEnter sends the binding call for tenant without a Sync, for the
+// transaction the client opened: its answer is read in order with the
+// rest (onEnterMessage).
+//
+// last: nothing of the client's follows, so a Flush makes the server send
+// the answer (it holds extended-protocol output until Sync or Flush).
+func (s *session) pipelineEnter(be *backend, tenant shardline.TenantID, last bool) {
+	if !be.enterParsed {
+		be.out.Write(enterParse)
+	}
+	s.writeEnterBind(be, tenant)
+	be.out.Write(enterExecute)
+	if last {
+		writeMsg(be.out, 'H', nil)
+	}
+	be.tenant = tenant
+	s.boundInTx = true
+	s.push(pending{kind: 'E', swallow: true, internal: true, enter: true})
+}
+
+// onEnterMessage reads the answer to a pipelined binding call. An error
+// fails the client's transaction: the server skips the client's messages
+// up to its next Sync, so the client gets the router's error and, at its
+// synchronization point, ReadyForQuery of a failed transaction, and the
+// connection is dropped. A binding that followed the client's BEGIN fails
+// that BEGIN instead, with no transaction left open.
+func (s *session) onEnterMessage(typ byte, body []byte) error {
+	be := s.be
+	switch typ {
+	case '1':
+		be.enterParsed = true
+	case 'C':
+		s.pop()
+		s.r.metrics.bindings.Inc()
+		if s.heldRFQ != 0 { // the binding followed the client's BEGIN
+			s.fwd('Z', []byte{s.heldRFQ})
+			s.heldRFQ = 0
+		}
+	case 'E':
+		e := s.enterFailed(be, be.tenant, &Error{Code: string(errorField(body, 'C')), Message: string(errorField(body, 'M'))})
+		s.r.metrics.errors.WithLabelValues(e.Code).Inc()
+		s.writeClient('E', errorResponse(e)[5:])
+		synced := false
+		for len(s.queue) > 0 {
+			p := s.queue[0]
+			if p.kind == 'P' && p.client != "" && p.synth == nil {
+				s.forgetStmt(p.client)
+			}
+			if p.kind == 'S' || (p.kind == 'Q' && !p.internal) {
+				synced = true
+			}
+			s.pop()
+			if synced {
+				break
+			}
+		}
+		s.queue = s.queue[:0] // what follows is the router's own
+		be.tenant = unknownTenant
+		if s.heldRFQ != 0 {
+			// The binding followed the client's BEGIN: the BEGIN fails, and
+			// as after a failed BEGIN no transaction is open (dropping the
+			// connection rolls the server's back).
+			s.heldRFQ, synced = 0, true
+			be.broken = true
+			s.endTransaction(true)
+		} else {
+			s.abortTransaction()
+		}
+		if synced {
+			s.writeClient('Z', []byte{s.status()})
+		} else {
+			s.skipToSync = true
+		}
+	case 'S':
+		s.fwd(typ, body)
+	}
+	return nil
+}
+
+// writeEnterBind writes Bind of the prepared call with tenant and the
+// token, into the unnamed portal, results in text.
+func (s *session) writeEnterBind(be *backend, tenant shardline.TenantID) {
+	s.mb.reset().str("").str(enterStmt).int16(0).int16(2)
+	s.mb.int32(int32(len(tenant))).bytes([]byte(tenant))
+	s.mb.int32(int32(len(s.r.cfg.BindingToken))).bytes([]byte(s.r.cfg.BindingToken))
+	s.mb.int16(0)
+	writeMsg(be.out, 'B', s.mb.b)
 }

@@ -166,6 +166,41 @@ INSERT INTO notes VALUES ('acme', 1), ('hooli', 1);`, "tenant_id"); err != nil {
 			t.Fatalf("the error passes on the server's fields: %+v", pe)
 		}
 	}
+	// In a transaction the client opened, the call is pipelined: a failure
+	// fails the transaction, in the extended protocol and the simple one.
+	err = pgx.BeginFunc(ctx, acme, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE notes SET id = id + 10")
+		return err
+	})
+	if pgCode(err) != "28000" {
+		t.Fatalf("a transaction with no valid token: %v, want the router's 28000", err)
+	}
+	// The binding follows the BEGIN of a session with a tenant: the BEGIN
+	// fails, and no transaction is open.
+	pc := acme.PgConn()
+	if _, err := pc.Exec(ctx, "BEGIN").ReadAll(); pgCode(err) != "28000" || pc.TxStatus() != 'I' {
+		t.Fatalf("BEGIN with no valid token: %v, status %c; want 28000 and no transaction", err, pc.TxStatus())
+	}
+	// A session that names its tenant inside the transaction: the router
+	// answered the BEGIN, the binding follows it; the transaction fails.
+	pc = connectDSN(t, "postgres://app@"+addr+"/app?sslmode=disable").PgConn()
+	if _, err := pc.Exec(ctx, "BEGIN").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Exec(ctx, "SET shardline.tenant = 'acme'").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pc.Exec(ctx, "UPDATE notes SET id = id + 10; SELECT 1").ReadAll()
+	if pgCode(err) != "28000" || pc.TxStatus() != 'E' {
+		t.Fatalf("simple query in a transaction with no valid token: %v, status %c; want 28000 in a failed transaction", err, pc.TxStatus())
+	}
+	_, err = pc.Exec(ctx, "SELECT 1").ReadAll()
+	if pgCode(err) != "25P02" {
+		t.Fatalf("the next statement of the failed transaction: %v, want 25P02", err)
+	}
+	if _, err := pc.Exec(ctx, "ROLLBACK").ReadAll(); err != nil || pc.TxStatus() != 'I' {
+		t.Fatalf("rollback: %v, status %c", err, pc.TxStatus())
+	}
 	if _, err := admin.Exec(ctx, "ALTER SYSTEM RESET shardline.token_digests"); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +211,11 @@ INSERT INTO notes VALUES ('acme', 1), ('hooli', 1);`, "tenant_id"); err != nil {
 	waitFor(t, "the token to be valid again", func() bool {
 		return acme.QueryRow(ctx, "SELECT string_agg(tenant_id || id, ',') FROM notes").Scan(&tag) == nil
 	})
+	if err := pgx.BeginFunc(ctx, acme, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT string_agg(tenant_id || id, ',') FROM notes").Scan(&tag)
+	}); err != nil || tag != "acme1" {
+		t.Fatalf("acme in a transaction sees %q (%v), want acme1", tag, err)
+	}
 	if tag != "acme1" {
 		t.Fatalf("acme sees %q, want acme1: the failed UPDATE ran under another binding, or acme sees hooli's row", tag)
 	}

@@ -17,6 +17,7 @@ type pending struct {
 	server   string // Parse: the server-side statement name
 	client   string // Parse: the client's statement name
 	set      *settingOp
+	enter    bool // a pipelined shardline.enter() (enter.go)
 }
 
 // push queues p. It is not inlined: each inlined call gives its caller's

@@ -9,6 +9,8 @@ import "github.com/shardline/shardline"
 // statement q, binding the tenant and session settings on it. readOnly
 // allows a replica within the session's staleness bound and token.
 func (s *session) route(q []byte, readOnly bool) error {
+	begin := s.routingBegin
+	s.routingBegin = false
 	tenant, err := s.resolveTenant(q)
 	if err != nil {
 		return err
@@ -61,7 +63,12 @@ func (s *session) route(q []byte, readOnly bool) error {
 	s.beReplica, s.txWrote = pool.replica, false
 	s.current.Store(be)
 	s.sweepStmts()
-	if err := s.setup(be, tenant); err != nil {
+	// In a transaction the client opens with BEGIN, the binding call goes
+	// after the BEGIN, pipelined: after the deferred one here, after q
+	// (sendQuery) when q is the BEGIN. Else setup waits for it (enter.go).
+	deferred := s.deferred != nil
+	bindLater, err := s.setup(be, tenant, (deferred || begin) && !isSetSnapshot(q))
+	if err != nil {
 		s.endTransaction(true) // be is broken
 		return err
 	}
@@ -70,6 +77,12 @@ func (s *session) route(q []byte, readOnly bool) error {
 		s.push(pending{kind: 'Q', swallow: true})
 	}
 	s.deferred = nil
+	switch {
+	case bindLater && deferred:
+		s.pipelineEnter(be, tenant, false)
+	case bindLater:
+		s.enterAfterQuery = true
+	}
 	return nil
 }
 
@@ -155,7 +168,11 @@ func (s *session) rebindInTransaction(tenant shardline.TenantID) error {
 // a binding by SET, without a token) go in one query pipelined with the
 // client's statement; a binding by shardline.enter() waits for the
 // server's answer (enter.go).
-func (s *session) setup(be *backend, tenant shardline.TenantID) error {
+//
+// With inTx (the client opened a transaction, whose BEGIN is deferred), a
+// binding by shardline.enter() is left to the caller, which pipelines it
+// after the BEGIN: bindLater.
+func (s *session) setup(be *backend, tenant shardline.TenantID, inTx bool) (bindLater bool, err error) {
 	var sql string
 	if be.applied != s.paramSQL {
 		sql = "RESET ALL;" + s.paramSQL // RESET ALL unbinds the tenant too
@@ -163,17 +180,29 @@ func (s *session) setup(be *backend, tenant shardline.TenantID) error {
 		be.tenant = ""
 	}
 	if be.tenant != tenant {
-		if s.r.cfg.BindingToken != "" {
-			return s.bindTenant(be, tenant, sql)
+		switch {
+		case s.r.cfg.BindingToken == "":
+			sql += bindSQL(tenant)
+			be.tenant = tenant
+		case inTx:
+			bindLater = true
+		default:
+			return false, s.bindTenant(be, tenant, sql)
 		}
-		sql += bindSQL(tenant)
-		be.tenant = tenant
 	}
 	if sql != "" {
 		be.out.Write(queryMsg(sql))
 		s.push(pending{kind: 'Q', swallow: true, internal: true})
 	}
-	return nil
+	return bindLater, nil
+}
+
+// isSetSnapshot reports whether q is SET TRANSACTION SNAPSHOT, which must
+// come before any query of its transaction, so before a pipelined binding
+// call.
+func isSetSnapshot(q []byte) bool {
+	w := words{q: q}
+	return w.nextWord() == "set" && w.nextWord() == "transaction" && w.nextWord() == "snapshot"
 }
 
 func bindSQL(t shardline.TenantID) string {

@@ -88,6 +88,9 @@ func New(cfg Config) (*Router, error) {
 	r.defaultTarget, _ = parseTarget(cfg.DefaultTarget) // checked by Validate
 	r.defaultMaxLag, _ = parseLagBound(cfg.DefaultMaxLag)
 	r.mon = newMonitor(cfg.Placement, cfg.ReplicaPollInterval, r.metrics)
+	if cfg.BindingToken == "" {
+		r.log.Warn("no binding token: tenants are bound with SET shardline.tenant, which only shards without the shardline_guard library take, and where any client can forge it (docs/isolation.md)")
+	}
 	for _, l := range ls.all {
 		r.wg.Add(1)
 		go func() {

@@ -44,7 +44,10 @@ type session struct {
 	tokenNext bool   // the batch ends with a write: pipeline the write token after its Sync
 	tokenErr  bool   // the pipelined token query failed
 	tokenLSN  shardline.LSN
-	heldRFQ   byte // the client's ReadyForQuery status, held until the token arrives
+	heldRFQ   byte // the client's ReadyForQuery status, held until the token (or a pipelined binding) is answered
+	// routingBegin: the simple Query being routed is one BEGIN, so the
+	// binding may follow it (route); enterAfterQuery: it does (sendQuery).
+	routingBegin, enterAfterQuery bool
 
 	replyQueue
 	sinceDrain int // bytes of extended-protocol messages forwarded since the last drain (drainAfter)
@@ -391,6 +394,7 @@ func (s *session) handleQuery(body []byte) error {
 	if answered, err := s.answerQuery(&info, q, body); answered {
 		return err
 	}
+	s.routingBegin = info.kind == stmtBegin && !info.multi && wellFormedBegin(q)
 	if err := s.route(q, s.readOnlyRoute(q)); err != nil {
 		return s.queryError(err)
 	}
@@ -466,6 +470,10 @@ func (s *session) endQuery() error {
 func (s *session) sendQuery(body []byte, op *settingOp, token bool) error {
 	writeMsg(s.be.out, 'Q', body)
 	s.push(pending{kind: 'Q', set: op})
+	if s.enterAfterQuery {
+		s.enterAfterQuery = false
+		s.pipelineEnter(s.be, s.txTenant, true)
+	}
 	if token {
 		s.pipelineToken()
 	}
