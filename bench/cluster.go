@@ -77,8 +77,11 @@ type Cluster struct {
 	// Etcd is the embedded etcd's client address (--etcd), for routers of
 	// their own (StartRouter).
 	Etcd string
-	proc *child
-	log  *slog.Logger
+	// BindingTokenFile holds the token its shards' shardline.enter()
+	// accepts, for routers of their own (--binding-token-file).
+	BindingTokenFile string
+	proc             *child
+	log              *slog.Logger
 }
 
 // StartCluster starts `shardline up` on free ports and waits until it
@@ -165,8 +168,10 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 		RouterDSN:  routerDSN,
 		MetricsURL: "http://" + addrs[2] + "/metrics",
 		Etcd:       addrs[3],
-		proc:       proc,
-		log:        c.Logger,
+		// Where up's local cluster keeps it (storage/postgres/guard.go).
+		BindingTokenFile: filepath.Join(c.Dir, "pg", "binding.token"),
+		proc:             proc,
+		log:              c.Logger,
 	}, nil
 }
 

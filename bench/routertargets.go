@@ -91,7 +91,8 @@ func (b *builder) startRouter(ctx context.Context, target string, poolSize int, 
 	b.progress("starting a router for %s: shardline router --pool-size %d against the cluster's etcd", target, poolSize)
 	r, err := StartRouter(ctx, RouterConfig{
 		Command: cfg.Shardline, Args: cfg.ShardlineArgs, Env: cfg.ShardlineEnv, Name: target,
-		LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: b.s.cluster.Etcd, PoolSize: poolSize, Cluster: cluster, Flags: flags,
+		LogPath: filepath.Join(cfg.Dir, routerLogDir, target+".log"), Etcd: b.s.cluster.Etcd, PoolSize: poolSize, Cluster: cluster,
+		Flags:  append([]string{"--binding-token-file", b.s.cluster.BindingTokenFile}, flags...),
 		Logger: cfg.Logger,
 	})
 	if err != nil {

@@ -23,18 +23,21 @@ const adminTokenBytes = 32
 // readTokenFile returns the token in the file at path: its content
 // without surrounding whitespace. An unreadable file, an empty one, or one
 // whose token holds a space or a control byte is an error saying which.
-func readTokenFile(path string) (string, error) {
+func readTokenFile(path string) (string, error) { return readSecretFile(path, "admin token") }
+
+// readSecretFile reads what, a token of one line, from path.
+func readSecretFile(path, what string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("read admin token: %w", err)
+		return "", fmt.Errorf("read %s: %w", what, err)
 	}
 	token := strings.TrimSpace(string(b))
 	if token == "" {
-		return "", fmt.Errorf("admin token file %s is empty", path)
+		return "", fmt.Errorf("%s file %s is empty", what, path)
 	}
 	for i := 0; i < len(token); i++ {
 		if c := token[i]; c <= ' ' || c == 0x7f {
-			return "", fmt.Errorf("admin token file %s: byte %d of the token is a space or a control character; the file holds one token on one line", path, i)
+			return "", fmt.Errorf("%s file %s: byte %d of the token is a space or a control character; the file holds one token on one line", what, path, i)
 		}
 	}
 	return token, nil

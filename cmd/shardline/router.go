@@ -36,6 +36,9 @@ type routerCommand struct {
 	Cluster string   // cluster name in etcd (default "default", as up)
 	// EtcdTimeout bounds dialing etcd (default defaultEtcdTimeout).
 	EtcdTimeout time.Duration
+	// BindingTokenFile holds the shards' binding token (a `shardline up`
+	// cluster's is DIR/pg/binding.token); "" binds tenants with SET.
+	BindingTokenFile string
 	routerFlags
 
 	Stdout io.Writer
@@ -63,6 +66,7 @@ func runRouter(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&etcd, "etcd", etcdstore.DefaultClientAddr, "comma-separated etcd client endpoints (the default is where 'shardline up' serves its embedded etcd)")
 	fs.StringVar(&c.Cluster, "cluster", "default", "cluster name: the placement is under /shardline/NAME/ in etcd")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", defaultEtcdTimeout, "how long to try reaching etcd at start")
+	fs.StringVar(&c.BindingTokenFile, "binding-token-file", "", "`file` holding the token the shards' shardline.enter() accepts (a 'shardline up' cluster's is DIR/pg/binding.token); without it tenants are bound with SET, which any client can forge")
 	c.routerFlags.register(fs, "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -107,6 +111,11 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 	}
 	if err := c.check(); err != nil {
 		return err
+	}
+	if c.BindingTokenFile != "" {
+		if c.BindingToken, err = readSecretFile(c.BindingTokenFile, "binding token"); err != nil {
+			return &exitError{code: 1, msg: fmt.Sprintf("--binding-token-file: %v", err)}
+		}
 	}
 
 	// Bind our own ports first: a port in use is reported at once.

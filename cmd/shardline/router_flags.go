@@ -29,6 +29,10 @@ type routerFlags struct {
 	// AllowSuperuser lets server connections use a superuser or BYPASSRLS
 	// role, which row-level security does not bind (development only).
 	AllowSuperuser bool
+	// BindingToken is passed to shardline.enter() to bind tenants: up
+	// takes it from its shards, `shardline router` from
+	// --binding-token-file. "" binds with SET (shards without the guard).
+	BindingToken string
 	// Auth is --auth: scram-sha-256 (default) or trust (loopback only).
 	Auth string
 	// users are the router's users: the command sets them (an etcd
@@ -114,7 +118,7 @@ func (f *routerFlags) checkTrust(listen net.Addr) error {
 func (f *routerFlags) routerConfig(placement router.PlacementSource, log *slog.Logger, reg prometheus.Registerer) router.Config {
 	return router.Config{Placement: placement, Database: f.Database, PoolSize: f.PoolSize, Loops: f.Loops,
 		DefaultTarget: f.Target, DefaultMaxLag: f.MaxLag, ReplicaPollInterval: f.ReplicaPoll, NoWriteTokens: f.NoWriteTokens,
-		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch, AllowSuperuser: f.AllowSuperuser,
+		NoIOUring: f.NoIOUring, NoSchedBatch: f.NoSchedBatch, AllowSuperuser: f.AllowSuperuser, BindingToken: f.BindingToken,
 		Auth: router.AuthMethod(f.Auth), Users: f.users, TLS: f.tlsConfig(), TLSRequired: f.TLSRequired,
 		Logger: log.With("component", "router"), Registerer: reg}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,12 +19,13 @@ import (
 // startRouter runs `shardline router` in process against etcd on free
 // ports and waits until it is ready. The returned stop cancels it and
 // waits for Run to return.
-func startRouter(t *testing.T, etcd []string) (routerInfo, *bytes.Buffer, func() error) {
+func startRouter(t *testing.T, etcd []string, tokenFile string) (routerInfo, *bytes.Buffer, func() error) {
 	t.Helper()
 	stdout := &bytes.Buffer{}
 	c := &routerCommand{
 		Listen: freeAddr(t), Metrics: freeAddr(t), Etcd: etcd, routerFlags: routerFlags{Database: "app", PoolSize: 4},
-		Stdout: stdout, Logger: pgtest.Logger(t),
+		BindingTokenFile: tokenFile,
+		Stdout:           stdout, Logger: pgtest.Logger(t),
 	}
 	info, stop := runUntilReady(t, "router", time.Minute, &c.OnReady, c.Run)
 	return info, stdout, stop
@@ -37,8 +39,9 @@ func TestRouterFollowsPlacement(t *testing.T) {
 		t.Skip("starts PostgreSQL and etcd")
 	}
 	var etcd, upMetrics string
-	up, _ := startUpWith(t, pgtest.Dir(t), 2, 0, func(c *upCommand) { etcd, upMetrics, c.Pprof = c.Etcd, c.Metrics, true })
-	info, stdout, stop := startRouter(t, []string{etcd})
+	dir := pgtest.Dir(t)
+	up, _ := startUpWith(t, dir, 2, 0, func(c *upCommand) { etcd, upMetrics, c.Pprof = c.Etcd, c.Metrics, true })
+	info, stdout, stop := startRouter(t, []string{etcd}, filepath.Join(dir, "pg", "binding.token"))
 	if want := "shardline router ready: router " + info.RouterDSN + "  metrics " + info.MetricsURL + "\n"; stdout.String() != want {
 		t.Errorf("stdout = %q, want %q", stdout.String(), want)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,6 +43,9 @@ type upCommand struct {
 	// keeps the cluster's default (300).
 	MaxConnections int
 	Cluster        string
+	// NoGuard starts the shards without the shardline_guard library
+	// (no C compiler or server headers): any client can forge its tenant.
+	NoGuard bool
 	// routerFlags' Database is also the one created on every shard.
 	routerFlags
 
@@ -84,6 +88,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&c.EtcdPeer, "etcd-peer", etcdstore.DefaultPeerAddr, "embedded etcd peer address")
 	fs.IntVar(&c.BasePort, "pg-port", postgres.DefaultBasePort, "first PostgreSQL port; members use consecutive ports (first run only)")
 	fs.IntVar(&c.MaxConnections, "max-connections", 0, "max_connections of every PostgreSQL server; 0 for 300 (first run only)")
+	fs.BoolVar(&c.NoGuard, "no-guard", false, "start the shards without the shardline_guard library, for a machine without a C compiler or the PostgreSQL server headers; any client can then forge its tenant binding (development only)")
 	c.routerFlags.register(fs, "router: ")
 	fs.BoolVar(&c.SelfSigned, "tls", false, "router: TLS with a self-signed certificate made in DIR/tls (server.crt, server.key) unless --tls-cert is given; clients verify it with sslmode=verify-full sslrootcert=DIR/tls/server.crt")
 	if err := parseFlags(fs, args); err != nil {
@@ -213,10 +218,14 @@ func (c *upCommand) Run(ctx context.Context) (err error) {
 	}
 	log.Info("starting PostgreSQL shards", "shards", c.Shards, "replicas", c.Replicas, "bin", binDir)
 	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{
-		Dir: dir, BinDir: binDir, Shards: c.Shards, Replicas: reps, Database: c.Database, BasePort: c.BasePort, Conf: conf, Logger: log})
+		Dir: dir, BinDir: binDir, Shards: c.Shards, Replicas: reps, Database: c.Database, BasePort: c.BasePort, Conf: conf, NoGuard: c.NoGuard, Logger: log})
+	if errors.Is(err, postgres.ErrNoGuard) {
+		return &exitError{code: 1, msg: fmt.Sprintf("start PostgreSQL: %v; or pass --no-guard to run without it (any client can then forge its tenant)", err)}
+	}
 	if err != nil {
 		return fmt.Errorf("start PostgreSQL: %w", err)
 	}
+	c.BindingToken = local.BindingToken()
 	lc.onStop(func(ctx context.Context) {
 		if err := local.Stop(ctx); err != nil {
 			log.Error("stop PostgreSQL", "err", err)
