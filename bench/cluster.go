@@ -169,7 +169,7 @@ func startClusterOnce(ctx context.Context, c ClusterConfig) (*Cluster, error) {
 		MetricsURL: "http://" + addrs[2] + "/metrics",
 		Etcd:       addrs[3],
 		// Where up's local cluster keeps it (storage/postgres/guard.go).
-		BindingTokenFile: filepath.Join(c.Dir, "pg", "binding.token"),
+		BindingTokenFile: filepath.Join(c.Dir, "cluster", "pg", "binding.token"),
 		proc:             proc,
 		log:              c.Logger,
 	}, nil

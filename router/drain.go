@@ -159,8 +159,34 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 	return nil
 }
 
-// fwd forwards one server message to the client.
-func (s *session) fwd(typ byte, body []byte) { s.writeClient(typ, body) }
+// fwd forwards one server message to the client, but for the guard's
+// report that the session made temporary objects (tempObjectsReport).
+func (s *session) fwd(typ byte, body []byte) {
+	if typ == 'S' && s.tempObjectsReport(body) {
+		return
+	}
+	s.writeClient(typ, body)
+}
+
+// tempObjectsParam is the setting by which the guard library reports that
+// a session has a temporary namespace (guard/shardline_guard.c).
+const tempObjectsParam = "shardline.temp_objects"
+
+// tempObjectsReport reports whether ParameterStatus body is the guard's
+// tempObjectsParam, and pins the session when it is on: a temporary
+// relation shadows the tables of its name for every later session of the
+// connection, and the router sees no CREATE TEMP in a function or a DO
+// block.
+func (s *session) tempObjectsReport(body []byte) bool {
+	name, rest, ok := cstringBytes(body)
+	if !ok || string(name) != tempObjectsParam {
+		return false
+	}
+	if v, _, _ := cstringBytes(rest); string(v) == "on" {
+		s.pinned = true
+	}
+	return true
+}
 
 // writeClient writes one response message to the client, counting it for
 // the retry rule (retry.go); during a retry it drops the responses the

@@ -224,3 +224,48 @@ INSERT INTO notes VALUES ('acme', 1), ('hooli', 1);`, "tenant_id"); err != nil {
 		t.Fatalf("rows are %q (%v), want acme1,hooli1", ids, err)
 	}
 }
+
+// TestTempTableMadeByFunctionPins: a temporary table made where the router
+// cannot see it (dynamic SQL in a DO block) shadows a tenant table for
+// every later session of its server connection. The guard reports it, and
+// the router keeps that connection to its session: sessions of another
+// tenant holding every other connection never see the planted rows.
+func TestTempTableMadeByFunctionPins(t *testing.T) {
+	tenantRows(t)
+	ctx := testCtx(t)
+	const pool = 3
+	_, acmeDSN := startRouter(t, Config{PoolSize: pool, Loops: 1, WaitTimeout: time.Second})
+	hooliDSN := strings.Replace(acmeDSN, "tenant%3Dacme", "tenant%3Dhooli", 1)
+	a := connectDSN(t, acmeDSN)
+	if _, err := a.Exec(ctx, `DO $$ BEGIN
+		EXECUTE 'CREATE TEMP TABLE enter_notes (tenant_id text, id int, body text)';
+		EXECUTE 'INSERT INTO pg_temp.enter_notes VALUES (''hooli'', 9, ''planted'')';
+	END $$`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := a.QueryRow(ctx, "SELECT count(*) FROM pg_temp.enter_notes").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the session lost its temporary table: %d, %v", n, err)
+	}
+	held := 0
+	for range pool {
+		h := connectDSN(t, hooliDSN)
+		tx, err := h.Begin(ctx)
+		if err != nil {
+			continue // no connection left: the pinned one is not in the pool
+		}
+		t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+		var planted int
+		err = tx.QueryRow(ctx, "SELECT count(*) FROM enter_notes WHERE body = 'planted'").Scan(&planted)
+		if err != nil {
+			continue
+		}
+		held++
+		if planted != 0 {
+			t.Fatal("a hooli session read the rows another session planted in a temporary table")
+		}
+	}
+	if held != pool-1 {
+		t.Fatalf("hooli sessions held %d server connections, want %d (all but the pinned one)", held, pool-1)
+	}
+}

@@ -177,6 +177,11 @@ CREATE OR REPLACE FUNCTION shardline.enter(tenant text, token text) RETURNS void
 	LANGUAGE c STRICT VOLATILE AS %s, 'shardline_enter';
 REVOKE ALL ON FUNCTION shardline.enter(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shardline.enter(text, text) TO %s;
+-- Every router connection is the same role, which PostgreSQL lets see
+-- the statements of its other sessions: other tenants' SQL, literals
+-- included. Only the admin reads them.
+REVOKE SELECT ON pg_catalog.pg_stat_activity, pg_catalog.pg_prepared_statements FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_prepared_statement() FROM PUBLIC;
 `, quoteLiteral(lib), AppRole)
 }
 

@@ -16,6 +16,15 @@
  *                            token. PGC_SIGHUP and superuser-only: the
  *                            router's role can neither read nor set it.
  *
+ *   shardline.temp_objects   on once the session has a temporary namespace
+ *                            (a temporary table, view or sequence, made
+ *                            by any statement, function or DO block).
+ *                            GUC_REPORT: the server tells the router at
+ *                            once, which then keeps the connection to
+ *                            the session and never pools it again, since
+ *                            a temporary relation shadows the tables of
+ *                            the same name for later sessions.
+ *
  * and reserves the prefix "shardline.", so that no placeholder of that name
  * can be made by a client. The one way to write shardline.tenant without
  * superuser rights is shardline.enter(tenant, token), which sets it only
@@ -26,6 +35,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "fmgr.h"
@@ -36,10 +47,33 @@ PG_MODULE_MAGIC;
 
 static char *tenant_setting = NULL;
 static char *token_digests = NULL;
+static bool temp_objects = false;
+static object_access_hook_type next_object_access_hook = NULL;
 
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(shardline_enter);
+
+/* guard_object_access marks the session once it has a temporary
+ * namespace, after any object is created. */
+static void
+guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					int subId, void *arg)
+{
+	if (next_object_access_hook)
+		next_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_POST_CREATE && !temp_objects)
+	{
+		Oid			temp_ns,
+					temp_toast_ns;
+
+		GetTempNamespaceState(&temp_ns, &temp_toast_ns);
+		if (OidIsValid(temp_ns))
+			(void) set_config_option("shardline.temp_objects", "on",
+									 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET,
+									 true, 0, false);
+	}
+}
 
 void
 _PG_init(void)
@@ -52,7 +86,13 @@ _PG_init(void)
 							   "SHA-256 digests (hex, comma-separated) of the tokens shardline.enter() accepts.",
 							   NULL, &token_digests, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomBoolVariable("shardline.temp_objects",
+							 "Whether this session has made temporary objects (reported to the router).",
+							 NULL, &temp_objects, false,
+							 PGC_SUSET, GUC_REPORT, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("shardline");
+	next_object_access_hook = object_access_hook;
+	object_access_hook = guard_object_access;
 }
 
 /* digest_matches reports whether hex (64 characters) is one of the
