@@ -79,7 +79,7 @@ func (s *session) onServerMessage(typ byte, body []byte) error {
 		}
 		status := body[0]
 		s.beStatus = status
-		if forward && len(s.queue) > 1 && (s.queue[1].token || s.queue[1].enter) {
+		if forward && len(s.queue) > 1 && s.queue[1].token {
 			// The write token was pipelined after this batch: the client's
 			// ReadyForQuery waits for it (see onTokenMessage).
 			s.heldRFQ = status

@@ -20,9 +20,10 @@ import (
 // message, the router's hint and nothing else. docs/isolation.md has the
 // design and its cost.
 //
-// In a transaction the client opened with BEGIN the call is pipelined
-// instead, after the BEGIN and before the client's statement, without a
-// Sync of its own (pipelineEnter): there a failed call aborts the
+// In a transaction the client opened with BEGIN (which the router then
+// always defers, see answerQuery) the call is pipelined instead, after the
+// BEGIN and before the client's first statement, in the same network
+// write, without a Sync of its own (pipelineEnter): there a failed call aborts the
 // transaction, and the server skips the client's messages up to its Sync,
 // so nothing runs under the earlier binding either; a rollback undoes the
 // binding (boundInTx). That saves the round trip for the transactions that
@@ -158,18 +159,12 @@ func (s *session) inFlight() bool {
 // pipelineEnter sends the binding call for tenant without a Sync, for the
 // transaction the client opened: its answer is read in order with the
 // rest (onEnterMessage).
-//
-// last: nothing of the client's follows, so a Flush makes the server send
-// the answer (it holds extended-protocol output until Sync or Flush).
-func (s *session) pipelineEnter(be *backend, tenant shardline.TenantID, last bool) {
+func (s *session) pipelineEnter(be *backend, tenant shardline.TenantID) {
 	if !be.enterParsed {
 		be.out.Write(enterParse)
 	}
 	s.writeEnterBind(be, tenant)
 	be.out.Write(enterExecute)
-	if last {
-		writeMsg(be.out, 'H', nil)
-	}
 	be.tenant = tenant
 	s.boundInTx = true
 	s.push(pending{kind: 'E', swallow: true, internal: true, enter: true})
@@ -179,8 +174,7 @@ func (s *session) pipelineEnter(be *backend, tenant shardline.TenantID, last boo
 // fails the client's transaction: the server skips the client's messages
 // up to its next Sync, so the client gets the router's error and, at its
 // synchronization point, ReadyForQuery of a failed transaction, and the
-// connection is dropped. A binding that followed the client's BEGIN fails
-// that BEGIN instead, with no transaction left open.
+// connection is dropped.
 func (s *session) onEnterMessage(typ byte, body []byte) error {
 	be := s.be
 	switch typ {
@@ -189,10 +183,6 @@ func (s *session) onEnterMessage(typ byte, body []byte) error {
 	case 'C':
 		s.pop()
 		s.r.metrics.bindings.Inc()
-		if s.heldRFQ != 0 { // the binding followed the client's BEGIN
-			s.fwd('Z', []byte{s.heldRFQ})
-			s.heldRFQ = 0
-		}
 	case 'E':
 		e := s.enterFailed(be, be.tenant, &Error{Code: string(errorField(body, 'C')), Message: string(errorField(body, 'M'))})
 		s.r.metrics.errors.WithLabelValues(e.Code).Inc()
@@ -213,16 +203,7 @@ func (s *session) onEnterMessage(typ byte, body []byte) error {
 		}
 		s.queue = s.queue[:0] // what follows is the router's own
 		be.tenant = unknownTenant
-		if s.heldRFQ != 0 {
-			// The binding followed the client's BEGIN: the BEGIN fails, and
-			// as after a failed BEGIN no transaction is open (dropping the
-			// connection rolls the server's back).
-			s.heldRFQ, synced = 0, true
-			be.broken = true
-			s.endTransaction(true)
-		} else {
-			s.abortTransaction()
-		}
+		s.abortTransaction()
 		if synced {
 			s.writeClient('Z', []byte{s.status()})
 		} else {

@@ -175,31 +175,28 @@ INSERT INTO notes VALUES ('acme', 1), ('hooli', 1);`, "tenant_id"); err != nil {
 	if pgCode(err) != "28000" {
 		t.Fatalf("a transaction with no valid token: %v, want the router's 28000", err)
 	}
-	// The binding follows the BEGIN of a session with a tenant: the BEGIN
-	// fails, and no transaction is open.
-	pc := acme.PgConn()
-	if _, err := pc.Exec(ctx, "BEGIN").ReadAll(); pgCode(err) != "28000" || pc.TxStatus() != 'I' {
-		t.Fatalf("BEGIN with no valid token: %v, status %c; want 28000 and no transaction", err, pc.TxStatus())
-	}
-	// A session that names its tenant inside the transaction: the router
-	// answered the BEGIN, the binding follows it; the transaction fails.
-	pc = connectDSN(t, "postgres://app@"+addr+"/app?sslmode=disable").PgConn()
-	if _, err := pc.Exec(ctx, "BEGIN").ReadAll(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.Exec(ctx, "SET shardline.tenant = 'acme'").ReadAll(); err != nil {
-		t.Fatal(err)
-	}
-	_, err = pc.Exec(ctx, "UPDATE notes SET id = id + 10; SELECT 1").ReadAll()
-	if pgCode(err) != "28000" || pc.TxStatus() != 'E' {
-		t.Fatalf("simple query in a transaction with no valid token: %v, status %c; want 28000 in a failed transaction", err, pc.TxStatus())
-	}
-	_, err = pc.Exec(ctx, "SELECT 1").ReadAll()
-	if pgCode(err) != "25P02" {
-		t.Fatalf("the next statement of the failed transaction: %v, want 25P02", err)
-	}
-	if _, err := pc.Exec(ctx, "ROLLBACK").ReadAll(); err != nil || pc.TxStatus() != 'I' {
-		t.Fatalf("rollback: %v, status %c", err, pc.TxStatus())
+	// The simple protocol, and a session that names its tenant inside the
+	// transaction: the router answered the BEGIN, the binding follows it;
+	// the transaction fails.
+	for _, c := range []*pgx.Conn{acme, connectDSN(t, "postgres://app@"+addr+"/app?sslmode=disable")} {
+		pc := c.PgConn()
+		if _, err := pc.Exec(ctx, "BEGIN").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.Exec(ctx, "SET shardline.tenant = 'acme'").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = pc.Exec(ctx, "UPDATE notes SET id = id + 10; SELECT 1").ReadAll()
+		if pgCode(err) != "28000" || pc.TxStatus() != 'E' {
+			t.Fatalf("simple query in a transaction with no valid token: %v, status %c; want 28000 in a failed transaction", err, pc.TxStatus())
+		}
+		_, err = pc.Exec(ctx, "SELECT 1").ReadAll()
+		if pgCode(err) != "25P02" {
+			t.Fatalf("the next statement of the failed transaction: %v, want 25P02", err)
+		}
+		if _, err := pc.Exec(ctx, "ROLLBACK").ReadAll(); err != nil || pc.TxStatus() != 'I' {
+			t.Fatalf("rollback: %v, status %c", err, pc.TxStatus())
+		}
 	}
 	if _, err := admin.Exec(ctx, "ALTER SYSTEM RESET shardline.token_digests"); err != nil {
 		t.Fatal(err)

@@ -147,6 +147,19 @@ func TestTypeRecreatedUnderPreparedStatement(t *testing.T) {
 func TestDeallocateInSQL(t *testing.T) {
 	c := connect(t, "options=-c%20shardline.tenant%3Ddealloc1")
 	ctx := testCtx(t)
+	// The router's role may not read pg_prepared_statements (it shows the
+	// statements of every session sharing the connection); this test may.
+	shard := shardOf(t, "dealloc1")
+	grant := "GRANT SELECT ON pg_catalog.pg_prepared_statements TO shardline_app; GRANT EXECUTE ON FUNCTION pg_catalog.pg_prepared_statement() TO shardline_app"
+	if _, err := direct(t, shard).Exec(ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		revoke := strings.NewReplacer("GRANT", "REVOKE", " TO ", " FROM ").Replace(grant)
+		if _, err := direct(t, shard).Exec(context.Background(), revoke); err != nil {
+			t.Error(err)
+		}
+	})
 	const text = "SELECT $1::text || 'dealloc-marker'"
 	if _, err := c.Prepare(ctx, "mine", text); err != nil {
 		t.Fatal(err)

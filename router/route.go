@@ -9,8 +9,6 @@ import "github.com/shardline/shardline"
 // statement q, binding the tenant and session settings on it. readOnly
 // allows a replica within the session's staleness bound and token.
 func (s *session) route(q []byte, readOnly bool) error {
-	begin := s.routingBegin
-	s.routingBegin = false
 	tenant, err := s.resolveTenant(q)
 	if err != nil {
 		return err
@@ -63,11 +61,10 @@ func (s *session) route(q []byte, readOnly bool) error {
 	s.beReplica, s.txWrote = pool.replica, false
 	s.current.Store(be)
 	s.sweepStmts()
-	// In a transaction the client opens with BEGIN, the binding call goes
-	// after the BEGIN, pipelined: after the deferred one here, after q
-	// (sendQuery) when q is the BEGIN. Else setup waits for it (enter.go).
-	deferred := s.deferred != nil
-	bindLater, err := s.setup(be, tenant, (deferred || begin) && !isSetSnapshot(q))
+	// In a transaction the client opened with BEGIN (deferred), the
+	// binding call goes after the BEGIN, pipelined; else setup waits for
+	// it (enter.go).
+	bindLater, err := s.setup(be, tenant, s.deferred != nil && !isSetSnapshot(q))
 	if err != nil {
 		s.endTransaction(true) // be is broken
 		return err
@@ -77,11 +74,8 @@ func (s *session) route(q []byte, readOnly bool) error {
 		s.push(pending{kind: 'Q', swallow: true})
 	}
 	s.deferred = nil
-	switch {
-	case bindLater && deferred:
-		s.pipelineEnter(be, tenant, false)
-	case bindLater:
-		s.enterAfterQuery = true
+	if bindLater {
+		s.pipelineEnter(be, tenant)
 	}
 	return nil
 }

@@ -44,10 +44,7 @@ type session struct {
 	tokenNext bool   // the batch ends with a write: pipeline the write token after its Sync
 	tokenErr  bool   // the pipelined token query failed
 	tokenLSN  shardline.LSN
-	heldRFQ   byte // the client's ReadyForQuery status, held until the token (or a pipelined binding) is answered
-	// routingBegin: the simple Query being routed is one BEGIN, so the
-	// binding may follow it (route); enterAfterQuery: it does (sendQuery).
-	routingBegin, enterAfterQuery bool
+	heldRFQ   byte // the client's ReadyForQuery status, held until the token arrives
 
 	replyQueue
 	sinceDrain int // bytes of extended-protocol messages forwarded since the last drain (drainAfter)
@@ -394,7 +391,6 @@ func (s *session) handleQuery(body []byte) error {
 	if answered, err := s.answerQuery(&info, q, body); answered {
 		return err
 	}
-	s.routingBegin = info.kind == stmtBegin && !info.multi && wellFormedBegin(q)
 	if err := s.route(q, s.readOnlyRoute(q)); err != nil {
 		return s.queryError(err)
 	}
@@ -436,7 +432,10 @@ func (s *session) answerQuery(info *stmtInfo, q, body []byte) (bool, error) {
 		if err != nil {
 			return true, s.queryError(err)
 		}
-		if s.be == nil && s.deferred == nil && (tenant == "" || s.target != targetPrimary) && !info.multi && wellFormedBegin(q) {
+		// With the guard's binding, also when the shard is known: the
+		// binding call must follow the BEGIN, and goes with the first
+		// statement then, in one network write (enter.go).
+		if s.be == nil && s.deferred == nil && (tenant == "" || s.target != targetPrimary || s.r.cfg.BindingToken != "") && !info.multi && wellFormedBegin(q) {
 			// The shard (or whether a replica may serve it) is not known
 			// until the next statement: answer now, send it with that one.
 			s.deferBegin(q)
@@ -470,10 +469,6 @@ func (s *session) endQuery() error {
 func (s *session) sendQuery(body []byte, op *settingOp, token bool) error {
 	writeMsg(s.be.out, 'Q', body)
 	s.push(pending{kind: 'Q', set: op})
-	if s.enterAfterQuery {
-		s.enterAfterQuery = false
-		s.pipelineEnter(s.be, s.txTenant, true)
-	}
 	if token {
 		s.pipelineToken()
 	}

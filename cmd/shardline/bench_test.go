@@ -279,7 +279,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
 	}
-	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != 7 {
+	if len(rep.Cells) != 4 || !slices.Equal(rep.Baselines, []string{"direct", "pgbouncer"}) || len(rep.Targets) != len(bench.AllTargets()) {
 		t.Fatalf("report: %d cells, baselines %q, %d targets", len(rep.Cells), rep.Baselines, len(rep.Targets))
 	}
 	e := rep.Environment
