@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS shardline.rls_opt_out (
 	PRIMARY KEY (table_schema, table_name));
 CREATE OR REPLACE FUNCTION shardline.current_tenant() RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE
-	AS $$ SELECT `+bindingExpr+` $$;
+	AS $$ SELECT ` + bindingExpr + ` $$;
 GRANT USAGE ON SCHEMA shardline TO PUBLIC;
 GRANT EXECUTE ON FUNCTION shardline.current_tenant() TO PUBLIC;
 `
