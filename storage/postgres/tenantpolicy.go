@@ -263,6 +263,11 @@ func ApplyTenantSchema(ctx context.Context, dsn, sql, column string) ([]TenantTa
 			fix.WriteString(policySQL(t, column))
 		}
 	}
+	definer, err := definerFixes(ctx, tx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("apply schema: %w", err)
+	}
+	fix.WriteString(definer)
 	if fix.Len() > 0 {
 		if _, err := tx.Exec(ctx, fix.String()); err != nil {
 			return nil, fmt.Errorf("apply schema: row-level security: %w", err)

@@ -200,3 +200,36 @@ func TestApplyTakesTablesFromTheAppRole(t *testing.T) {
 		t.Fatalf("the app role writing its tenant's row after apply: %v", err)
 	}
 }
+
+// TestApplyDisarmsDefinerObjects: a view and a SECURITY DEFINER function
+// made by the admin (a superuser, which row-level security does not bind)
+// would read every tenant's rows for any session; after apply the view
+// reads with the session's rights and the function is not the app role's.
+func TestApplyDisarmsDefinerObjects(t *testing.T) {
+	l := pgtest.ForTest(t, 1, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn := l.Shards()[0].Primary.DSN
+	if _, err := postgres.ApplyTenantSchema(ctx, dsn, `
+		CREATE TABLE notes (tenant_id text, id int, PRIMARY KEY (tenant_id, id));
+		INSERT INTO notes VALUES ('acme', 1), ('hooli', 1);
+		CREATE VIEW all_notes AS SELECT * FROM notes;
+		CREATE MATERIALIZED VIEW notes_mat AS SELECT * FROM notes;
+		CREATE FUNCTION count_notes() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM notes';
+		GRANT SELECT ON all_notes, notes_mat TO shardline_app;`, postgres.DefaultTenantColumn); err != nil {
+		t.Fatal(err)
+	}
+	app := connectAs(ctx, t, dsn, postgres.AppRole)
+	if _, err := app.Exec(ctx, "SELECT shardline.enter('acme', $1)", l.BindingToken()); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := app.QueryRow(ctx, "SELECT count(*) FROM all_notes").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("acme reads %d rows through the admin's view (%v), want its 1", n, err)
+	}
+	for _, q := range []string{"SELECT count(*) FROM notes_mat", "SELECT count_notes()"} {
+		if _, err := app.Exec(ctx, q); !isCode(err, "42501") {
+			t.Errorf("%s as the app role: %v, want 42501", q, err)
+		}
+	}
+}
