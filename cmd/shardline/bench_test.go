@@ -300,7 +300,8 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	loop := " (event loop: " + io + ", SCHED_BATCH)"
 	process := map[string]string{"direct": "", "direct-2shards": "", "router": "shardline router --pool-size 4" + loop, "router-2shards": "shardline router --pool-size 2" + loop,
-		"router-2shards-1server": "shardline router --pool-size 2 --cluster bench-one-server" + loop}
+		"router-2shards-1server": "shardline router --pool-size 2 --cluster bench-one-server" + loop,
+		"router-tls":             "shardline router --pool-size 4 --tls-cert --tls-key --tls-required" + loop}
 	for _, ti := range rep.Targets {
 		want, ok := process[ti.Name]
 		if !ok {
