@@ -29,7 +29,7 @@ type appNote struct {
 // forgeResult is an application's attempt to step out of its tenant.
 type forgeResult struct {
 	Code  string `json:"code"` // "" when it succeeded
-	Error string  `json:"error"`
+	Error string `json:"error"`
 }
 
 // TestApps runs real applications through the router of an up cluster
