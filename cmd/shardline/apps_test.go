@@ -135,6 +135,7 @@ func checkNotes(t *testing.T, what, tenant string, notes []appNote, n int) {
 	for i, note := range notes {
 		if want := (appNote{tenant, i, fmt.Sprintf("%s %d", tenant, i)}); note != want {
 			t.Errorf("%s: row %d is %+v, want %+v", what, i, note, want)
+			return
 		}
 	}
 }
@@ -149,12 +150,15 @@ func checkFlask(t *testing.T, py, dsn, a, b string) {
 			Round  int       `json:"round"`
 			Notes  []appNote `json:"notes"`
 		} `json:"requests"`
-		Forge    forgeResult `json:"forge"`
-		PoolSize int         `json:"pool_size"`
+		Forge       forgeResult `json:"forge"`
+		PoolSize    int         `json:"pool_size"`
+		Connections int         `json:"connections"`
+		Alternated  bool        `json:"alternated"`
 	}
 	runApp(t, &got, nil, py, "testdata/apps/flask_app.py", dsn, a, b, fmt.Sprint(rounds))
-	if got.PoolSize != 2 || len(got.Requests) != 2*rounds {
-		t.Fatalf("pool of %d, %d listing requests; want 2 and %d", got.PoolSize, len(got.Requests), 2*rounds)
+	if got.PoolSize != 2 || got.Connections != 2 || !got.Alternated || len(got.Requests) != 2*rounds {
+		t.Fatalf("pool of %d, %d connections used (alternating: %v), %d listing requests; want 2, 2 (true) and %d",
+			got.PoolSize, got.Connections, got.Alternated, len(got.Requests), 2*rounds)
 	}
 	for i, r := range got.Requests {
 		if want := []string{a, b}[i%2]; r.Tenant != want || r.Round != i/2 {

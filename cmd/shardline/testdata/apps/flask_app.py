@@ -1,8 +1,8 @@
 """A Flask + SQLAlchemy application behind the shardline router.
 
 Each request takes a connection from a small pool (2 connections, no
-overflow, so consecutive requests share connections and tenants follow
-each other on them), binds its tenant from the X-Tenant header with
+overflow, handed out in turn, so tenants follow each other on them),
+binds its tenant from the X-Tenant header with
 SET shardline.tenant, then inserts or lists notes. The list reads the
 table without a WHERE clause: only row-level security keeps the other
 tenant's rows out. Requests run through Flask's test client; no HTTP
@@ -23,6 +23,13 @@ engine = create_engine(
     dsn.replace("postgres://", "postgresql+psycopg2://", 1),
     pool_size=2, max_overflow=0, pool_timeout=10, future=True,
 )
+# Open both connections up front: the pool then hands them out in turn
+# (its queue is first in, first out), so consecutive requests alternate
+# connections and every checkout of one changes its tenant.
+warm = [engine.connect() for _ in range(2)]
+for c in warm:
+    c.close()
+used = []  # the DBAPI connection of every request, in order
 app = Flask(__name__)
 app.config["PROPAGATE_EXCEPTIONS"] = True  # a failed request ends the script with its error
 
@@ -30,9 +37,7 @@ app.config["PROPAGATE_EXCEPTIONS"] = True  # a failed request ends the script wi
 @app.before_request
 def bind_tenant():
     g.conn = engine.connect()
-    print(request.method, request.path, request.headers["X-Tenant"], id(g.conn.connection.dbapi_connection), file=sys.stderr)
-    if request.method == "GET" and request.headers["X-Tenant"].endswith("-b"):
-        return
+    used.append(id(g.conn.connection.dbapi_connection))
     g.conn.execute(text("SET shardline.tenant = :t"), {"t": request.headers["X-Tenant"]})
     g.conn.commit()
 
@@ -90,7 +95,9 @@ def main():
                 raise SystemExit(f"GET /notes for {tenant}: {r.status_code} {r.get_data(as_text=True)}")
             seen.append({"tenant": tenant, "round": i, "notes": r.get_json()["notes"]})
     r = client.post("/forge", json={"tenant": tenant_b}, headers={"X-Tenant": tenant_a})
-    print(json.dumps({"requests": seen, "forge": r.get_json(), "pool_size": engine.pool.size()}))
+    print(json.dumps({"requests": seen, "forge": r.get_json(), "pool_size": engine.pool.size(),
+                      "connections": len(set(used)),
+                      "alternated": all(x != y for x, y in zip(used, used[1:]))}))
 
 
 if __name__ == "__main__":
