@@ -119,6 +119,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("DELETE /v1/tenants/{tenant}/pin", s.handle(s.unpinTenant))
 	s.mux.HandleFunc("POST /v1/schema", s.handle(s.applySchema))
 	s.mux.HandleFunc("GET /v1/schema/check", s.handle(s.checkSchema))
+	s.mux.HandleFunc("POST /v1/shards/{shard}/query", s.handle(s.query))
 	s.mux.HandleFunc("POST /v1/users", s.handle(s.createUser))
 	s.mux.HandleFunc("GET /v1/users", s.handle(s.listUsers))
 	s.mux.HandleFunc("GET /v1/users/{name}", s.handle(s.showUser))

@@ -28,6 +28,7 @@ func commands() []command {
 		{"tenant", "create, show and list tenants", runTenant},
 		{"user", "add, list, remove users of the router and change their passwords", runUser},
 		{"schema", "apply a SQL file to every shard primary", runSchema},
+		{"sql", "run an operator's query on one shard, across tenants (read-only unless --write)", runSQL},
 		{"bench", "pgbench side by side: PostgreSQL, PgBouncer and the router", runBench},
 		{"drill", "run a drill that checks an invariant (replica-lag, isolation)", runDrill},
 	}
