@@ -51,8 +51,10 @@ func newPool(shard shardline.ShardID, dsn, user string, max int, timeout, idleCh
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: parse DSN: %w", shard, err)
 	}
-	if user != "" {
+	if user != "" && user != cfg.User {
 		cfg.User = user
+		// The DSN's password, or the one its passfile gave, is its user's.
+		cfg.Password = passfilePassword(cfg)
 	}
 	return &pool{shard: shard, dsn: dsn, serverUser: user, cfg: cfg, max: max, timeout: timeout, idleCheck: idleCheck, metrics: m, onDial: onDial}, nil
 }

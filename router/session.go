@@ -432,10 +432,12 @@ func (s *session) answerQuery(info *stmtInfo, q, body []byte) (bool, error) {
 		if err != nil {
 			return true, s.queryError(err)
 		}
-		// With the guard's binding, also when the shard is known: the
-		// binding call must follow the BEGIN, and goes with the first
-		// statement then, in one network write (enter.go).
-		if s.be == nil && s.deferred == nil && (tenant == "" || s.target != targetPrimary || s.r.cfg.BindingToken != "") && !info.multi && wellFormedBegin(q) {
+		// Also when the session's tenant is known (but not when the BEGIN
+		// names one): the guard's binding call must follow the BEGIN and
+		// goes with the first statement then, in one network write
+		// (enter.go); and a SET shardline.tenant right after BEGIN
+		// (SQLAlchemy's pattern) may still pick the tenant.
+		if s.be == nil && s.deferred == nil && (tenant == s.tenant || s.target != targetPrimary) && !info.multi && wellFormedBegin(q) {
 			// The shard (or whether a replica may serve it) is not known
 			// until the next statement: answer now, send it with that one.
 			s.deferBegin(q)

@@ -154,3 +154,27 @@ func TestRollbackUndoesTheBinding(t *testing.T) {
 		}
 	}
 }
+
+// TestSetTenantRightAfterBegin: SQLAlchemy opens a transaction and then
+// sets the tenant of the request, on a pooled connection whose session had
+// another tenant: the BEGIN waits for the statement after the SET.
+func TestSetTenantRightAfterBegin(t *testing.T) {
+	c := connect(t, "")
+	ctx := testCtx(t)
+	for _, tn := range []string{"sa-a", "sa-b", "sa-a"} {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SET shardline.tenant = '"+tn+"'"); err != nil {
+			t.Fatalf("SET shardline.tenant = %s right after BEGIN: %v", tn, err)
+		}
+		var bound string
+		if err := tx.QueryRow(ctx, "SELECT current_setting('shardline.tenant')").Scan(&bound); err != nil || bound != tn {
+			t.Fatalf("bound %q (%v), want %s", bound, err, tn)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
