@@ -2,9 +2,12 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The attacks on state that server connections carry from one session to
@@ -76,7 +79,8 @@ func otherSessionsStatements(ctx context.Context, d *isolation, o *outcome) {
 		return
 	}
 	shared := ""
-	for i := 0; i < poolTries && shared == ""; i++ {
+	denied := false // the attacker may not read pg_prepared_statements at all
+	for i := 0; i < poolTries && shared == "" && !denied; i++ {
 		rows, err := v.prepared(ctx, "neighbour's statement", d.v, name)
 		if err != nil || len(rows) == 0 {
 			o.fail = fmt.Errorf("the neighbour's statement: %v (%d rows)", err, len(rows))
@@ -88,6 +92,8 @@ func otherSessionsStatements(ctx context.Context, d *isolation, o *outcome) {
 			return
 		}
 		seen, err := a.exec(ctx, "pg_prepared_statements", d.a, "SELECT pg_backend_pid()::text, name, statement FROM pg_prepared_statements")
+		var pe *pgconn.PgError
+		denied = errors.As(err, &pe) && pe.Code == "42501"
 		for _, r := range seen {
 			if string(r[0]) == vpid {
 				shared = vpid
@@ -107,6 +113,8 @@ func otherSessionsStatements(ctx context.Context, d *isolation, o *outcome) {
 	}
 	switch {
 	case len(o.leaks) > 0:
+	case denied:
+		o.blockedBy = strings.Join(dedupe(o.errs), "; ")
 	case shared == "":
 		o.skip = fmt.Sprintf("the attacker never got the server connection the neighbour's statement ran on (%d fresh sessions)", poolTries)
 	default:
