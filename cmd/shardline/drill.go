@@ -74,12 +74,9 @@ func (c *drillCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return notRun(adminError(c.Client, err))
 	}
-	router := c.RouterDSN
-	if router == "" {
-		router = st.RouterDSN
-	}
-	if router == "" {
-		return &exitError{code: drillNotRun, msg: fmt.Sprintf("the admin API at %s reports no router for cluster %s; pass the router's DSN with --router", c.Client.BaseURL(), st.Cluster)}
+	router, err := drillRouter(c.Client, st, c.RouterDSN)
+	if err != nil {
+		return err
 	}
 	cfg := chaos.ReplicaLagConfig{RouterDSN: router, Duration: c.Duration, Workers: c.Workers, MaxLag: c.MaxLag, Progress: c.Stderr}
 	index := map[string]int{}
@@ -104,15 +101,8 @@ func (c *drillCommand) Run(ctx context.Context) error {
 		}
 	}
 	rep, err := chaos.RunReplicaLag(ctx, cfg)
-	if errors.Is(err, chaos.ErrRouterUnreachable) {
-		hint := "start the cluster ('shardline up') or pass the router's DSN with --router"
-		if c.RouterDSN == "" {
-			hint = fmt.Sprintf("the admin API at %s names it as its cluster's router; is that router running?", c.Client.BaseURL())
-		}
-		return &exitError{code: drillNotRun, msg: fmt.Sprintf("drill not run: %s; %s", strings.TrimPrefix(err.Error(), "drill: "), hint)}
-	}
 	if err != nil {
-		return &exitError{code: drillNotRun, msg: "drill not run: " + strings.TrimPrefix(err.Error(), "drill: ")}
+		return drillNotRunError(c.Client, err, c.RouterDSN != "")
 	}
 	if c.JSON {
 		if err := printJSON(c.Stdout, rep); err != nil {
@@ -156,4 +146,30 @@ func pct(n, total int) float64 {
 		return 0
 	}
 	return 100 * float64(n) / float64(total)
+}
+
+// drillRouter is the router a drill attacks: --router's DSN (given), else
+// the one the admin API reports for its cluster (st); exit 3 when neither.
+func drillRouter(client *api.Client, st api.Status, given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if st.RouterDSN == "" {
+		return "", &exitError{code: drillNotRun, msg: fmt.Sprintf("the admin API at %s reports no router for cluster %s; pass the router's DSN with --router", client.BaseURL(), st.Cluster)}
+	}
+	return st.RouterDSN, nil
+}
+
+// drillNotRunError is exit 3 for a drill that could not run, with what to
+// do when the router was out of reach (routerGiven: named by --router).
+func drillNotRunError(client *api.Client, err error, routerGiven bool) error {
+	msg := "drill not run: " + strings.TrimPrefix(err.Error(), "drill: ")
+	if errors.Is(err, chaos.ErrRouterUnreachable) {
+		hint := fmt.Sprintf("the admin API at %s names it as its cluster's router; is that router running?", client.BaseURL())
+		if routerGiven {
+			hint = "start the cluster ('shardline up') or pass the router's DSN with --router"
+		}
+		msg += "; " + hint
+	}
+	return &exitError{code: drillNotRun, msg: msg}
 }

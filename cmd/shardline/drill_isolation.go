@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -99,12 +97,9 @@ func (c *isolationDrillCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return notRun(adminError(c.Client, err))
 	}
-	router := c.RouterDSN
-	if router == "" {
-		router = st.RouterDSN
-	}
-	if router == "" {
-		return &exitError{code: drillNotRun, msg: fmt.Sprintf("the admin API at %s reports no router for cluster %s; pass the router's DSN with --router", c.Client.BaseURL(), st.Cluster)}
+	router, err := drillRouter(c.Client, st, c.RouterDSN)
+	if err != nil {
+		return err
 	}
 	cfg := chaos.IsolationConfig{RouterDSN: router, Cluster: drillCluster{c.Client}, BoundDSN: c.BoundDSN,
 		TLSRequired: c.TLSRequired, Only: c.Only, Progress: c.Stderr}
@@ -112,15 +107,8 @@ func (c *isolationDrillCommand) Run(ctx context.Context) error {
 		cfg.Shards = append(cfg.Shards, chaos.IsolationShard{ID: s.ID, Primary: s.Primary.DSN})
 	}
 	rep, err := chaos.RunIsolation(ctx, cfg)
-	if errors.Is(err, chaos.ErrRouterUnreachable) {
-		hint := "start the cluster ('shardline up') or pass the router's DSN with --router"
-		if c.RouterDSN == "" {
-			hint = fmt.Sprintf("the admin API at %s names it as its cluster's router; is that router running?", c.Client.BaseURL())
-		}
-		return &exitError{code: drillNotRun, msg: fmt.Sprintf("drill not run: %s; %s", strings.TrimPrefix(err.Error(), "drill: "), hint)}
-	}
 	if err != nil {
-		return &exitError{code: drillNotRun, msg: "drill not run: " + strings.TrimPrefix(err.Error(), "drill: ")}
+		return drillNotRunError(c.Client, err, c.RouterDSN != "")
 	}
 	if c.JSON {
 		if err := printJSON(c.Stdout, rep); err != nil {
