@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/shardline/shardline"
 	"github.com/shardline/shardline/auth"
+	"github.com/shardline/shardline/storage/clusterdir"
 	"github.com/shardline/shardline/storage/etcdstore"
 )
 
@@ -41,12 +40,8 @@ func ensureAppUser(ctx context.Context, store *etcdstore.Store, dir string, log 
 		return "", "", &exitError{code: 1, msg: fmt.Sprintf("%v (the cluster directory keeps the app user's password in %s; remove the file for a new one)", err, appPasswordName)}
 	}
 	if fileMissing {
-		b := make([]byte, appPasswordLen)
-		if _, err := rand.Read(b); err != nil {
-			return "", "", err
-		}
-		password = hex.EncodeToString(b)
-		if err := writeSecret(file, password); err != nil {
+		password = clusterdir.RandomHex(appPasswordLen)
+		if err := clusterdir.WriteSecret(file, password); err != nil {
 			return "", "", err
 		}
 	}
@@ -92,17 +87,4 @@ func readPasswordFile(path string) (string, error) {
 		return "", fmt.Errorf("password file %s: %w", path, err)
 	}
 	return pw, nil
-}
-
-// writeSecret writes s and a newline to a new file at path, mode 0600.
-func writeSecret(path, s string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.WriteString(s + "\n"); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shardline/shardline"
+	"github.com/shardline/shardline/storage/clusterdir"
 	"github.com/shardline/shardline/storage/etcdstore"
 )
 
@@ -113,7 +114,7 @@ func (c *routerCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if c.BindingTokenFile != "" {
-		if c.BindingToken, err = readSecretFile(c.BindingTokenFile, "binding token"); err != nil {
+		if c.BindingToken, err = clusterdir.ReadSecret(c.BindingTokenFile, "binding token"); err != nil {
 			return &exitError{code: 1, msg: fmt.Sprintf("--binding-token-file: %v", err)}
 		}
 	}

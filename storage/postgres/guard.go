@@ -3,19 +3,18 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shardline/shardline/storage/clusterdir"
 )
 
 // The guard is the shardline_guard library (guard/shardline_guard.c): it
@@ -70,9 +69,9 @@ func prepareGuard(ctx context.Context, run *runner, pgDir string) (*guard, error
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
 	}
-	token, err := readOrMakeToken(filepath.Join(pgDir, tokenFileName))
+	token, err := clusterdir.Secret(filepath.Join(pgDir, tokenFileName), "binding token", tokenByteCount)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	d := sha256.Sum256([]byte(token))
 	return &guard{lib: strings.TrimSuffix(so, ".so"), digest: hex.EncodeToString(d[:]), token: token}, nil
@@ -122,28 +121,6 @@ func majorOf(binDir string) string {
 		return "15"
 	}
 	return v
-}
-
-// readOrMakeToken returns the token in path, making a random one (mode
-// 0600) when there is none.
-func readOrMakeToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if t := strings.TrimSpace(string(b)); len(t) >= 32 {
-			return t, nil
-		}
-		return "", fmt.Errorf("postgres: binding token %s is shorter than 32 characters; remove it and start again to make a new one", path)
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("postgres: binding token: %w", err)
-	}
-	raw := make([]byte, tokenByteCount)
-	_, _ = rand.Read(raw) // never fails (crypto/rand)
-	t := hex.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("postgres: binding token: %w", err)
-	}
-	return t, nil
 }
 
 func exists(path string) bool {
