@@ -42,16 +42,12 @@ var enterParse = func() []byte {
 	return appendMsg(nil, 'P', m.b)
 }()
 
-// enterExecute is Execute of the unnamed portal (all rows); enterTail adds
-// Sync.
-var (
-	enterExecute = func() []byte {
-		var m msgBuilder
-		m.str("").int32(0)
-		return appendMsg(nil, 'E', m.b)
-	}()
-	enterTail = appendMsg(append([]byte(nil), enterExecute...), 'S', nil)
-)
+// enterExecute is Execute of the unnamed portal (all rows).
+var enterExecute = func() []byte {
+	var m msgBuilder
+	m.str("").int32(0)
+	return appendMsg(nil, 'E', m.b)
+}()
 
 // bindTenant makes be carry tenant, after the session settings in setup
 // ("" for none), and waits for the server to confirm both. Responses the
@@ -76,11 +72,8 @@ func (s *session) bindTenant(be *backend, tenant shardline.TenantID, setup strin
 		be.out.Write(queryMsg(setup))
 		waits++
 	}
-	if !be.enterParsed {
-		be.out.Write(enterParse)
-	}
-	s.writeEnterBind(be, tenant)
-	be.out.Write(enterTail)
+	s.writeEnterCall(be, tenant)
+	writeMsg(be.out, 'S', nil)
 	if err := be.out.Flush(); err != nil {
 		return s.serverGone(err)
 	}
@@ -96,7 +89,7 @@ func (s *session) bindTenant(be *backend, tenant shardline.TenantID, setup strin
 		case 'S':
 			s.fwd(typ, body) // ParameterStatus of a setting the client set
 		case 'E':
-			e := &Error{Code: string(errorField(body, 'C')), Message: string(errorField(body, 'M'))}
+			e := codeAndMessage(body)
 			if waits == 2 && setup != "" {
 				setupErr = e
 			} else {
@@ -160,11 +153,7 @@ func (s *session) inFlight() bool {
 // transaction the client opened: its answer is read in order with the
 // rest (onEnterMessage).
 func (s *session) pipelineEnter(be *backend, tenant shardline.TenantID) {
-	if !be.enterParsed {
-		be.out.Write(enterParse)
-	}
-	s.writeEnterBind(be, tenant)
-	be.out.Write(enterExecute)
+	s.writeEnterCall(be, tenant)
 	be.tenant = tenant
 	s.boundInTx = true
 	s.push(pending{kind: 'E', swallow: true, internal: true, enter: true})
@@ -184,7 +173,7 @@ func (s *session) onEnterMessage(typ byte, body []byte) error {
 		s.pop()
 		s.r.metrics.bindings.Inc()
 	case 'E':
-		e := s.enterFailed(be, be.tenant, &Error{Code: string(errorField(body, 'C')), Message: string(errorField(body, 'M'))})
+		e := s.enterFailed(be, be.tenant, codeAndMessage(body))
 		s.r.metrics.errors.WithLabelValues(e.Code).Inc()
 		s.writeClient('E', errorResponse(e)[5:])
 		synced := false
@@ -215,12 +204,23 @@ func (s *session) onEnterMessage(typ byte, body []byte) error {
 	return nil
 }
 
-// writeEnterBind writes Bind of the prepared call with tenant and the
-// token, into the unnamed portal, results in text.
-func (s *session) writeEnterBind(be *backend, tenant shardline.TenantID) {
+// writeEnterCall writes the call for tenant without a Sync: Parse of the
+// statement when be lacks it, Bind with tenant and the token into the
+// unnamed portal (results in text), Execute.
+func (s *session) writeEnterCall(be *backend, tenant shardline.TenantID) {
+	if !be.enterParsed {
+		be.out.Write(enterParse)
+	}
 	s.mb.reset().str("").str(enterStmt).int16(0).int16(2)
-	s.mb.int32(int32(len(tenant))).bytes([]byte(tenant))
-	s.mb.int32(int32(len(s.r.cfg.BindingToken))).bytes([]byte(s.r.cfg.BindingToken))
+	s.mb.int32(int32(len(tenant))).text(string(tenant))
+	s.mb.int32(int32(len(s.r.cfg.BindingToken))).text(s.r.cfg.BindingToken)
 	s.mb.int16(0)
 	writeMsg(be.out, 'B', s.mb.b)
+	be.out.Write(enterExecute)
+}
+
+// codeAndMessage is a server's ErrorResponse reduced to its SQLSTATE and
+// primary message: what the router passes on of errors of its own calls.
+func codeAndMessage(body []byte) *Error {
+	return &Error{Code: string(errorField(body, 'C')), Message: string(errorField(body, 'M'))}
 }

@@ -117,6 +117,7 @@ func (m *msgBuilder) int32(v int32) *msgBuilder {
 	return m
 }
 func (m *msgBuilder) bytes(p []byte) *msgBuilder { m.b = append(m.b, p...); return m }
+func (m *msgBuilder) text(s string) *msgBuilder  { m.b = append(m.b, s...); return m }
 
 // Protocol messages the router writes itself.
 
