@@ -21,7 +21,7 @@ import (
 // design and its cost.
 //
 // In a transaction the client opened with BEGIN (which the router then
-// always defers, see answerQuery) the call is pipelined instead, after the
+// defers unless it names a tenant itself, see answerQuery) the call is pipelined instead, after the
 // BEGIN and before the client's first statement, in the same network
 // write, without a Sync of its own (pipelineEnter): there a failed call aborts the
 // transaction, and the server skips the client's messages up to its Sync,
