@@ -20,14 +20,15 @@ import (
 // message, the router's hint and nothing else. docs/isolation.md has the
 // design and its cost.
 //
-// In a transaction the client opened with BEGIN (which the router then
-// defers unless it names a tenant itself, see answerQuery) the call is pipelined instead, after the
-// BEGIN and before the client's first statement, in the same network
-// write, without a Sync of its own (pipelineEnter): there a failed call aborts the
-// transaction, and the server skips the client's messages up to its Sync,
-// so nothing runs under the earlier binding either; a rollback undoes the
-// binding (boundInTx). That saves the round trip for the transactions that
-// write most. Not before SET TRANSACTION SNAPSHOT, which must come first.
+// In a transaction the client opened with BEGIN (which the router defers
+// unless it names a tenant itself, see answerQuery) the call is pipelined
+// instead, after the BEGIN and before the client's first statement, in the
+// same network write, without a Sync of its own (pipelineEnter): there a
+// failed call aborts the transaction, and the server skips the client's
+// messages up to its Sync, so nothing runs under the earlier binding
+// either; a rollback undoes the binding (boundInTx). That saves the round
+// trip for the transactions that write most. Not before SET TRANSACTION
+// SNAPSHOT, which must come first.
 //
 // Without a token (Config.BindingToken ""), the router binds with SET, as
 // on servers without the library, where any client can do the same.
